@@ -1,0 +1,420 @@
+//! Routing verified events to async handlers, by slug, by type, or all.
+
+use std::any::Any;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll as TaskPoll;
+
+use crate::event::view;
+use crate::resources::{Poll, Session, Task, WebhookConfig};
+use crate::{Event, EventError, Verified, ViewError};
+
+/// A boxed, sendable future, as handlers return.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a handler returns: `Ok(())`, or a [`HandlerError`] saying whether the
+/// API should deliver the event again.
+pub type HandlerResult = Result<(), HandlerError>;
+
+/// A handler failure, either asking for redelivery or acknowledging the event.
+///
+/// Any error converts into a failure that asks for redelivery, so `?` works in
+/// handlers. Use [`HandlerError::acknowledge`] for an event that can never be
+/// handled (retrying it would only cause a retry storm): it is logged and
+/// answered with success.
+pub struct HandlerError {
+    retry: bool,
+    message: String,
+}
+
+impl HandlerError {
+    /// A failure that asks the API to deliver the event again (HTTP 500).
+    pub fn retry(message: impl fmt::Display) -> Self {
+        Self {
+            retry: true,
+            message: message.to_string(),
+        }
+    }
+
+    /// A permanent failure: logged, then acknowledged (HTTP 200) so the API
+    /// does not retry.
+    pub fn acknowledge(message: impl fmt::Display) -> Self {
+        Self {
+            retry: false,
+            message: message.to_string(),
+        }
+    }
+
+    /// Whether the failure asks for redelivery.
+    pub fn is_retry(&self) -> bool {
+        self.retry
+    }
+
+    /// The handler's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        Self::retry(error.into())
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerError")
+            .field("retry", &self.retry)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// An event parsed from a [`Verified`] delivery: the only thing a
+/// [`Dispatcher`] accepts, so handlers never see unverified bytes.
+#[derive(Clone)]
+pub struct VerifiedEvent {
+    event: Arc<Event>,
+    matched_secret: usize,
+}
+
+impl VerifiedEvent {
+    /// Parses the verified body as an event.
+    ///
+    /// # Errors
+    /// [`EventError`] when the body is not an event.
+    pub fn parse(verified: Verified) -> Result<Self, EventError> {
+        let matched_secret = verified.matched_secret();
+        let event = Event::from_json(verified.into_body())?;
+        Ok(Self {
+            event: Arc::new(event),
+            matched_secret,
+        })
+    }
+
+    /// The event.
+    pub fn event(&self) -> &Arc<Event> {
+        &self.event
+    }
+
+    /// Which secret verified it (0 = current).
+    pub fn matched_secret(&self) -> usize {
+        self.matched_secret
+    }
+}
+
+impl fmt::Debug for VerifiedEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedEvent")
+            .field("event", &self.event)
+            .field("matched_secret", &self.matched_secret)
+            .finish()
+    }
+}
+
+/// What a handler can take as its argument: the whole event, a typed view of
+/// its data, or a pair of those.
+pub trait FromEvent: Sized + Send + 'static {
+    /// Name of the view, for logs.
+    const NAME: &'static str;
+
+    /// Builds the argument from a verified event.
+    ///
+    /// # Errors
+    /// [`ViewError`] when `data` does not fit the view.
+    fn from_event(event: &Arc<Event>) -> Result<Self, ViewError>;
+}
+
+impl FromEvent for Arc<Event> {
+    const NAME: &'static str = "Event";
+
+    fn from_event(event: &Arc<Event>) -> Result<Self, ViewError> {
+        Ok(Arc::clone(event))
+    }
+}
+
+macro_rules! data_view {
+    ($($ty:ident),*) => {$(
+        impl FromEvent for $ty {
+            const NAME: &'static str = stringify!($ty);
+
+            fn from_event(event: &Arc<Event>) -> Result<Self, ViewError> {
+                view(&event.data)
+            }
+        }
+    )*};
+}
+
+data_view!(Task, Poll, Session, WebhookConfig);
+
+impl<A: FromEvent, B: FromEvent> FromEvent for (A, B) {
+    const NAME: &'static str = A::NAME;
+
+    fn from_event(event: &Arc<Event>) -> Result<Self, ViewError> {
+        Ok((A::from_event(event)?, B::from_event(event)?))
+    }
+}
+
+/// An async function that handles events, taking `T` (see [`FromEvent`]).
+///
+/// Implemented for every `Fn(T) -> impl Future<Output = HandlerResult>`.
+pub trait Handler<T>: Send + Sync + 'static {
+    /// Runs the handler.
+    fn call(&self, arg: T) -> BoxFuture<HandlerResult>;
+}
+
+impl<T, F, Fut> Handler<T> for F
+where
+    T: FromEvent,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    fn call(&self, arg: T) -> BoxFuture<HandlerResult> {
+        Box::pin(self(arg))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    Exact { kind: String, action: String },
+    Kind(String),
+    Any,
+}
+
+impl Pattern {
+    fn parse(pattern: &str) -> Option<Self> {
+        if pattern == "*" {
+            return Some(Self::Any);
+        }
+        let (kind, action) = pattern.split_once('.')?;
+        let valid = |s: &str| !s.is_empty() && !s.contains(['*', '.']);
+        if !valid(kind) {
+            return None;
+        }
+        if action == "*" {
+            return Some(Self::Kind(kind.to_owned()));
+        }
+        valid(action).then(|| Self::Exact {
+            kind: kind.to_owned(),
+            action: action.to_owned(),
+        })
+    }
+
+    fn matches(&self, event: &Event) -> bool {
+        match self {
+            Self::Exact { kind, action } => event.is(kind, action),
+            Self::Kind(kind) => event.kind == *kind,
+            Self::Any => true,
+        }
+    }
+}
+
+type ErasedHandler =
+    Box<dyn Fn(&Arc<Event>) -> Result<BoxFuture<HandlerResult>, ViewError> + Send + Sync>;
+
+struct Route {
+    pattern: Pattern,
+    view: &'static str,
+    handler: ErasedHandler,
+}
+
+/// Handlers registered by slug pattern; runs every match for an event.
+///
+/// Patterns: an exact slug (`"task.succeeded"`), a whole type (`"task.*"`),
+/// or every event (`"*"`). A handler's argument decides what it receives:
+/// `Arc<Event>`, a typed view ([`Task`], [`Poll`], [`Session`],
+/// [`WebhookConfig`]), or a pair such as `(Task, Arc<Event>)`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ricloud_webhook::{Dispatcher, Event, HandlerError, Task};
+///
+/// let dispatcher = Dispatcher::new()
+///     .on("task.succeeded", |task: Task| async move {
+///         println!("task {} has {} results", task.id, task.results.data.len());
+///         Ok(())
+///     })
+///     .on("poll.*", |event: Arc<Event>| async move {
+///         Err(HandlerError::retry(format!("not ready for {}", event.id)))
+///     });
+/// assert_eq!(dispatcher.len(), 2);
+/// ```
+#[derive(Default)]
+pub struct Dispatcher {
+    routes: Vec<Route>,
+}
+
+impl Dispatcher {
+    /// A dispatcher with no handlers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `handler` for events matching `pattern`.
+    ///
+    /// # Panics
+    /// When `pattern` is not `"*"`, `"<type>.*"` or `"<type>.<action>"`
+    /// (a programming error, caught at start-up).
+    #[must_use]
+    #[track_caller]
+    pub fn on<T: FromEvent, H: Handler<T>>(mut self, pattern: &str, handler: H) -> Self {
+        let Some(parsed) = Pattern::parse(pattern) else {
+            panic!("invalid event pattern {pattern:?}: use \"*\", \"<type>.*\" or \"<type>.<action>\"");
+        };
+        self.routes.push(Route {
+            pattern: parsed,
+            view: T::NAME,
+            handler: Box::new(move |event| Ok(handler.call(T::from_event(event)?))),
+        });
+        self
+    }
+
+    /// Number of registered handlers.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether no handler is registered.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// How many handlers match `event`.
+    pub fn matching(&self, event: &Event) -> usize {
+        self.routes
+            .iter()
+            .filter(|r| r.pattern.matches(event))
+            .count()
+    }
+
+    /// Runs every handler that matches, in registration order, and reports
+    /// the combined result.
+    ///
+    /// All matching handlers run even when one fails. A panic in a handler is
+    /// caught and counts as asking for redelivery; so does a typed view that
+    /// does not fit the data (the handler could not run).
+    pub async fn dispatch(&self, event: &VerifiedEvent) -> Dispatched {
+        let event = &event.event;
+        let mut handled = 0;
+        let mut worst = Dispatched::NoHandler;
+        for route in self.routes.iter().filter(|r| r.pattern.matches(event)) {
+            let result = match catch_unwind(AssertUnwindSafe(|| (route.handler)(event))) {
+                Ok(Ok(future)) => run_caught(future).await,
+                Ok(Err(view_error)) => {
+                    tracing::debug!(detail = view_error.detail(), "view does not fit");
+                    Err(Dispatched::ViewMismatch { view: route.view })
+                }
+                Err(panic) => Err(Dispatched::Panicked {
+                    message: panic_message(&*panic),
+                }),
+            };
+            let failure = match result {
+                Ok(Ok(())) => {
+                    handled += 1;
+                    continue;
+                }
+                Ok(Err(e)) if e.retry => Dispatched::Retry { message: e.message },
+                Ok(Err(e)) => Dispatched::Acknowledged { message: e.message },
+                Err(failure) => failure,
+            };
+            if failure.rank() > worst.rank() {
+                worst = failure;
+            }
+        }
+        match worst {
+            Dispatched::NoHandler if handled > 0 => Dispatched::Handled { handlers: handled },
+            other => other,
+        }
+    }
+}
+
+/// Polls a handler's future, turning a panic into a value.
+async fn run_caught(mut future: BoxFuture<HandlerResult>) -> Result<HandlerResult, Dispatched> {
+    poll_fn(move |cx| {
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(TaskPoll::Ready(result)) => TaskPoll::Ready(Ok(result)),
+            Ok(TaskPoll::Pending) => TaskPoll::Pending,
+            // The future is dropped with the closure and never polled again.
+            Err(panic) => TaskPoll::Ready(Err(Dispatched::Panicked {
+                message: panic_message(&*panic),
+            })),
+        }
+    })
+    .await
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "handler panicked".to_owned())
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.routes.iter().map(|r| (&r.pattern, r.view)))
+            .finish()
+    }
+}
+
+/// The combined result of the handlers for one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dispatched {
+    /// Every matching handler succeeded.
+    Handled {
+        /// How many ran.
+        handlers: usize,
+    },
+    /// No handler matches the event.
+    NoHandler,
+    /// A handler failed permanently and asked for the event to be acknowledged.
+    Acknowledged {
+        /// The handler's message.
+        message: String,
+    },
+    /// A handler asked for redelivery.
+    Retry {
+        /// The handler's message.
+        message: String,
+    },
+    /// A typed handler could not run: the data does not fit its view.
+    ViewMismatch {
+        /// The view's type name.
+        view: &'static str,
+    },
+    /// A handler panicked.
+    Panicked {
+        /// The panic message (user text: log it at debug level).
+        message: String,
+    },
+}
+
+impl Dispatched {
+    /// Whether the delivery should be acknowledged (no redelivery wanted).
+    pub fn acknowledges(&self) -> bool {
+        self.rank() <= 2
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            Self::Handled { .. } => 0,
+            Self::NoHandler => 1,
+            Self::Acknowledged { .. } => 2,
+            Self::Retry { .. } | Self::ViewMismatch { .. } => 3,
+            Self::Panicked { .. } => 4,
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Receive webhooks from Reincubate's ricloud API: verify their signatures in
+//! constant time, parse them into typed events, and dispatch them to your
+//! async handlers, exactly once per event.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::{Duration, UNIX_EPOCH};
+//! use http::{HeaderMap, HeaderValue, Method, StatusCode};
+//! use ricloud_webhook::{sign, Delivery, Dispatcher, Event, Receiver, Secret, Task, Verifier};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // What the API does: sign the body with the shared secret.
+//! let secret = Secret::new("EZVNcphl95WzskoobnuXh_28qCZG_blz")?;
+//! let body = br#"{"id": "d921bf95-cc9f-4851-b6ab-9f1ab79db4df", "resource": "event",
+//!     "type": "task", "action": "succeeded", "data": {"id": "f3e4", "state": "succeeded"},
+//!     "state": "pending", "retries": 0}"#;
+//! let header = sign(&secret, 1_700_000_000, body);
+//!
+//! // What you do: a verifier for your secret, handlers, a receiver.
+//! let verifier = Verifier::new(secret);
+//! let dispatcher = Dispatcher::new()
+//!     .on("task.succeeded", |task: Task| async move {
+//!         assert_eq!(task.id, "f3e4");
+//!         Ok(())
+//!     })
+//!     .on("*", |event: Arc<Event>| async move {
+//!         println!("got {}", event.slug());
+//!         Ok(())
+//!     });
+//! let receiver = Receiver::new(verifier, dispatcher);
+//!
+//! // One delivery, as an HTTP server hands it over.
+//! let mut headers = HeaderMap::new();
+//! headers.insert("ricloud-signature", HeaderValue::from_str(&header.to_string())?);
+//! let delivery = |body: &'static [u8]| Delivery {
+//!     method: &Method::POST,
+//!     path: "/webhooks/d921bf95-cc9f-4851-b6ab-9f1ab79db4df",
+//!     headers: &headers,
+//!     body: body.into(),
+//! };
+//! let now = UNIX_EPOCH + Duration::from_secs(1_700_000_030);
+//! let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//!
+//! let outcome = rt.block_on(receiver.receive_at(delivery(body), now));
+//! assert_eq!(outcome.status(), StatusCode::OK);
+//! assert_eq!(outcome.slug(), Some("task.succeeded"));
+//!
+//! // A redelivery is acknowledged without running the handlers again.
+//! let again = rt.block_on(receiver.receive_at(delivery(body), now));
+//! assert_eq!(again.status(), StatusCode::OK);
+//! assert_eq!(again.body(), "OK");
+//!
+//! // A forged or tampered body is refused.
+//! let tampered = rt.block_on(receiver.receive_at(delivery(b"{}"), now));
+//! assert_eq!(tampered.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! This crate has no sockets and no async runtime: it takes request parts and
+//! returns an [`Outcome`]. The `ricloud-webhook-hyper` crate is the listening
+//! endpoint built on it.
+//!
+//! # Security
+//!
+//! - **What is signed.** `Ricloud-Signature: t=<unix seconds>,s=<base64>` with
+//!   `s = HMAC-SHA256(secret, "<t>.<raw body>")`. The body and the timestamp
+//!   are covered; the URL path, the other headers and the method are not.
+//!   That is why the receiver requires the event id in the path to equal the
+//!   `id` inside the signed body.
+//! - **Constant time.** The expected tag is compared with the received one
+//!   through `subtle` (four 64-bit words, no early exit). Length checks exit
+//!   early; lengths are public. Each secret is keyed into an HMAC state once,
+//!   at start-up.
+//! - **Order.** The signature is checked before the timestamp, so nothing
+//!   about the window is revealed to a sender without the secret.
+//! - **Replay window.** By default a timestamp more than 600 s old (ricloud-py's
+//!   default) or more than 300 s ahead is refused ([`TimeWindow`]). Within the
+//!   window, a replayed event is caught by deduplication on its id
+//!   ([`DeliveryStore`]), which remembers handled events for 24 h by default.
+//! - **Fail closed.** A [`Verifier`] cannot be built without a secret, and a
+//!   [`Secret`] cannot be empty. Handlers only ever receive a [`VerifiedEvent`],
+//!   which only a successful verification produces.
+//! - **No leaks.** [`Secret`] prints `[redacted]`, has no `Display` and is
+//!   wiped on drop. No error, log line or panic message holds a secret, an
+//!   expected signature or the body. (The keyed HMAC states derived from the
+//!   secrets are not wiped: `hmac` 0.12 does not support it.)
+//!
+//! # Status table
+//!
+//! | status | when |
+//! |---|---|
+//! | 200 | handled; a duplicate of an event already handled; no handler matches (unknown slugs included, and `webhook_config.test` with no handler); a handler failed with [`HandlerError::acknowledge`] |
+//! | 400 | malformed signature header; verified body that is not an event; path id different from body id |
+//! | 401 | missing signature header; no secret matches; timestamp outside the window |
+//! | 404 | no event id in the path (the adapter also answers 404 for other paths) |
+//! | 405 | method other than POST |
+//! | 500 | a handler asked for redelivery, panicked, or its typed view does not fit the data |
+//! | 503 | shutting down |
+//!
+//! The adapter adds 413 (body over the limit), 415 (content type not JSON),
+//! and 503 with `Retry-After` for overload and handler timeouts.
+//!
+//! # Handlers
+//!
+//! [`Dispatcher::on`] takes a pattern (`"task.succeeded"`, `"task.*"`, `"*"`)
+//! and an async function of `Arc<Event>`, a typed view ([`Task`], [`Poll`],
+//! [`Session`], [`WebhookConfig`]) or a pair of them. Every matching handler
+//! runs; any failure that asks for redelivery fails the delivery, and the
+//! event stays redeliverable. Concurrent deliveries of one event id run the
+//! handlers once: the second waits for the first's outcome.
+//!
+//! # Feature flags
+//!
+//! | flag | default | what |
+//! |---|---|---|
+//! | (none) | | the crate has no optional features |
+//!
+//! # Minimum supported Rust version
+//!
+//! Rust 1.85.
+
+mod dispatch;
+mod event;
+mod receiver;
+mod resources;
+mod secret;
+mod signature;
+mod store;
+mod verify;
+
+pub use dispatch::{
+    BoxFuture, Dispatched, Dispatcher, FromEvent, Handler, HandlerError, HandlerResult,
+    VerifiedEvent,
+};
+pub use event::{Event, EventData, EventError, ViewError};
+pub use receiver::{Delivery, Outcome, Reason, Receiver};
+pub use resources::{
+    Id, Poll, PollState, ResultList, ResultResource, ResultState, Session, SessionState, Task,
+    TaskState, WebhookConfig, WebhookConfigState,
+};
+pub use secret::{Secret, SecretError};
+pub use signature::{
+    sign, HeaderError, SignatureHeader, MAX_HEADER_LEN, SIGNATURE_HEADER, SIGNATURE_LEN,
+};
+pub use store::{Claim, DeliveryStore, InFlight, MemoryStore};
+pub use verify::{TimeWindow, Verified, Verifier, VerifyError};
+
+/// Re-exported for callers that build [`Delivery`] values.
+pub use bytes::Bytes;

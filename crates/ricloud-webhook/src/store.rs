@@ -1,0 +1,293 @@
+//! Deduplication of redelivered events.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime};
+
+/// Where the receiver records which events were handled, so a redelivery is
+/// acknowledged without running handlers again.
+///
+/// The receiver calls [`claim`](DeliveryStore::claim) once an event is
+/// verified and, for a [`Claim::Claimed`] event, exactly one
+/// [`finish`](DeliveryStore::finish) when its handlers are done, even when
+/// the delivery is cancelled (a timeout dropping it). Both run on the
+/// request path: they must not block for long.
+pub trait DeliveryStore: Send + Sync + 'static {
+    /// Takes responsibility for handling `event_id`, or says why not.
+    fn claim(&self, event_id: &str, now: SystemTime) -> Claim;
+
+    /// Ends a claim: `handled` true records the event as handled for good;
+    /// false releases it so a redelivery runs the handlers again.
+    fn finish(&self, event_id: &str, handled: bool, now: SystemTime);
+}
+
+/// The answer to [`DeliveryStore::claim`].
+#[non_exhaustive]
+pub enum Claim {
+    /// The caller now owns the event and must run its handlers.
+    Claimed,
+    /// The event was handled already: acknowledge without running handlers.
+    AlreadyHandled,
+    /// Another delivery of the same event is running; the future resolves to
+    /// whether it ended handled (true) or released (false).
+    InFlight(InFlight),
+}
+
+impl fmt::Debug for Claim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Claimed => "Claimed",
+            Self::AlreadyHandled => "AlreadyHandled",
+            Self::InFlight(_) => "InFlight",
+        })
+    }
+}
+
+/// Waits for a concurrent delivery of the same event to end.
+pub struct InFlight(Pin<Box<dyn Future<Output = bool> + Send>>);
+
+impl InFlight {
+    /// Wraps a future that resolves when the other delivery ends.
+    pub fn new(future: impl Future<Output = bool> + Send + 'static) -> Self {
+        Self(Box::pin(future))
+    }
+}
+
+impl Future for InFlight {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InFlight")
+    }
+}
+
+/// A one-shot broadcast of how an in-flight delivery ended.
+#[derive(Default)]
+struct Signal {
+    state: Mutex<SignalState>,
+}
+
+#[derive(Default)]
+struct SignalState {
+    done: Option<bool>,
+    wakers: Vec<Waker>,
+}
+
+impl Signal {
+    fn set(&self, handled: bool) {
+        let wakers = {
+            let mut state = lock(&self.state);
+            state.done = Some(handled);
+            std::mem::take(&mut state.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    fn wait(self: Arc<Self>) -> impl Future<Output = bool> + Send {
+        poll_fn(move |cx| {
+            let mut state = lock(&self.state);
+            if let Some(done) = state.done {
+                return Poll::Ready(done);
+            }
+            if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                state.wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The state stays consistent across a panic (every update is one
+    // assignment), so a poisoned lock is still usable.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+enum Entry {
+    InFlight(Arc<Signal>),
+    Handled(SystemTime),
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<Arc<str>, Entry>,
+    /// Handled events, oldest first, for eviction by count and age.
+    handled: VecDeque<(Arc<str>, SystemTime)>,
+}
+
+/// The default [`DeliveryStore`]: in memory, bounded in count and age.
+///
+/// It remembers up to `capacity` handled events for up to `max_age`
+/// (defaults: 100 000 events, 24 hours: the API retries over "a few hours").
+/// In-flight events are not counted: they are bounded by the number of
+/// concurrent deliveries. Memory is lost on restart and not shared between
+/// processes; implement [`DeliveryStore`] over a shared database for that.
+pub struct MemoryStore {
+    capacity: usize,
+    max_age: Duration,
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// Default number of handled events remembered.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+    /// Default time a handled event is remembered.
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+    /// A store with the default bounds.
+    pub fn new() -> Self {
+        Self::with_bounds(Self::DEFAULT_CAPACITY, Self::DEFAULT_MAX_AGE)
+    }
+
+    /// A store remembering at most `capacity` handled events for `max_age`.
+    pub fn with_bounds(capacity: usize, max_age: Duration) -> Self {
+        Self {
+            capacity,
+            max_age,
+            inner: Mutex::default(),
+        }
+    }
+
+    /// Number of handled events remembered now.
+    pub fn handled_len(&self) -> usize {
+        lock(&self.inner).handled.len()
+    }
+
+    fn evict(&self, inner: &mut Inner, now: SystemTime) {
+        while let Some((id, at)) = inner.handled.front() {
+            let expired = now.duration_since(*at).is_ok_and(|age| age > self.max_age);
+            if inner.handled.len() <= self.capacity && !expired {
+                break;
+            }
+            if matches!(inner.entries.get(id), Some(Entry::Handled(t)) if t == at) {
+                inner.entries.remove(id);
+            }
+            inner.handled.pop_front();
+        }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("capacity", &self.capacity)
+            .field("max_age", &self.max_age)
+            .field("handled", &self.handled_len())
+            .finish()
+    }
+}
+
+impl DeliveryStore for MemoryStore {
+    fn claim(&self, event_id: &str, now: SystemTime) -> Claim {
+        let mut inner = lock(&self.inner);
+        self.evict(&mut inner, now);
+        match inner.entries.get(event_id) {
+            Some(Entry::Handled(_)) => Claim::AlreadyHandled,
+            Some(Entry::InFlight(signal)) => {
+                Claim::InFlight(InFlight::new(Arc::clone(signal).wait()))
+            }
+            None => {
+                inner
+                    .entries
+                    .insert(Arc::from(event_id), Entry::InFlight(Arc::default()));
+                Claim::Claimed
+            }
+        }
+    }
+
+    fn finish(&self, event_id: &str, handled: bool, now: SystemTime) {
+        let signal = {
+            let mut inner = lock(&self.inner);
+            let Some((id, Entry::InFlight(signal))) = inner.entries.remove_entry(event_id) else {
+                return;
+            };
+            if handled {
+                inner.entries.insert(Arc::clone(&id), Entry::Handled(now));
+                inner.handled.push_back((id, now));
+                self.evict(&mut inner, now);
+            }
+            signal
+        };
+        signal.set(handled);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn handled_events_are_remembered() {
+        let store = MemoryStore::new();
+        assert!(matches!(store.claim("a", at(0)), Claim::Claimed));
+        store.finish("a", true, at(0));
+        assert!(matches!(store.claim("a", at(1)), Claim::AlreadyHandled));
+    }
+
+    #[test]
+    fn released_events_can_be_claimed_again() {
+        let store = MemoryStore::new();
+        assert!(matches!(store.claim("a", at(0)), Claim::Claimed));
+        store.finish("a", false, at(0));
+        assert!(matches!(store.claim("a", at(1)), Claim::Claimed));
+        assert_eq!(store.handled_len(), 0);
+    }
+
+    #[test]
+    fn bounded_by_capacity() {
+        let store = MemoryStore::with_bounds(2, Duration::from_secs(3600));
+        for id in ["a", "b", "c"] {
+            assert!(matches!(store.claim(id, at(0)), Claim::Claimed));
+            store.finish(id, true, at(0));
+        }
+        assert_eq!(store.handled_len(), 2);
+        // "a" was evicted first.
+        assert!(matches!(store.claim("a", at(0)), Claim::Claimed));
+        assert!(matches!(store.claim("c", at(0)), Claim::AlreadyHandled));
+    }
+
+    #[test]
+    fn bounded_by_age() {
+        let store = MemoryStore::with_bounds(10, Duration::from_secs(60));
+        assert!(matches!(store.claim("a", at(0)), Claim::Claimed));
+        store.finish("a", true, at(0));
+        assert!(matches!(store.claim("a", at(60)), Claim::AlreadyHandled));
+        assert!(matches!(store.claim("a", at(61)), Claim::Claimed));
+        assert_eq!(store.handled_len(), 0);
+    }
+
+    #[test]
+    fn in_flight_waiters_learn_the_outcome() {
+        let store = MemoryStore::new();
+        assert!(matches!(store.claim("a", at(0)), Claim::Claimed));
+        let Claim::InFlight(wait) = store.claim("a", at(0)) else {
+            panic!("expected in-flight");
+        };
+        store.finish("a", false, at(0));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        assert!(!rt.block_on(wait));
+    }
+}
