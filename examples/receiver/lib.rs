@@ -1,1 +1,95 @@
-//! x
+//! The handlers and set-up shared by the `receiver` example and its tests.
+//!
+//! Run the example with `cargo run --release --example receiver`.
+
+use std::sync::Arc;
+
+use ricloud_webhook::{
+    Dispatcher, Event, HandlerResult, Poll, Secret, SecretError, Session, Task, Verifier,
+    WebhookConfig,
+};
+
+/// Where handled events are reported (the example prints them on stdout).
+pub type Report = Arc<dyn Fn(String) + Send + Sync>;
+
+/// A typed handler for every documented slug and a catch-all for the rest;
+/// each reports one line with the slug and the event id.
+pub fn dispatcher(report: Report) -> Dispatcher {
+    fn line(report: &Report, event: &Event, detail: String) -> HandlerResult {
+        report(format!("handled {} {} {detail}", event.slug(), event.id));
+        Ok(())
+    }
+    let r = Arc::clone(&report);
+    let dispatcher = Dispatcher::new().on(
+        "webhook_config.test",
+        move |(config, event): (WebhookConfig, Arc<Event>)| {
+            let r = Arc::clone(&r);
+            async move { line(&r, &event, format!("config={}", config.id)) }
+        },
+    );
+    let mut dispatcher = dispatcher;
+    for slug in ["task.created", "task.succeeded", "task.failed"] {
+        let r = Arc::clone(&report);
+        dispatcher = dispatcher.on(slug, move |(task, event): (Task, Arc<Event>)| {
+            let r = Arc::clone(&r);
+            async move {
+                let results = task.results.data.len();
+                line(&r, &event, format!("task={} results={results}", task.id))
+            }
+        });
+    }
+    for slug in ["poll.created", "poll.completed"] {
+        let r = Arc::clone(&report);
+        dispatcher = dispatcher.on(slug, move |(poll, event): (Poll, Arc<Event>)| {
+            let r = Arc::clone(&r);
+            async move { line(&r, &event, format!("poll={}", poll.id)) }
+        });
+    }
+    let r = Arc::clone(&report);
+    dispatcher = dispatcher.on(
+        "session.expired",
+        move |(session, event): (Session, Arc<Event>)| {
+            let r = Arc::clone(&r);
+            async move { line(&r, &event, format!("session={}", session.id)) }
+        },
+    );
+    let r = report;
+    dispatcher.on("*", move |event: Arc<Event>| {
+        let r = Arc::clone(&r);
+        async move {
+            if is_documented(&event) {
+                return Ok(());
+            }
+            line(&r, &event, "(no typed view)".to_owned())
+        }
+    })
+}
+
+/// The slugs the API documents; the catch-all reports the others.
+pub const DOCUMENTED_SLUGS: [&str; 7] = [
+    "webhook_config.test",
+    "session.expired",
+    "poll.created",
+    "poll.completed",
+    "task.created",
+    "task.succeeded",
+    "task.failed",
+];
+
+fn is_documented(event: &Event) -> bool {
+    DOCUMENTED_SLUGS
+        .iter()
+        .any(|slug| slug.split_once('.') == Some((&event.kind, &event.action)))
+}
+
+/// A verifier for the current secret and an optional previous one.
+///
+/// # Errors
+/// When a secret is empty.
+pub fn verifier(current: String, previous: Option<String>) -> Result<Verifier, SecretError> {
+    let mut verifier = Verifier::new(Secret::new(current)?);
+    if let Some(previous) = previous {
+        verifier = verifier.with_previous(Secret::new(previous)?);
+    }
+    Ok(verifier)
+}

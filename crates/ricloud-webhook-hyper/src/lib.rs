@@ -1,1 +1,72 @@
-//! x
+//! The listening endpoint for ricloud webhooks: a hyper 1.x (and tower)
+//! service over the [`ricloud_webhook`] receiver, with every network limit.
+//!
+//! ```no_run
+//! use ricloud_webhook::{Dispatcher, Receiver, Secret, Task, Verifier};
+//! use ricloud_webhook_hyper::{serve, Config, WebhookService};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let secret = Secret::new(std::env::var("RICLOUD_WEBHOOK_SECRET")?)?;
+//!     let dispatcher = Dispatcher::new().on("task.succeeded", |task: Task| async move {
+//!         println!("task {} succeeded", task.id);
+//!         Ok(())
+//!     });
+//!     let service = WebhookService::with_config(
+//!         Receiver::new(Verifier::new(secret), dispatcher),
+//!         Config::default(),
+//!     );
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     serve(listener, service, async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     })
+//!     .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Routes and statuses
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST <prefix>/<event id>` (prefix `/webhooks` by default) | the core's status table: 200, 400, 401, 500, 503 |
+//! | `GET /healthz` | 200 |
+//! | other method on the webhook path | 405 with `Allow: POST` |
+//! | other path | 404 |
+//! | content type not JSON | 415 |
+//! | body over [`Config::body_limit`] (5 MiB) | 413, before reading when `Content-Length` says so |
+//! | more than [`Config::max_deliveries`] at once, delivery over [`Config::delivery_timeout`], shutting down | 503 with `Retry-After` |
+//!
+//! # Mounting in your own server
+//!
+//! [`WebhookService`] implements `hyper::service::Service` and
+//! `tower::Service` for any request body, so it can be given to hyper's
+//! connection builders or mounted in axum with
+//! `Router::route_service("/webhooks/{id}", service)` (the service sees the
+//! full path, so mount it at its prefix, not with `nest_service`).
+//!
+//! # Security
+//!
+//! Memory per delivery is bounded by the body limit; connections by
+//! [`Config::max_connections`]; slow clients by the header read timeout and
+//! the delivery timeout. Logs carry the status and reason of each rejection,
+//! never the secret, a signature or the body.
+//!
+//! # Feature flags
+//!
+//! | flag | default | what |
+//! |---|---|---|
+//! | (none) | | no optional features |
+//!
+//! # Minimum supported Rust version
+//!
+//! Rust 1.85.
+
+mod body;
+mod config;
+mod serve;
+mod service;
+
+pub use config::Config;
+pub use serve::serve;
+pub use service::{WebhookResponse, WebhookService};
