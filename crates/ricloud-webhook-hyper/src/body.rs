@@ -160,9 +160,15 @@ mod tests {
     fn content_length_parsing() {
         let mut h = HeaderMap::new();
         assert_eq!(content_length(&h), None);
-        h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("42"));
+        h.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("42"),
+        );
         assert_eq!(content_length(&h), Some(42));
-        h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("x"));
+        h.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("x"),
+        );
         assert_eq!(content_length(&h), None);
     }
 }

@@ -206,13 +206,11 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
     };
     let media = value.split(';').next().unwrap_or("").trim();
     media.eq_ignore_ascii_case("application/json")
-        || media
-            .rsplit_once('+')
-            .is_some_and(|(kind, suffix)| {
-                suffix.eq_ignore_ascii_case("json")
-                    && kind.len() > 12
-                    && kind[..12].eq_ignore_ascii_case("application/")
-            })
+        || media.rsplit_once('+').is_some_and(|(kind, suffix)| {
+            suffix.eq_ignore_ascii_case("json")
+                && kind.len() > 12
+                && kind[..12].eq_ignore_ascii_case("application/")
+        })
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> WebhookResponse {

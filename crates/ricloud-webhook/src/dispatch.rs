@@ -269,7 +269,9 @@ impl Dispatcher {
     #[track_caller]
     pub fn on<T: FromEvent, H: Handler<T>>(mut self, pattern: &str, handler: H) -> Self {
         let Some(parsed) = Pattern::parse(pattern) else {
-            panic!("invalid event pattern {pattern:?}: use \"*\", \"<type>.*\" or \"<type>.<action>\"");
+            panic!(
+                "invalid event pattern {pattern:?}: use \"*\", \"<type>.*\" or \"<type>.<action>\""
+            );
         };
         self.routes.push(Route {
             pattern: parsed,

@@ -247,8 +247,10 @@ mod tests {
 
     #[test]
     fn known_slug_with_misfit_data_still_parses() {
-        let e = Event::from_json(&br#"{"id":"x","type":"task","action":"succeeded","data":"oops"}"#[..])
-            .expect("event");
+        let e = Event::from_json(
+            &br#"{"id":"x","type":"task","action":"succeeded","data":"oops"}"#[..],
+        )
+        .expect("event");
         let EventData::Task(Err(err)) = e.data() else {
             panic!("expected a view error");
         };
@@ -260,7 +262,10 @@ mod tests {
     #[test]
     fn rejects_what_is_not_an_event() {
         assert_eq!(Event::from_json(Bytes::new()), Err(EventError::Truncated));
-        assert_eq!(Event::from_json(&b"{\"id\":"[..]), Err(EventError::Truncated));
+        assert_eq!(
+            Event::from_json(&b"{\"id\":"[..]),
+            Err(EventError::Truncated)
+        );
         assert!(matches!(
             Event::from_json(&b"not json"[..]),
             Err(EventError::NotJson { .. })
@@ -297,7 +302,10 @@ mod tests {
         assert_eq!(again.id, e.id);
         assert_eq!(again.data, e.data);
         assert_eq!(again.retries, Some(2));
-        assert_eq!(serde_json::to_value(&again).ok(), serde_json::to_value(&e).ok());
+        assert_eq!(
+            serde_json::to_value(&again).ok(),
+            serde_json::to_value(&e).ok()
+        );
     }
 
     #[test]

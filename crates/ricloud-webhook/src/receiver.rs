@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::store::{Claim, DeliveryStore, MemoryStore};
 use crate::{
-    Dispatched, Dispatcher, EventError, Verifier, VerifiedEvent, VerifyError, SIGNATURE_HEADER,
+    Dispatched, Dispatcher, EventError, VerifiedEvent, Verifier, VerifyError, SIGNATURE_HEADER,
 };
 
 /// One HTTP request as the receiver needs it.
@@ -272,7 +272,11 @@ impl Outcome {
                 tracing::error!(status, "handler panicked; asking for redelivery");
             }
             Reason::Dispatched(Dispatched::Retry { message }) => {
-                tracing::error!(status, error = message.as_str(), "handler asked for redelivery");
+                tracing::error!(
+                    status,
+                    error = message.as_str(),
+                    "handler asked for redelivery"
+                );
             }
             Reason::Dispatched(Dispatched::Acknowledged { message }) => {
                 tracing::error!(

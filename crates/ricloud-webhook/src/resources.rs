@@ -454,8 +454,14 @@ mod tests {
     fn minimal_and_unknown_states() {
         let session: Session =
             serde_json::from_value(json!({"id": "s", "state": "hibernating"})).expect("session");
-        assert_eq!(session.state, Some(SessionState::Other("hibernating".into())));
-        assert_eq!(session.state.as_ref().map(SessionState::as_str), Some("hibernating"));
+        assert_eq!(
+            session.state,
+            Some(SessionState::Other("hibernating".into()))
+        );
+        assert_eq!(
+            session.state.as_ref().map(SessionState::as_str),
+            Some("hibernating")
+        );
         let poll: Poll = serde_json::from_value(json!({"id": "p"})).expect("poll");
         assert!(poll.tasks_pending.is_empty());
         assert!(serde_json::from_value::<Task>(json!({"state": "x"})).is_err());

@@ -411,7 +411,10 @@ mod tests {
 
     #[test]
     fn empty_fields() {
-        assert_eq!(parse(&format!("t=,s={S}")), Err(HeaderError::EmptyTimestamp));
+        assert_eq!(
+            parse(&format!("t=,s={S}")),
+            Err(HeaderError::EmptyTimestamp)
+        );
         assert_eq!(parse("t=1709815072,s="), Err(HeaderError::EmptySignature));
     }
 
@@ -445,7 +448,10 @@ mod tests {
             parse(&format!("t=1,s={S},v1=x")),
             Err(HeaderError::UnknownField)
         );
-        assert_eq!(parse(&format!(" t=1,s={S}")), Err(HeaderError::UnknownField));
+        assert_eq!(
+            parse(&format!(" t=1,s={S}")),
+            Err(HeaderError::UnknownField)
+        );
         assert_eq!(parse(&format!("T=1,s={S}")), Err(HeaderError::UnknownField));
         assert_eq!(
             parse(&format!("t=1, s={S}")),

@@ -425,7 +425,9 @@ mod tests {
         assert!(check(&v, 0, FAR).is_err());
         let header = v.sign(0, b"").to_string();
         let before_epoch = UNIX_EPOCH - Duration::from_secs(5);
-        assert!(v.verify_at(Some(header.as_bytes()), Bytes::new(), before_epoch).is_ok());
+        assert!(v
+            .verify_at(Some(header.as_bytes()), Bytes::new(), before_epoch)
+            .is_ok());
     }
 
     #[test]
@@ -447,7 +449,9 @@ mod tests {
             .expect("secrets");
         for (i, s) in ["new", "old", "older"].into_iter().enumerate() {
             let h = signature::sign(&secret(s), T, b"x").to_string();
-            let ok = v.verify_at(Some(h.as_bytes()), &b"x"[..], at(T)).expect("valid");
+            let ok = v
+                .verify_at(Some(h.as_bytes()), &b"x"[..], at(T))
+                .expect("valid");
             assert_eq!(ok.matched_secret(), i);
         }
         // Once "older" is removed, it is refused.

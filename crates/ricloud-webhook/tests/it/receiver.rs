@@ -1,0 +1,446 @@
+//! The receiver pipeline: each rule of the status table, deduplication,
+//! concurrency, cancellation and shutdown.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use ricloud_webhook::{
+    sign, Claim, Delivery, DeliveryStore, Dispatched, Dispatcher, Event, HandlerError, MemoryStore,
+    Outcome, Reason, Receiver, Verifier, VerifyError,
+};
+use tokio::sync::Notify;
+
+use crate::{at, block_on, event_body, secret, NOW};
+
+const ID: &str = "d921bf95-cc9f-4851-b6ab-9f1ab79db4df";
+
+struct Req {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Req {
+    /// A correctly signed delivery of `body` with the secret "k" at `t`.
+    fn signed(id: &str, body: Vec<u8>, t: u64) -> Self {
+        let mut headers = HeaderMap::new();
+        let header = sign(&secret("k"), t, &body).to_string();
+        headers.insert(
+            "Ricloud-Signature",
+            HeaderValue::from_str(&header).expect("ascii"),
+        );
+        Self {
+            method: Method::POST,
+            path: format!("/webhooks/{id}"),
+            headers,
+            body,
+        }
+    }
+
+    fn event(kind: &str, action: &str) -> Self {
+        Self::signed(ID, event_body(ID, kind, action), NOW)
+    }
+
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery {
+            method: &self.method,
+            path: &self.path,
+            headers: &self.headers,
+            body: self.body.clone().into(),
+        }
+    }
+}
+
+/// A receiver for secret "k" whose handlers count calls per event.
+fn counting(dispatcher: Dispatcher) -> (Receiver, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let dispatcher = dispatcher.on("task.*", move |_: Arc<Event>| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async { Ok(()) }
+    });
+    (Receiver::new(Verifier::new(secret("k")), dispatcher), calls)
+}
+
+fn receive(receiver: &Receiver, req: &Req) -> Outcome {
+    block_on(receiver.receive_at(req.delivery(), at(NOW)))
+}
+
+#[test]
+fn valid_event_is_handled() {
+    let (receiver, calls) = counting(Dispatcher::new());
+    let out = receive(&receiver, &Req::event("task", "succeeded"));
+    assert_eq!(out.status(), StatusCode::OK);
+    assert_eq!(
+        out.reason(),
+        &Reason::Dispatched(Dispatched::Handled { handlers: 1 })
+    );
+    assert_eq!(out.event_id(), Some(ID));
+    assert_eq!(out.slug(), Some("task.succeeded"));
+    assert_eq!(out.matched_secret(), Some(0));
+    assert_eq!(out.body(), "OK");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn redelivery_is_acknowledged_without_running_handlers() {
+    let (receiver, calls) = counting(Dispatcher::new());
+    let req = Req::event("task", "succeeded");
+    assert_eq!(receive(&receiver, &req).status(), StatusCode::OK);
+    // The API's retry carries a new signature time; same event id.
+    let again = Req::signed(ID, req.body.clone(), NOW + 60);
+    let out = receive(&receiver, &again);
+    assert_eq!(out.status(), StatusCode::OK);
+    assert_eq!(out.reason(), &Reason::Duplicate);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn failed_event_stays_redeliverable() {
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let a = Arc::clone(&attempts);
+    let dispatcher = Dispatcher::new().on("task.succeeded", move |_: Arc<Event>| {
+        let n = a.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                Err(HandlerError::retry("first attempt fails"))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let receiver = Receiver::new(Verifier::new(secret("k")), dispatcher);
+    let req = Req::event("task", "succeeded");
+    let first = receive(&receiver, &req);
+    assert_eq!(first.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!first.body().contains("first attempt fails"));
+    assert_eq!(receive(&receiver, &req).status(), StatusCode::OK);
+    assert_eq!(receive(&receiver, &req).reason(), &Reason::Duplicate);
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn panicking_handler_is_500_and_redeliverable() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let dispatcher = Dispatcher::new().on("task.succeeded", move |_: Arc<Event>| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            assert!(n > 0, "handler bug on first try");
+            Ok(())
+        }
+    });
+    let receiver = Receiver::new(Verifier::new(secret("k")), dispatcher);
+    let req = Req::event("task", "succeeded");
+    let out = receive(&receiver, &req);
+    assert_eq!(out.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(matches!(
+        out.reason(),
+        Reason::Dispatched(Dispatched::Panicked { .. })
+    ));
+    assert_eq!(receive(&receiver, &req).status(), StatusCode::OK);
+}
+
+#[test]
+fn acknowledged_failure_is_200_and_not_redelivered() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let dispatcher = Dispatcher::new().on("task.succeeded", move |_: Arc<Event>| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async { Err(HandlerError::acknowledge("cannot ever handle this")) }
+    });
+    let receiver = Receiver::new(Verifier::new(secret("k")), dispatcher);
+    let req = Req::event("task", "succeeded");
+    assert_eq!(receive(&receiver, &req).status(), StatusCode::OK);
+    assert_eq!(receive(&receiver, &req).reason(), &Reason::Duplicate);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn unknown_slug_is_acknowledged() {
+    let (receiver, calls) = counting(Dispatcher::new());
+    let out = receive(&receiver, &Req::event("invoice", "paid"));
+    assert_eq!(out.status(), StatusCode::OK);
+    assert_eq!(out.reason(), &Reason::Dispatched(Dispatched::NoHandler));
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn webhook_config_test_passes_without_any_handler() {
+    let receiver = Receiver::new(Verifier::new(secret("k")), Dispatcher::new());
+    let out = receive(&receiver, &Req::event("webhook_config", "test"));
+    assert_eq!(out.status(), StatusCode::OK);
+    assert_eq!(out.slug(), Some("webhook_config.test"));
+}
+
+#[test]
+fn path_id_must_equal_body_id() {
+    let (receiver, calls) = counting(Dispatcher::new());
+    let body = event_body(ID, "task", "succeeded");
+    let req = Req::signed("2abc5619-25ab-489b-967e-4d928a831817", body, NOW);
+    let out = receive(&receiver, &req);
+    assert_eq!(out.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(out.reason(), &Reason::PathMismatch);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    // A trailing slash after the right id is fine.
+    let mut req = Req::event("task", "succeeded");
+    req.path.push('/');
+    assert_eq!(receive(&receiver, &req).status(), StatusCode::OK);
+}
+
+#[test]
+fn verification_failures() {
+    let (receiver, calls) = counting(Dispatcher::new());
+    let body = event_body(ID, "task", "succeeded");
+
+    let mut missing = Req::event("task", "succeeded");
+    missing.headers.clear();
+    let out = receive(&receiver, &missing);
+    assert_eq!(out.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(out.reason(), &Reason::Verify(VerifyError::MissingHeader));
+
+    let mut malformed = Req::event("task", "succeeded");
+    malformed
+        .headers
+        .insert("ricloud-signature", HeaderValue::from_static("t=1,s=abc"));
+    let out = receive(&receiver, &malformed);
+    assert_eq!(out.status(), StatusCode::BAD_REQUEST);
+    assert!(matches!(
+        out.reason(),
+        Reason::Verify(VerifyError::MalformedHeader(_))
+    ));
+
+    let mut tampered = Req::event("task", "succeeded");
+    tampered.body[10] ^= 1;
+    assert_eq!(
+        receive(&receiver, &tampered).status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let mut wrong_secret = Req::event("task", "succeeded");
+    let forged = sign(&secret("guess"), NOW, &body).to_string();
+    wrong_secret.headers.insert(
+        "ricloud-signature",
+        HeaderValue::from_str(&forged).expect("ascii"),
+    );
+    assert_eq!(
+        receive(&receiver, &wrong_secret).reason(),
+        &Reason::Verify(VerifyError::SignatureMismatch)
+    );
+
+    let expired = Req::signed(ID, body.clone(), NOW - 601);
+    assert!(matches!(
+        receive(&receiver, &expired).reason(),
+        Reason::Verify(VerifyError::TimestampTooOld { .. })
+    ));
+    let future = Req::signed(ID, body, NOW + 301);
+    let out = receive(&receiver, &future);
+    assert_eq!(out.status(), StatusCode::UNAUTHORIZED);
+    assert!(matches!(
+        out.reason(),
+        Reason::Verify(VerifyError::TimestampTooFarAhead { .. })
+    ));
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn signed_body_that_is_not_an_event_is_400() {
+    let (receiver, _) = counting(Dispatcher::new());
+    for body in [&b"not json"[..], b"{}", b"[]", b""] {
+        let out = receive(&receiver, &Req::signed(ID, body.to_vec(), NOW));
+        assert_eq!(out.status(), StatusCode::BAD_REQUEST, "{body:?}");
+        assert!(matches!(out.reason(), Reason::NotAnEvent(_)));
+    }
+}
+
+#[test]
+fn method_and_path_checks() {
+    let (receiver, _) = counting(Dispatcher::new());
+    let mut get = Req::event("task", "succeeded");
+    get.method = Method::GET;
+    assert_eq!(
+        receive(&receiver, &get).status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let mut no_id = Req::event("task", "succeeded");
+    no_id.path = "/".into();
+    assert_eq!(receive(&receiver, &no_id).status(), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn rotation_is_reported() {
+    let verifier = Verifier::new(secret("new")).with_previous(secret("k"));
+    let receiver = Receiver::new(verifier, Dispatcher::new());
+    let out = receive(&receiver, &Req::event("task", "succeeded"));
+    assert_eq!(out.status(), StatusCode::OK);
+    assert_eq!(out.matched_secret(), Some(1));
+}
+
+#[test]
+fn shutting_down_is_503() {
+    let (receiver, calls) = counting(Dispatcher::new());
+    receiver.begin_shutdown();
+    let out = receive(&receiver, &Req::event("task", "succeeded"));
+    assert_eq!(out.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(out.reason(), &Reason::ShuttingDown);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+/// A receiver whose task handler counts and then waits for `gate`.
+fn gated(fail_first: bool) -> (Receiver, Arc<AtomicUsize>, Arc<Notify>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Notify::new());
+    let (c, g) = (Arc::clone(&calls), Arc::clone(&gate));
+    let dispatcher = Dispatcher::new().on("task.succeeded", move |_: Arc<Event>| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        let g = Arc::clone(&g);
+        async move {
+            if n == 0 {
+                g.notified().await;
+                if fail_first {
+                    return Err(HandlerError::retry("first delivery fails"));
+                }
+            }
+            Ok(())
+        }
+    });
+    (
+        Receiver::new(Verifier::new(secret("k")), dispatcher),
+        calls,
+        gate,
+    )
+}
+
+#[test]
+fn concurrent_duplicates_run_handlers_once() {
+    let (receiver, calls, gate) = gated(false);
+    let req = Req::event("task", "succeeded");
+    let (a, b) = block_on(async {
+        let first = receiver.receive_at(req.delivery(), at(NOW));
+        let second = async {
+            // Let the first delivery claim the event and block in its handler.
+            tokio::task::yield_now().await;
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+            let out = receiver.receive_at(req.delivery(), at(NOW)).await;
+            out
+        };
+        let release = async {
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            gate.notify_one();
+        };
+        let (a, b, ()) = tokio::join!(first, second, release);
+        (a, b)
+    });
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(a.status(), StatusCode::OK);
+    assert_eq!(b.status(), StatusCode::OK);
+    assert_eq!(b.reason(), &Reason::Duplicate);
+}
+
+#[test]
+fn concurrent_duplicate_takes_over_when_the_first_fails() {
+    let (receiver, calls, gate) = gated(true);
+    let req = Req::event("task", "succeeded");
+    let (a, b) = block_on(async {
+        let first = receiver.receive_at(req.delivery(), at(NOW));
+        let second = async {
+            tokio::task::yield_now().await;
+            receiver.receive_at(req.delivery(), at(NOW)).await
+        };
+        let release = async {
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            gate.notify_one();
+        };
+        let (a, b, ()) = tokio::join!(first, second, release);
+        (a, b)
+    });
+    assert_eq!(a.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(b.status(), StatusCode::OK);
+    assert_eq!(
+        b.reason(),
+        &Reason::Dispatched(Dispatched::Handled { handlers: 1 })
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn cancelled_delivery_releases_its_claim() {
+    let (receiver, calls, _gate) = gated(false);
+    let req = Req::event("task", "succeeded");
+    block_on(async {
+        // The handler never finishes: a timeout drops the delivery.
+        let timed_out = tokio::time::timeout(
+            std::time::Duration::from_millis(10),
+            receiver.receive_at(req.delivery(), at(NOW)),
+        )
+        .await;
+        assert!(timed_out.is_err());
+    });
+    let out = receive(&receiver, &req);
+    assert_eq!(out.status(), StatusCode::OK);
+    assert_eq!(
+        out.reason(),
+        &Reason::Dispatched(Dispatched::Handled { handlers: 1 })
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[derive(Default)]
+struct Recording {
+    inner: MemoryStore,
+    log: std::sync::Mutex<Vec<String>>,
+}
+
+impl DeliveryStore for Recording {
+    fn claim(&self, event_id: &str, now: SystemTime) -> Claim {
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("claim {event_id}"));
+        self.inner.claim(event_id, now)
+    }
+
+    fn finish(&self, event_id: &str, handled: bool, now: SystemTime) {
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("finish {event_id} {handled}"));
+        self.inner.finish(event_id, handled, now);
+    }
+}
+
+#[test]
+fn custom_store_sees_claims_and_finishes() {
+    let store = Arc::new(Recording::default());
+    struct Shared(Arc<Recording>);
+    impl DeliveryStore for Shared {
+        fn claim(&self, id: &str, now: SystemTime) -> Claim {
+            self.0.claim(id, now)
+        }
+        fn finish(&self, id: &str, handled: bool, now: SystemTime) {
+            self.0.finish(id, handled, now);
+        }
+    }
+    let (receiver, _) = counting(Dispatcher::new());
+    let receiver = receiver.with_store(Shared(Arc::clone(&store)));
+    let req = Req::event("task", "succeeded");
+    receive(&receiver, &req);
+    receive(&receiver, &req);
+    // Unverified deliveries never reach the store.
+    let mut forged = Req::event("task", "succeeded");
+    forged.body[3] ^= 1;
+    receive(&receiver, &forged);
+    assert_eq!(
+        *store.log.lock().expect("lock"),
+        [
+            format!("claim {ID}"),
+            format!("finish {ID} true"),
+            format!("claim {ID}")
+        ]
+    );
+}
