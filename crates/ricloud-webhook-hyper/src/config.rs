@@ -49,7 +49,7 @@ impl Config {
     #[must_use]
     pub fn prefix(mut self, prefix: &str) -> Self {
         let trimmed = prefix.trim_end_matches('/');
-        self.prefix = if trimmed.starts_with('/') {
+        self.prefix = if trimmed.is_empty() || trimmed.starts_with('/') {
             trimmed.to_owned()
         } else {
             format!("/{trimmed}")

@@ -1,0 +1,333 @@
+//! The whole status matrix over a real socket, plus connection-level limits
+//! and graceful shutdown.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ricloud_webhook_hyper::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::{
+    delivery, event_body, new_id, post, raw, read_reply, signature, unix_now, Server, SECRET,
+};
+
+fn json_signed(sig: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("Content-Type", "application/json".to_owned()),
+        ("Ricloud-Signature", sig.to_owned()),
+    ]
+}
+
+fn headers<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    list.iter().map(|(n, v)| (*n, v.as_str())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_matrix() {
+    let server = Server::start(Config::default().body_limit(64 * 1024)).await;
+    let addr = server.addr;
+    let now = unix_now();
+
+    // Valid event: 200, and its redelivery: 200 with handlers run once.
+    let id = new_id();
+    assert_eq!(
+        raw(addr, &delivery(&id, "task.succeeded")).await.status,
+        200
+    );
+    assert_eq!(
+        raw(addr, &delivery(&id, "task.succeeded")).await.status,
+        200
+    );
+    assert_eq!(server.probe.handled.load(Ordering::SeqCst), 1);
+
+    // Unknown slug: 200.
+    assert_eq!(
+        raw(addr, &delivery(&new_id(), "invoice.paid")).await.status,
+        200
+    );
+
+    let id = new_id();
+    let body = event_body(&id, "task.succeeded");
+    let path = format!("/webhooks/{id}");
+    let good = signature(&body, now, SECRET);
+
+    // Tampered body, wrong secret, expired and future timestamps, missing header: 401.
+    let mut tampered = body.clone();
+    tampered[12] ^= 1;
+    let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
+        ("tampered body", tampered, Some(good.clone())),
+        (
+            "wrong secret",
+            body.clone(),
+            Some(signature(&body, now, "not-the-secret")),
+        ),
+        (
+            "expired",
+            body.clone(),
+            Some(signature(&body, now - 601, SECRET)),
+        ),
+        (
+            "future",
+            body.clone(),
+            Some(signature(&body, now + 301, SECRET)),
+        ),
+        ("missing header", body.clone(), None),
+    ];
+    for (name, sent, sig) in cases {
+        let mut list = vec![("Content-Type", "application/json".to_owned())];
+        if let Some(sig) = sig {
+            list.push(("Ricloud-Signature", sig));
+        }
+        let reply = raw(addr, &post(&path, &headers(&list), &sent)).await;
+        assert_eq!(reply.status, 401, "{name}: {reply:?}");
+    }
+
+    // Malformed header: 400.
+    let list = json_signed("t=abc,s=xyz");
+    assert_eq!(
+        raw(addr, &post(&path, &headers(&list), &body)).await.status,
+        400
+    );
+
+    // Correctly signed body that is not JSON: 400.
+    let junk = b"not json at all".to_vec();
+    let list = json_signed(&signature(&junk, now, SECRET));
+    let reply = raw(addr, &post(&path, &headers(&list), &junk)).await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+
+    // Path id different from body id: 400.
+    let list = json_signed(&good);
+    let other = format!("/webhooks/{}", new_id());
+    let reply = raw(addr, &post(&other, &headers(&list), &body)).await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.body.contains("differs"), "{reply:?}");
+
+    // GET on the webhook path: 405 with Allow.
+    let get = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let reply = raw(addr, get.as_bytes()).await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("POST"));
+
+    // Wrong path: 404. Health check: 200.
+    let reply = raw(addr, &post("/elsewhere/x", &headers(&list), &body)).await;
+    assert_eq!(reply.status, 404);
+    let health = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw(addr, health).await.status, 200);
+
+    // Wrong content type: 415.
+    let list = vec![
+        ("Content-Type", "text/plain".to_owned()),
+        ("Ricloud-Signature", good.clone()),
+    ];
+    assert_eq!(
+        raw(addr, &post(&path, &headers(&list), &body)).await.status,
+        415
+    );
+
+    // Oversized with Content-Length: 413 without sending the body.
+    let big = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nRicloud-Signature: {good}\r\nContent-Length: {}\r\n\r\n",
+        10 * 1024 * 1024
+    );
+    assert_eq!(raw(addr, big.as_bytes()).await.status, 413);
+
+    // Oversized and chunked, without Content-Length: 413 once past the limit.
+    let reply = chunked_upload(addr, &path, &good, 200 * 1024).await;
+    assert_eq!(reply.status, 413);
+
+    // Handler failure: 500. Handler panic: 500, and the server keeps serving.
+    assert_eq!(
+        raw(addr, &delivery(&new_id(), "task.failed")).await.status,
+        500
+    );
+    assert_eq!(
+        raw(addr, &delivery(&new_id(), "poll.completed"))
+            .await
+            .status,
+        500
+    );
+    assert_eq!(
+        raw(addr, &delivery(&new_id(), "task.succeeded"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(server.probe.handled.load(Ordering::SeqCst), 2);
+
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+/// Streams `total` bytes of JSON-ish body in 8 KiB chunks without a
+/// `Content-Length`, stopping early if the server answers.
+async fn chunked_upload(
+    addr: std::net::SocketAddr,
+    path: &str,
+    sig: &str,
+    total: usize,
+) -> crate::Reply {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nRicloud-Signature: {sig}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b' '; 8 * 1024];
+    let mut sent = 0;
+    while sent < total {
+        let frame = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+        if stream.write_all(&frame).await.is_err() {
+            break; // the server answered and closed: expected
+        }
+        sent += chunk.len();
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    crate::parse_reply(&buf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_serves_several_requests_on_one_connection() {
+    let server = Server::start(Config::default()).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    for _ in 0..3 {
+        let req = String::from_utf8(delivery(&new_id(), "task.succeeded"))
+            .expect("utf-8")
+            .replace("Connection: close\r\n", "");
+        stream.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    assert_eq!(server.probe.handled.load(Ordering::SeqCst), 3);
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_prior_knowledge_is_served() {
+    let server = Server::start(Config::default()).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    // The HTTP/2 connection preface and an empty SETTINGS frame.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .expect("preface");
+    let mut frame = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut frame))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert_eq!(frame[3], 0x04, "server answers with a SETTINGS frame");
+    // A raw client never acknowledges GOAWAY: close it so shutdown is quick.
+    drop(stream);
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_is_closed_after_the_header_timeout() {
+    let server =
+        Server::start(Config::default().header_read_timeout(Duration::from_millis(300))).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    stream
+        .write_all(b"POST /webhooks/x HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("partial head");
+    // The server must close the connection; the 10 s bound only keeps a
+    // broken server from hanging the test.
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "connection still open after 10 s");
+    // A well-behaved client is still served.
+    let reply = raw(server.addr, &delivery(&new_id(), "task.succeeded")).await;
+    assert_eq!(reply.status, 200);
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_an_in_flight_delivery_finish() {
+    let server = Server::start(Config::default()).await;
+    let addr = server.addr;
+    let probe = std::sync::Arc::clone(&server.probe);
+    let in_flight =
+        tokio::spawn(async move { raw(addr, &delivery(&new_id(), "session.expired")).await });
+    probe.started.notified().await;
+
+    let stopped = server.shutdown();
+    // New connections are no longer accepted once the listener is dropped.
+    let refused = async {
+        loop {
+            match TcpStream::connect(addr).await {
+                Err(_) => break,
+                Ok(mut s) => {
+                    // Accepted by the kernel backlog before the drop: the
+                    // server must not answer it with a delivery outcome.
+                    let _ = s.write_all(&delivery(&new_id(), "task.succeeded")).await;
+                    let mut buf = Vec::new();
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
+                    if buf.is_empty() || buf.starts_with(b"HTTP/1.1 503") {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), refused)
+        .await
+        .expect("listener closed");
+    assert!(
+        !stopped.is_finished(),
+        "serve returned before the in-flight delivery"
+    );
+
+    probe.gate.notify_one();
+    let reply = in_flight.await.expect("join");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("serve returns after the delivery")
+        .expect("join")
+        .expect("serve");
+    assert_eq!(probe.handled.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_handler_does_not_take_the_server_down() {
+    let server = Server::start(Config::default()).await;
+    for _ in 0..3 {
+        assert_eq!(
+            raw(server.addr, &delivery(&new_id(), "poll.completed"))
+                .await
+                .status,
+            500
+        );
+    }
+    assert_eq!(
+        raw(server.addr, &delivery(&new_id(), "task.succeeded"))
+            .await
+            .status,
+        200
+    );
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_reply_helper_sees_the_healthz_body() {
+    let server = Server::start(Config::default()).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let reply = read_reply(&mut stream).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "ok"));
+    server.shutdown().await.expect("join").expect("serve");
+}
