@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::store::{Claim, DeliveryStore, MemoryStore};
 use crate::{
-    Dispatched, Dispatcher, EventError, VerifiedEvent, Verifier, VerifyError, SIGNATURE_HEADER,
+    Dispatched, Dispatcher, EventError, HeaderError, VerifiedEvent, Verifier, VerifyError,
+    SIGNATURE_HEADER,
 };
 
 /// One HTTP request as the receiver needs it.
@@ -113,7 +114,15 @@ impl Receiver {
         let Some(path_id) = event_id_from_path(delivery.path) else {
             return Outcome::new(Reason::NotFound);
         };
-        let header = delivery.headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
+        let mut values = delivery.headers.get_all(SIGNATURE_HEADER).iter();
+        let header = values.next().map(HeaderValue::as_bytes);
+        if values.next().is_some() {
+            // Two signatures are never sent by the API; which one a proxy
+            // keeps is not ours to guess.
+            return Outcome::new(Reason::Verify(VerifyError::MalformedHeader(
+                HeaderError::Repeated,
+            )));
+        }
         let verified = match self.verifier.verify_at(header, delivery.body, now) {
             Ok(verified) => verified,
             Err(e) => return Outcome::new(Reason::Verify(e)),

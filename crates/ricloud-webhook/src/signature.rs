@@ -264,6 +264,8 @@ pub enum HeaderError {
     },
     /// The value is empty.
     Empty,
+    /// The request carries more than one `Ricloud-Signature` header.
+    Repeated,
     /// A comma-separated field has no `=`.
     FieldWithoutValue,
     /// A field other than `t` or `s`.
@@ -323,6 +325,7 @@ impl fmt::Display for HeaderError {
                 "signature header is {len} bytes long, more than the {MAX_HEADER_LEN} allowed"
             ),
             Self::Empty => f.write_str("signature header is empty"),
+            Self::Repeated => f.write_str("request has more than one signature header"),
             Self::FieldWithoutValue => f.write_str("signature header has a field without `=`"),
             Self::UnknownField => {
                 f.write_str("signature header has a field other than `t=` and `s=`")

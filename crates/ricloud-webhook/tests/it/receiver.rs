@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use ricloud_webhook::{
-    sign, Claim, Delivery, DeliveryStore, Dispatched, Dispatcher, Event, HandlerError, MemoryStore,
-    Outcome, Reason, Receiver, Verifier, VerifyError,
+    sign, Claim, Delivery, DeliveryStore, Dispatched, Dispatcher, Event, HandlerError, HeaderError,
+    MemoryStore, Outcome, Reason, Receiver, Verifier, VerifyError,
 };
 use tokio::sync::Notify;
 
@@ -212,6 +212,16 @@ fn verification_failures() {
         out.reason(),
         Reason::Verify(VerifyError::MalformedHeader(_))
     ));
+
+    let mut repeated = Req::event("task", "succeeded");
+    let valid = repeated.headers["ricloud-signature"].clone();
+    repeated.headers.append("ricloud-signature", valid);
+    let out = receive(&receiver, &repeated);
+    assert_eq!(out.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        out.reason(),
+        &Reason::Verify(VerifyError::MalformedHeader(HeaderError::Repeated))
+    );
 
     let mut tampered = Req::event("task", "succeeded");
     tampered.body[10] ^= 1;
