@@ -10,6 +10,10 @@ use ricloud_webhook_cli::EVENT_SLUGS;
 /// The environment variable that holds the secret.
 pub(crate) const SECRET_ENV: &str = "RICLOUD_WEBHOOK_SECRET";
 
+/// The environment variable that holds a previous secret, as for the
+/// example receiver.
+const PREVIOUS_SECRET_ENV: &str = "RICLOUD_WEBHOOK_PREVIOUS_SECRET";
+
 const EXIT_STATUS: &str = "\
 Exit status: 0 valid (or success), 1 invalid (or delivery failed), 2 usage or setup error.";
 
@@ -132,6 +136,8 @@ fn verify() -> Command {
                 .long("previous-secret")
                 .value_name("SECRET")
                 .action(ArgAction::Append)
+                .env(PREVIOUS_SECRET_ENV)
+                .hide_env_values(true)
                 .help("Also accept this previous secret, during a rotation (repeatable)"),
         )
         .arg(

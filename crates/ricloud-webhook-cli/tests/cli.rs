@@ -23,7 +23,8 @@ const SECRET: &str = "EZVNcphl95WzskoobnuXh_28qCZG_blz";
 /// The binary with a clean environment for the secret.
 fn cli() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ricloud-webhook"));
-    cmd.env_remove(SECRET_ENV);
+    cmd.env_remove(SECRET_ENV)
+        .env_remove("RICLOUD_WEBHOOK_PREVIOUS_SECRET");
     cmd
 }
 
@@ -385,18 +386,31 @@ fn verify_accepts_previous_secrets() {
         body,
     );
     assert_eq!((code(&out), stdout(&out)), (0, "valid\n".to_owned()));
+
+    let mut cmd = cli();
+    cmd.args(["verify", "--header", &header])
+        .env(SECRET_ENV, SECRET)
+        .env("RICLOUD_WEBHOOK_PREVIOUS_SECRET", "old-secret");
+    let out = run(cmd, body);
+    assert_eq!((code(&out), stdout(&out)), (0, "valid\n".to_owned()));
 }
 
 #[test]
 fn help_names_the_variable_but_never_its_value() {
     for sub in ["send-test", "send", "sign", "verify"] {
         let mut cmd = cli();
-        cmd.args([sub, "--help"]).env(SECRET_ENV, SECRET);
+        cmd.args([sub, "--help"])
+            .env(SECRET_ENV, SECRET)
+            .env("RICLOUD_WEBHOOK_PREVIOUS_SECRET", "previous-secret-value");
         let out = run(cmd, b"");
         assert_eq!(code(&out), 0, "{sub}");
         let help = stdout(&out);
         assert!(help.contains("RICLOUD_WEBHOOK_SECRET"), "{sub}: {help}");
         assert!(!help.contains(SECRET), "{sub} help leaks the secret");
+        assert!(
+            !help.contains("previous-secret-value"),
+            "{sub} help leaks the previous secret"
+        );
     }
 }
 
