@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ricloud_webhook::{
     Dispatcher, Event, HandlerResult, Poll, Secret, SecretError, Session, Task, Verifier,
-    WebhookConfig,
+    WebhookConfig, DOCUMENTED_SLUGS,
 };
 
 /// Where handled events are reported (the example prints them on stdout).
@@ -64,17 +64,6 @@ pub fn dispatcher(report: Report) -> Dispatcher {
         }
     })
 }
-
-/// The slugs the API documents; the catch-all reports the others.
-pub const DOCUMENTED_SLUGS: [&str; 7] = [
-    "webhook_config.test",
-    "session.expired",
-    "poll.created",
-    "poll.completed",
-    "task.created",
-    "task.succeeded",
-    "task.failed",
-];
 
 fn is_documented(event: &Event) -> bool {
     DOCUMENTED_SLUGS

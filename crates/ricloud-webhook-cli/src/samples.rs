@@ -9,17 +9,8 @@ use serde_json::{json, Value};
 use crate::clock::iso8601_utc;
 use crate::uuid::{fill_random, push_hex, uuid_v4_from_bytes};
 
-/// The event slugs the API documents, in the order its documentation lists
-/// them. The API may send others; a receiver must accept those too.
-pub const EVENT_SLUGS: [&str; 7] = [
-    "webhook_config.test",
-    "session.expired",
-    "poll.created",
-    "poll.completed",
-    "task.created",
-    "task.succeeded",
-    "task.failed",
-];
+/// The event slugs the API documents (the core crate's list).
+pub const EVENT_SLUGS: [&str; 7] = ricloud_webhook::DOCUMENTED_SLUGS;
 
 /// The organisation every sample belongs to.
 const ORGANISATION: u64 = 4954;

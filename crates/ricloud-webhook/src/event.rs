@@ -8,6 +8,18 @@ use serde_json::Value;
 
 use crate::resources::{Poll, Session, Task, WebhookConfig};
 
+/// The event slugs the API documents, in the order its documentation lists
+/// them. The API may send others at any time; a receiver accepts those too.
+pub const DOCUMENTED_SLUGS: [&str; 7] = [
+    "webhook_config.test",
+    "session.expired",
+    "poll.created",
+    "poll.completed",
+    "task.created",
+    "task.succeeded",
+    "task.failed",
+];
+
 /// An event as the ricloud API sends it.
 ///
 /// Only `id`, `type` and `action` are required: the envelope tolerates

@@ -133,7 +133,7 @@ pub use dispatch::{
     BoxFuture, Dispatched, Dispatcher, FromEvent, Handler, HandlerError, HandlerResult,
     VerifiedEvent,
 };
-pub use event::{Event, EventData, EventError, ViewError};
+pub use event::{Event, EventData, EventError, ViewError, DOCUMENTED_SLUGS};
 pub use receiver::{Delivery, Outcome, Reason, Receiver};
 pub use resources::{
     Id, Poll, PollState, ResultList, ResultResource, ResultState, Session, SessionState, Task,
