@@ -1,0 +1,184 @@
+//! Servers to benchmark: `bench-server --mode ours|bare --addr 127.0.0.1:0`.
+//!
+//! - `ours`: the real endpoint, `ricloud_webhook_hyper::serve` with default
+//!   limits over a `Receiver` with one trivial typed `task.succeeded`
+//!   handler, as an application would run it.
+//! - `bare`: the transport limit, a bare hyper 1.x server (the same
+//!   `hyper_util` auto builder and settings on the same multi-thread tokio
+//!   runtime) that reads the whole body and answers 200 `OK` without
+//!   verifying anything.
+//!
+//! Prints its bound address on stdout, then serves until Ctrl-C or SIGTERM.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::{value_parser, Arg, Command};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use ricloud_webhook::{Dispatcher, Receiver, Secret, Task, Verifier};
+use ricloud_webhook_hyper::{serve, Config, WebhookService};
+use tokio::net::TcpListener;
+
+fn command() -> Command {
+    Command::new("bench-server")
+        .about("The servers the load generator compares: ours (the real endpoint) and bare hyper")
+        .arg(
+            Arg::new("mode")
+                .long("mode")
+                .required(true)
+                .value_parser(["ours", "bare"])
+                .help("ours: ricloud_webhook_hyper::serve; bare: hyper reading the body and answering 200"),
+        )
+        .arg(
+            Arg::new("addr")
+                .long("addr")
+                .default_value("127.0.0.1:0")
+                .help("Address to listen on; port 0 picks a free one"),
+        )
+        .arg(
+            Arg::new("secret")
+                .long("secret")
+                .env("RICLOUD_WEBHOOK_SECRET")
+                .default_value("bench-secret")
+                .hide_env_values(true)
+                .help("Webhook secret (ours)"),
+        )
+        .arg(
+            Arg::new("threads")
+                .long("threads")
+                .value_parser(value_parser!(usize))
+                .help("Runtime worker threads [default: CPUs this process may use]"),
+        )
+        .arg(
+            Arg::new("log")
+                .long("log")
+                .default_value("info")
+                .value_parser(["off", "error", "warn", "info", "debug"])
+                .help("stderr log level, like the receiver example (info)"),
+        )
+}
+
+fn main() -> anyhow::Result<()> {
+    let m = command().get_matches();
+    let text = |name: &str| m.get_one::<String>(name).cloned().unwrap_or_default();
+    if let Ok(level) = text("log").parse::<tracing::Level>() {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(level)
+            .init();
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = m.get_one::<usize>("threads") {
+        runtime.worker_threads((*threads).max(1));
+    }
+    let runtime = runtime.enable_all().build()?;
+    let mode = text("mode");
+    let secret = Secret::new(text("secret"))?;
+    let addr = text("addr");
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let local = listener.local_addr()?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{local}")?;
+        out.flush()?;
+        drop(out);
+        match mode.as_str() {
+            "ours" => ours(listener, secret).await,
+            _ => bare(listener).await,
+        }
+    })
+}
+
+async fn ours(listener: TcpListener, secret: Secret) -> anyhow::Result<()> {
+    let handled = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&handled);
+    let dispatcher = Dispatcher::new().on("task.succeeded", move |task: Task| {
+        let counter = Arc::clone(&counter);
+        async move {
+            std::hint::black_box(&task.id);
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    });
+    let receiver = Receiver::new(Verifier::new(secret), dispatcher);
+    let service = WebhookService::with_config(receiver, Config::default());
+    serve(listener, service, shutdown_signal()).await?;
+    eprintln!(
+        "bench-server: handled {} events",
+        handled.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+async fn bare(listener: TcpListener) -> anyhow::Result<()> {
+    // The same builder settings as `ricloud_webhook_hyper::serve`.
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    builder.http2().timer(TokioTimer::new());
+    let service = hyper::service::service_fn(|request: Request<Incoming>| async move {
+        let body = request
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().len());
+        let mut response = Response::new(Full::new(Bytes::from_static(b"OK")));
+        if body.is_err() {
+            *response.status_mut() = http::StatusCode::BAD_REQUEST;
+        }
+        Ok::<_, Infallible>(response)
+    });
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# End-to-end load comparison on loopback: bare hyper (the transport limit),
+# ours (ricloud_webhook_hyper::serve), and the reference receiver
+# (ricloud-py 3.2.0's Flask app, run as its `ricloud event listen` runs it),
+# then a memory test of ours under 100 concurrent 5 MiB uploads.
+#
+# Usage: scripts/bench.sh
+# Environment (all optional):
+#   DURATION=10s WARMUP=2s CONNECTIONS=64      the load of each run
+#   UPLOAD_BYTES=5242880 UPLOAD_CONNECTIONS=100 UPLOAD_DURATION=10s
+#   PIN=1        server on CPU 0, load generator on CPU 1 (taskset); PIN=0 to share all CPUs
+#   REFERENCE=1  run the Python reference (needs python3 and PyPI or a venv); 0 to skip
+#   SERVER_LOG=info  bench-server --log level (the receiver example logs at info)
+#
+# Results go to bench-results/<timestamp>/ (git-ignored): one JSON line per
+# run and summary.md with the table. Nothing in CI runs this script; the
+# figures depend on the machine and on whatever else it is running.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-64}
+UPLOAD_BYTES=${UPLOAD_BYTES:-5242880}
+UPLOAD_CONNECTIONS=${UPLOAD_CONNECTIONS:-100}
+UPLOAD_DURATION=${UPLOAD_DURATION:-10s}
+PIN=${PIN:-1}
+REFERENCE=${REFERENCE:-1}
+SERVER_LOG=${SERVER_LOG:-info}
+SECRET="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export RICLOUD_WEBHOOK_SECRET="$SECRET"
+
+OUT="$ROOT/bench-results/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+BIN="$ROOT/target/release"
+
+SERVER_CPU=()
+LOAD_CPU=()
+if [[ "$PIN" == 1 ]] && command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
+    SERVER_CPU=(taskset -c 0)
+    LOAD_CPU=(taskset -c 1)
+    echo "pinning: servers on CPU 0, loadgen on CPU 1"
+else
+    echo "not pinning: servers and loadgen share all $(nproc) CPUs"
+fi
+
+if pgrep -fa 'fuzz/target|cargo-fuzz|cargo fuzz' >/dev/null; then
+    echo "WARNING: fuzzers are running on this machine; the figures will be lower and noisier" >&2
+fi
+
+echo "building (release)..."
+cargo build --release -p ricloud-webhook-bench --bins
+
+SERVER_PID=""
+cleanup() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+# Peak resident set size of a process, in KiB.
+peak_rss_kib() {
+    awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
+}
+
+# CPU time (user + system) a process has used, in clock ticks.
+cpu_ticks() {
+    # Fields after the `(comm)` one, which may hold spaces: utime is the 12th.
+    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+wait_for_port() {
+    local port=$1
+    for _ in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "nothing listens on port $port" >&2
+    return 1
+}
+
+start_bench_server() {
+    local mode=$1
+    : >"$OUT/$mode.addr"
+    "${SERVER_CPU[@]}" "$BIN/bench-server" --mode "$mode" --addr 127.0.0.1:0 --log "$SERVER_LOG" \
+        >"$OUT/$mode.addr" 2>"$OUT/$mode.server.log" &
+    SERVER_PID=$!
+    for _ in $(seq 1 200); do
+        [[ -s "$OUT/$mode.addr" ]] && break
+        sleep 0.05
+    done
+    ADDR=$(head -n1 "$OUT/$mode.addr")
+    [[ -n "$ADDR" ]] || { echo "bench-server --mode $mode did not start" >&2; exit 1; }
+}
+
+# loadgen LABEL URL [extra args]: appends the JSON line (with the server's
+# peak RSS) to results.jsonl.
+loadgen() {
+    local label=$1 url=$2
+    shift 2
+    local idle_kib cpu_before cpu_after peak_kib
+    idle_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
+    cpu_before=$(cpu_ticks "$SERVER_PID")
+    "${LOAD_CPU[@]}" "$BIN/loadgen" --url "$url" --label "$label" "$@" >"$OUT/$label.out"
+    cpu_after=$(cpu_ticks "$SERVER_PID")
+    peak_kib=$(peak_rss_kib "$SERVER_PID")
+    head -n1 "$OUT/$label.out"
+    echo "  server: RSS idle $((idle_kib / 1024)) MiB, peak $((peak_kib / 1024)) MiB; CPU $(((cpu_after - cpu_before) * 1000 / CLK_TCK)) ms"
+    tail -n1 "$OUT/$label.out" |
+        python3 -c 'import json,sys
+d = json.load(sys.stdin)
+d["server_idle_rss_kib"], d["server_peak_rss_kib"] = int(sys.argv[1]), int(sys.argv[2])
+d["server_cpu_s"] = int(sys.argv[3]) / int(sys.argv[4])
+# Warm-up included on both sides: the server was idle while the loadgen signed.
+d["server_cpu_us_per_request"] = 1e6 * d["server_cpu_s"] / max(d["completed_incl_warmup"], 1)
+print(json.dumps(d))' "$idle_kib" "$peak_kib" "$((cpu_after - cpu_before))" "$CLK_TCK" >>"$OUT/results.jsonl"
+}
+
+LOAD=(--connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP")
+
+for mode in bare ours; do
+    echo "== $mode"
+    start_bench_server "$mode"
+    loadgen "$mode" "http://$ADDR/webhooks" "${LOAD[@]}"
+    stop_server
+done
+
+if [[ "$REFERENCE" == 1 ]]; then
+    echo "== reference (ricloud-py 3.2.0, Flask dev server)"
+    has_ricloud() {
+        [[ -x "$1/bin/python" ]] && "$1/bin/python" -c \
+            'import importlib.metadata as m, sys; sys.exit(m.version("ricloud") != "3.2.0")' 2>/dev/null
+    }
+    VENV=""
+    for candidate in "$ROOT/.venv-bench" "$ROOT/.venv-interop"; do
+        if has_ricloud "$candidate"; then
+            VENV=$candidate
+            break
+        fi
+    done
+    if [[ -z "$VENV" ]]; then
+        VENV="$ROOT/.venv-bench"
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install --quiet "ricloud==3.2.0" "flask==2.0.3" "werkzeug<2.1"
+    fi
+    echo "using $VENV"
+    PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # Exactly what `ricloud event listen 127.0.0.1 PORT` does after reading
+    # its config file (ricloud/cli.py): set the secret and delta, app.run().
+    # Its handler prints every event; stdout goes to a file, as a terminal would take it.
+    "${SERVER_CPU[@]}" "$VENV/bin/python" -c '
+import sys
+from ricloud.webhooks import app
+app.config["WEBHOOK_SECRET"] = sys.argv[1]
+app.config["WEBHOOK_DELTA"] = 600
+app.config["EVENTS_ONLY"] = ()
+app.config["EVENTS_EXCLUDE"] = ()
+app.run(host="127.0.0.1", port=int(sys.argv[2]), debug=False)
+' "$SECRET" "$PORT" >"$OUT/reference.stdout" 2>"$OUT/reference.server.log" &
+    SERVER_PID=$!
+    wait_for_port "$PORT"
+    loadgen reference "http://127.0.0.1:$PORT/webhooks" "${LOAD[@]}"
+    stop_server
+fi
+
+echo "== memory: $UPLOAD_CONNECTIONS concurrent uploads of $UPLOAD_BYTES bytes to ours"
+start_bench_server ours
+loadgen upload "http://$ADDR/webhooks" --upload-bytes "$UPLOAD_BYTES" \
+    --connections "$UPLOAD_CONNECTIONS" --duration "$UPLOAD_DURATION" --warmup 1s
+stop_server
+
+python3 - "$OUT/results.jsonl" "$UPLOAD_BYTES" "$UPLOAD_CONNECTIONS" >"$OUT/summary.md" <<'EOF'
+import json, sys
+
+runs = {}
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    runs[d["label"]] = d
+upload_bytes, upload_conns = int(sys.argv[2]), int(sys.argv[3])
+
+def ms(us):
+    return f"{us / 1000:.2f}"
+
+print("| server | conns | req/s | p50 ms | p99 ms | max ms | requests | statuses | io errors | connects | server CPU us/req | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for label in ["bare", "ours", "reference", "upload"]:
+    d = runs.get(label)
+    if not d:
+        continue
+    print(f"| {label} | {d['connections']} | {d['rps']:.0f} | {ms(d['p50_us'])} | {ms(d['p99_us'])} | {ms(d['max_us'])}"
+          f" | {d['requests']} | {' '.join(f'{k}:{v}' for k, v in d['status'].items())}"
+          f" | {d['io_errors']} | {d['connects']} | {d['server_cpu_us_per_request']:.1f}"
+          f" | {d['server_peak_rss_kib'] / 1024:.1f} |")
+print()
+
+def check(name, value, target, ok):
+    print(f"| {name} | {value} | {target} | {'met' if ok else 'MISSED'} |")
+
+print("| ratio | value | target | |")
+print("|---|---|---|---|")
+ours, bare, ref = runs.get("ours"), runs.get("bare"), runs.get("reference")
+if ours and bare:
+    r = ours["rps"] / bare["rps"]
+    check("ours/bare req/s", f"{r:.2f}x", ">= 0.80x", r >= 0.8)
+    p = ours["p99_us"] / bare["p99_us"]
+    check("ours/bare p99", f"{p:.2f}x", "<= 2x", p <= 2.0)
+    c = ours["server_cpu_us_per_request"] / bare["server_cpu_us_per_request"]
+    print(f"| ours/bare server CPU per request | {c:.2f}x | | |")
+if ours and ref:
+    r = ours["rps"] / ref["rps"]
+    check("ours/reference req/s", f"{r:.0f}x", ">= 50x", r >= 50)
+    p = ours["p99_us"] / ref["p99_us"]
+    print(f"| ours/reference p99 | {p:.3f}x | | |")
+if ours:
+    mib = ours["server_peak_rss_kib"] / 1024
+    check("ours peak RSS under load", f"{mib:.1f} MiB", "< 64 MiB", mib < 64)
+up = runs.get("upload")
+if up:
+    mib = up["server_peak_rss_kib"] / 1024
+    bound = upload_conns * upload_bytes / 2**20
+    idle = up["server_idle_rss_kib"] / 1024
+    # hyper keeps a read buffer of up to ~400 KiB per connection besides
+    # the body being collected.
+    hyper_buf = upload_conns * (8192 + 4096 * 100) / 2**20
+    check(f"ours peak RSS, {upload_conns} x {upload_bytes / 2**20:.0f} MiB uploads", f"{mib:.0f} MiB",
+          f"<= idle {idle:.0f} + {upload_conns} x (body limit + hyper read buffer) = {idle + bound + hyper_buf:.0f} MiB",
+          mib <= idle + bound + hyper_buf)
+EOF
+echo
+cat "$OUT/summary.md"
+echo
+echo "results in $OUT"
