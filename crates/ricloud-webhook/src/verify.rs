@@ -204,13 +204,14 @@ impl Verifier {
         now: SystemTime,
     ) -> Result<Verified, VerifyError> {
         let header = header.ok_or(VerifyError::MissingHeader)?;
-        let header = SignatureHeader::parse(header).map_err(VerifyError::MalformedHeader)?;
+        let (header, digits) =
+            SignatureHeader::parse_with_digits(header).map_err(VerifyError::MalformedHeader)?;
         let body = body.into();
         let matched = self
             .keys
             .iter()
             .position(|key| {
-                let expected = signature::tag(key, header.timestamp(), &body);
+                let expected = signature::tag_with_digits(key, digits, &body);
                 bool::from(tags_equal(&expected, header.signature()))
             })
             .ok_or(VerifyError::SignatureMismatch)?;
