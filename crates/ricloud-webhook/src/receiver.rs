@@ -6,15 +6,18 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::store::{Claim, DeliveryStore, MemoryStore};
 use crate::{
     Dispatched, Dispatcher, EventError, HeaderError, VerifiedEvent, Verifier, VerifyError,
-    SIGNATURE_HEADER,
 };
+
+/// [`SIGNATURE_HEADER`](crate::SIGNATURE_HEADER) as a ready header name: a
+/// lookup by `&str` parses and lower-cases the name on every request.
+const SIGNATURE_HEADER_NAME: HeaderName = HeaderName::from_static("ricloud-signature");
 
 /// One HTTP request as the receiver needs it.
 #[derive(Debug)]
@@ -114,7 +117,7 @@ impl Receiver {
         let Some(path_id) = event_id_from_path(delivery.path) else {
             return Outcome::new(Reason::NotFound);
         };
-        let mut values = delivery.headers.get_all(SIGNATURE_HEADER).iter();
+        let mut values = delivery.headers.get_all(SIGNATURE_HEADER_NAME).iter();
         let header = values.next().map(HeaderValue::as_bytes);
         if values.next().is_some() {
             // Two signatures are never sent by the API; which one a proxy
@@ -390,6 +393,12 @@ impl fmt::Display for Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_name_is_the_signature_header() {
+        let parsed = HeaderName::from_bytes(crate::SIGNATURE_HEADER.as_bytes()).expect("valid");
+        assert_eq!(SIGNATURE_HEADER_NAME, parsed);
+    }
 
     #[test]
     fn path_ids() {
