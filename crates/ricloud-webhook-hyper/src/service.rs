@@ -153,7 +153,14 @@ impl Shared {
                 body,
             };
             let outcome = self.receiver.receive(delivery).await;
-            let mut response = text(outcome.status(), outcome.body());
+            // `Outcome::body` is "OK" on success: answer with the static
+            // bytes instead of allocating the same two bytes per delivery.
+            let body = if outcome.status().is_success() {
+                Bytes::from_static(b"OK")
+            } else {
+                Bytes::from(outcome.body())
+            };
+            let mut response = text(outcome.status(), body);
             if outcome.status() == StatusCode::SERVICE_UNAVAILABLE {
                 response
                     .headers_mut()
