@@ -321,6 +321,17 @@ mod tests {
     }
 
     #[test]
+    fn floats_in_data_round_trip_exactly() {
+        // Found by the `event` fuzz target: without serde_json's
+        // `float_roundtrip`, this came back as 1.2345678901236549e29.
+        let body = br#"{"id":"a","type":"t","action":"a","data":123456789012365478901234567890}"#;
+        let e = Event::from_json(&body[..]).expect("event");
+        let again = Event::from_json(serde_json::to_vec(&e).expect("serialise")).expect("event");
+        assert_eq!(again.data, e.data);
+        assert_eq!(e.data.as_f64(), Some(1.234_567_890_123_654_8e29));
+    }
+
+    #[test]
     fn debug_leaves_data_out() {
         let e = Event::from_json(
             &br#"{"id":"x","type":"session","action":"expired","data":{"id":"s","note":"private"}}"#[..],
