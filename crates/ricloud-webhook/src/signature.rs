@@ -386,36 +386,17 @@ pub(crate) fn sign_with(keyed: &HmacSha256, timestamp: u64, body: &[u8]) -> Sign
     SignatureHeader::new(timestamp, tag(keyed, timestamp, body))
 }
 
-/// `"00"` to `"99"`, to write two digits per division.
-const DIGIT_PAIRS: [u8; 200] = {
-    let mut pairs = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        pairs[2 * i] = b'0' + (i / 10) as u8;
-        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    pairs
-};
-
 /// Writes `n` in decimal into `buf` without allocating; returns the digits.
-/// Two digits per step halves the chain of dependent divisions, which is
-/// most of the cost for a 10-digit timestamp.
+/// Only signing uses it: verification hashes the digits as received.
 fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
+    loop {
         i -= 1;
-        buf[i] = b'0' + n as u8;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
     &buf[i..]
 }
