@@ -225,6 +225,7 @@ def event_seeds(vectors: list) -> dict:
     seeds["pretty"] = json.dumps(event("webhook_config", "test", CONFIG), indent=2).encode()
     seeds["duplicate-key"] = b'{"id":"a","id":"b","type":"t","action":"a"}'
     seeds["duplicate-data-key"] = b'{"id":"a","type":"task","action":"a","data":{"id":"x","id":"y"}}'
+    seeds["data-out-of-range"] = b'{"id":"a","type":"task","action":"a","data":{"id":"x","n":1e400}}'
     seeds["big-numbers"] = b'{"id":"a","type":"poll","action":"created","retries":18446744073709551615,"data":{"id":"p","errors":[1e308,-0.0,123456789012345678901234567890]}}'
     seeds["negative-retries"] = b'{"id":"a","type":"t","action":"a","retries":-1}'
     seeds["deep-nesting"] = b'{"id":"a","type":"t","action":"a","data":' + b"[" * 200 + b"]" * 200 + b"}"

@@ -11,6 +11,7 @@
 #   PIN=1        server on CPU 0, load generator on CPU 1 (taskset); PIN=0 to share all CPUs
 #   REFERENCE=1  run the Python reference (needs python3 and PyPI or a venv); 0 to skip
 #   SERVER_LOG=info  bench-server --log level (the receiver example logs at info)
+#   MEMORY=1     run the upload memory test; 0 to skip it
 #   ROUNDS=3     bare and ours are run this many times, alternating; the table
 #                shows each one's median run (by req/s), which shrugs off a
 #                burst from whatever else shares the machine
@@ -33,6 +34,7 @@ PIN=${PIN:-1}
 REFERENCE=${REFERENCE:-1}
 SERVER_LOG=${SERVER_LOG:-info}
 ROUNDS=${ROUNDS:-3}
+MEMORY=${MEMORY:-1}
 SECRET="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export RICLOUD_WEBHOOK_SECRET="$SECRET"
 
@@ -182,6 +184,7 @@ app.run(host="127.0.0.1", port=int(sys.argv[2]), debug=False)
     stop_server
 fi
 
+if [[ "$MEMORY" == 1 ]]; then
 echo "== memory: $UPLOAD_CONNECTIONS concurrent uploads of $UPLOAD_BYTES bytes to ours"
 start_bench_server ours
 loadgen upload "http://$ADDR/webhooks" --upload-bytes "$UPLOAD_BYTES" \
@@ -197,6 +200,7 @@ unset MALLOC_MMAP_THRESHOLD_
 loadgen upload-mmap "http://$ADDR/webhooks" --upload-bytes "$UPLOAD_BYTES" \
     --connections "$UPLOAD_CONNECTIONS" --duration "$UPLOAD_DURATION" --warmup 1s
 stop_server
+fi
 
 python3 - "$OUT/results.jsonl" "$UPLOAD_BYTES" "$UPLOAD_CONNECTIONS" >"$OUT/summary.md" <<'EOF'
 import json, sys

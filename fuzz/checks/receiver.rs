@@ -723,13 +723,13 @@ impl Model {
             if !matches {
                 continue;
             }
-            let data = event.data.clone();
+            let data = event.data_json();
             let fits = match route.view {
                 View::Event => true,
-                View::Task => serde_json::from_value::<Task>(data).is_ok(),
-                View::Poll => serde_json::from_value::<Poll>(data).is_ok(),
-                View::Session => serde_json::from_value::<Session>(data).is_ok(),
-                View::WebhookConfig => serde_json::from_value::<WebhookConfig>(data).is_ok(),
+                View::Task => serde_json::from_str::<Task>(data).is_ok(),
+                View::Poll => serde_json::from_str::<Poll>(data).is_ok(),
+                View::Session => serde_json::from_str::<Session>(data).is_ok(),
+                View::WebhookConfig => serde_json::from_str::<WebhookConfig>(data).is_ok(),
             };
             if !fits {
                 worst = worst.max(3);

@@ -8,7 +8,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll as TaskPoll;
 
-use crate::event::view;
 use crate::resources::{Poll, Session, Task, WebhookConfig};
 use crate::{Event, EventError, Verified, ViewError};
 
@@ -149,7 +148,7 @@ macro_rules! data_view {
             const NAME: &'static str = stringify!($ty);
 
             fn from_event(event: &Arc<Event>) -> Result<Self, ViewError> {
-                view(&event.data)
+                event.data_as()
             }
         }
     )*};

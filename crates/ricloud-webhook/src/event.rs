@@ -3,7 +3,10 @@
 use std::fmt;
 
 use bytes::Bytes;
+use serde::de::{DeserializeOwned, Deserializer, Error as _, IgnoredAny};
+use serde::ser::{Error as _, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::resources::{Poll, Session, Task, WebhookConfig};
@@ -24,8 +27,10 @@ pub const DOCUMENTED_SLUGS: [&str; 7] = [
 ///
 /// Only `id`, `type` and `action` are required: the envelope tolerates
 /// missing and extra fields, and events of types this crate does not know
-/// parse like any other. `data` stays raw JSON; [`Event::data`] gives a
-/// typed view for the documented slugs.
+/// parse like any other. `data` is kept as the raw JSON text it arrived as
+/// (checked to be well-formed JSON, not parsed further): [`Event::data`]
+/// parses the typed view for the documented slugs, [`Event::data_as`] any
+/// type, and [`Event::data_json`] gives the text itself.
 ///
 /// ```
 /// use ricloud_webhook::{Event, EventData};
@@ -38,54 +43,130 @@ pub const DOCUMENTED_SLUGS: [&str; 7] = [
 ///     EventData::Task(Ok(task)) => assert_eq!(task.id, "t1"),
 ///     other => panic!("{other:?}"),
 /// }
-/// # Ok::<(), ricloud_webhook::EventError>(())
+/// let data: serde_json::Value = event.data_as()?;
+/// assert_eq!(data["state"], "succeeded");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone)]
 pub struct Event {
     /// The event's identifier (a UUID), also the last segment of the URL.
     pub id: String,
     /// The resource type, `"event"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
     /// What kind of resource the event is about (`task`, `poll`, ...); JSON `type`.
-    #[serde(rename = "type")]
     pub kind: String,
     /// What happened (`succeeded`, `test`, ...).
     pub action: String,
-    /// The whole resource the event is about, as raw JSON.
-    #[serde(default)]
-    pub data: Value,
     /// Delivery state: `pending`, `delivered` or `failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// How many times delivery has been retried.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u64>,
     /// When the event was created (ISO 8601, as sent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_created: Option<String>,
     /// When the event was delivered, if it was.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_delivered: Option<String>,
-    /// The body exactly as received and signed; empty for events built in code.
-    #[serde(skip)]
+    /// `data` as received (a slice of `raw`, checked to be well-formed
+    /// UTF-8 JSON), `null` when absent.
+    data: Bytes,
+    /// The body exactly as received and signed; empty for an event
+    /// deserialised from elsewhere.
     raw: Bytes,
 }
 
+/// The envelope as it is read from a body: strings owned, `data` borrowed
+/// as raw text (checked to be well-formed JSON, not parsed into a tree).
+#[derive(Deserialize)]
+struct Wire<'a> {
+    id: String,
+    #[serde(default)]
+    resource: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    action: String,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    retries: Option<u64>,
+    #[serde(default)]
+    date_created: Option<String>,
+    #[serde(default)]
+    date_delivered: Option<String>,
+}
+
+/// The envelope from any serde format (not only a JSON body): `data` as a
+/// value, turned back into JSON text.
+#[derive(Deserialize)]
+struct OwnedWire {
+    id: String,
+    #[serde(default)]
+    resource: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    action: String,
+    #[serde(default)]
+    data: Value,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    retries: Option<u64>,
+    #[serde(default)]
+    date_created: Option<String>,
+    #[serde(default)]
+    date_delivered: Option<String>,
+}
+
+/// `data` when it is absent or `null`.
+const NULL: &[u8] = b"null";
+
 impl Event {
     /// Parses an event from the raw body, keeping the bytes.
+    ///
+    /// The whole body must be well-formed JSON, `data` included; `data` is
+    /// not parsed further until a view asks for it.
     ///
     /// # Errors
     /// [`EventError`] when the body is not JSON, not an object, or lacks a
     /// string `id`, `type` or `action`.
     pub fn from_json(body: impl Into<Bytes>) -> Result<Self, EventError> {
         let raw = body.into();
-        let mut event: Self = serde_json::from_slice(&raw).map_err(EventError::from_json)?;
-        if event.id.is_empty() {
+        // The whole body must be UTF-8, as JSON text must: serde_json checks
+        // the strings it reads, not those it skips (unknown fields).
+        if let Err(e) = std::str::from_utf8(&raw) {
+            let (line, column) = line_column(&raw, e.valid_up_to());
+            return Err(EventError::NotJson { line, column });
+        }
+        // An object, not an array: serde's derive would also read a struct
+        // from an array of its fields in order.
+        if let Some(at) = raw.iter().position(|b| !b.is_ascii_whitespace()) {
+            if raw[at] == b'[' {
+                serde_json::from_slice::<IgnoredAny>(&raw).map_err(EventError::from_json)?;
+                let (line, column) = line_column(&raw, at);
+                return Err(EventError::NotAnEvent { line, column });
+            }
+        }
+        let wire: Wire<'_> = serde_json::from_slice(&raw).map_err(EventError::from_json)?;
+        if wire.id.is_empty() {
             return Err(EventError::EmptyId);
         }
-        event.raw = raw;
-        Ok(event)
+        // A view into the body, not a copy.
+        let data = wire.data.map_or_else(
+            || Bytes::from_static(NULL),
+            |d| raw.slice_ref(d.get().as_bytes()),
+        );
+        Ok(Self {
+            id: wire.id,
+            resource: wire.resource,
+            kind: wire.kind,
+            action: wire.action,
+            state: wire.state,
+            retries: wire.retries,
+            date_created: wire.date_created,
+            date_delivered: wire.date_delivered,
+            data,
+            raw,
+        })
     }
 
     /// The slug `type.action` that names the event, e.g. `task.succeeded`.
@@ -98,9 +179,26 @@ impl Event {
         self.kind == kind && self.action == action
     }
 
-    /// The body exactly as received (empty for an event built in code).
+    /// The body exactly as received (empty for an event deserialised from
+    /// elsewhere than [`Event::from_json`]).
     pub fn raw(&self) -> &Bytes {
         &self.raw
+    }
+
+    /// `data` as JSON text, exactly as received; `null` when it was absent.
+    pub fn data_json(&self) -> &str {
+        // Always UTF-8: `from_json` checked the whole body, and `data` from
+        // elsewhere is serde_json's output.
+        std::str::from_utf8(&self.data).unwrap_or("null")
+    }
+
+    /// Parses `data` as `T`: a [`serde_json::Value`], one of this crate's
+    /// views, or a type of your own.
+    ///
+    /// # Errors
+    /// [`ViewError`] when `data` does not fit `T`.
+    pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, ViewError> {
+        view(self.data_json())
     }
 
     /// A typed view of `data` chosen by the slug.
@@ -109,20 +207,96 @@ impl Event {
     /// `Err`; `data` itself stays available either way.
     pub fn data(&self) -> EventData {
         match (self.kind.as_str(), self.action.as_str()) {
-            ("webhook_config", "test") => EventData::WebhookConfig(view(&self.data)),
-            ("task", _) => EventData::Task(view(&self.data)),
-            ("poll", _) => EventData::Poll(view(&self.data)),
-            ("session", "expired") => EventData::Session(view(&self.data)),
+            ("webhook_config", "test") => EventData::WebhookConfig(view(self.data_json())),
+            ("task", _) => EventData::Task(view(self.data_json())),
+            ("poll", _) => EventData::Poll(view(self.data_json())),
+            ("session", "expired") => EventData::Session(view(self.data_json())),
             _ => EventData::Other,
         }
     }
 }
 
-/// Deserialises a typed view from `data`.
-pub(crate) fn view<T: for<'de> Deserialize<'de>>(data: &Value) -> Result<T, ViewError> {
-    T::deserialize(data).map_err(|e| ViewError {
+/// Parses a typed view from `data`'s JSON text (as text: it is known to be
+/// UTF-8, which spares serde_json checking each string again).
+fn view<T: DeserializeOwned>(data: &str) -> Result<T, ViewError> {
+    serde_json::from_str(data).map_err(|e| ViewError {
         detail: e.to_string(),
     })
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.resource == other.resource
+            && self.kind == other.kind
+            && self.action == other.action
+            && self.state == other.state
+            && self.retries == other.retries
+            && self.date_created == other.date_created
+            && self.date_delivered == other.date_delivered
+            && self.data == other.data
+            && self.raw == other.raw
+    }
+}
+
+impl Eq for Event {}
+
+impl Serialize for Event {
+    /// The envelope's fields, with `data` as JSON (parsed from the kept
+    /// text, so any serde format gets a value, not a string).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let data: Value = serde_json::from_slice(&self.data).map_err(S::Error::custom)?;
+        let optional = [
+            self.resource.is_some(),
+            self.state.is_some(),
+            self.retries.is_some(),
+            self.date_created.is_some(),
+            self.date_delivered.is_some(),
+        ];
+        let len = 4 + optional.iter().filter(|present| **present).count();
+        let mut out = serializer.serialize_struct("Event", len)?;
+        out.serialize_field("id", &self.id)?;
+        if let Some(resource) = &self.resource {
+            out.serialize_field("resource", resource)?;
+        }
+        out.serialize_field("type", &self.kind)?;
+        out.serialize_field("action", &self.action)?;
+        out.serialize_field("data", &data)?;
+        if let Some(state) = &self.state {
+            out.serialize_field("state", state)?;
+        }
+        if let Some(retries) = &self.retries {
+            out.serialize_field("retries", retries)?;
+        }
+        if let Some(date) = &self.date_created {
+            out.serialize_field("date_created", date)?;
+        }
+        if let Some(date) = &self.date_delivered {
+            out.serialize_field("date_delivered", date)?;
+        }
+        out.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    /// From any serde format; [`Event::raw`] is then empty. For a received
+    /// body use [`Event::from_json`], which keeps the bytes.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = OwnedWire::deserialize(deserializer)?;
+        let data = Bytes::from(serde_json::to_vec(&wire.data).map_err(D::Error::custom)?);
+        Ok(Self {
+            id: wire.id,
+            resource: wire.resource,
+            kind: wire.kind,
+            action: wire.action,
+            state: wire.state,
+            retries: wire.retries,
+            date_created: wire.date_created,
+            date_delivered: wire.date_delivered,
+            data,
+            raw: Bytes::new(),
+        })
+    }
 }
 
 impl fmt::Debug for Event {
@@ -151,7 +325,7 @@ pub enum EventData {
     Poll(Result<Poll, ViewError>),
     /// `session.expired`.
     Session(Result<Session, ViewError>),
-    /// A slug without a typed view: use [`Event::data`](struct@Event) as JSON.
+    /// A slug without a typed view: use [`Event::data_as`] or [`Event::data_json`].
     Other,
 }
 
@@ -223,6 +397,17 @@ impl EventError {
     }
 }
 
+/// 1-based line and column (in bytes) of `offset` in `body`.
+fn line_column(body: &[u8], offset: usize) -> (usize, usize) {
+    let before = body.get(..offset).unwrap_or(body);
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    (line, offset - line_start + 1)
+}
+
 impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -253,7 +438,8 @@ mod tests {
         .expect("event");
         assert_eq!(e.slug(), "invoice.paid");
         assert_eq!(e.data(), EventData::Other);
-        assert_eq!(e.data, serde_json::json!([1, 2]));
+        assert_eq!(e.data_as::<Value>(), Ok(serde_json::json!([1, 2])));
+        assert_eq!(e.data_json(), "[1,2]");
         assert!(e.raw().starts_with(b"{\"id\""));
     }
 
@@ -268,7 +454,7 @@ mod tests {
         };
         assert!(!err.to_string().contains("oops"));
         assert!(err.detail().contains("oops"));
-        assert_eq!(e.data, Value::from("oops"));
+        assert_eq!(e.data_as::<Value>(), Ok(Value::from("oops")));
     }
 
     #[test]
@@ -290,6 +476,22 @@ mod tests {
             Event::from_json(&b"[1]"[..]),
             Err(EventError::NotAnEvent { .. })
         ));
+        // serde's derive reads a struct from an array of its fields too.
+        assert_eq!(
+            Event::from_json(&br#" ["x", null, "task", "succeeded"]"#[..]),
+            Err(EventError::NotAnEvent { line: 1, column: 2 })
+        );
+        assert_eq!(Event::from_json(&b"[1,"[..]), Err(EventError::Truncated));
+        // Invalid UTF-8 is refused even in a field nothing reads.
+        assert_eq!(
+            Event::from_json(
+                &b"{\"id\":\"x\",\"type\":\"t\",\"action\":\"a\",\n\"other\":\"\xff\"}"[..]
+            ),
+            Err(EventError::NotJson {
+                line: 2,
+                column: 10
+            })
+        );
         assert!(matches!(
             Event::from_json(&br#"{"id":5,"type":"t","action":"a"}"#[..]),
             Err(EventError::NotAnEvent { .. })
@@ -312,7 +514,7 @@ mod tests {
         .expect("event");
         let again = Event::from_json(serde_json::to_vec(&e).expect("serialise")).expect("event");
         assert_eq!(again.id, e.id);
-        assert_eq!(again.data, e.data);
+        assert_eq!(again.data_as::<Value>(), e.data_as::<Value>());
         assert_eq!(again.retries, Some(2));
         assert_eq!(
             serde_json::to_value(&again).ok(),
@@ -327,8 +529,80 @@ mod tests {
         let body = br#"{"id":"a","type":"t","action":"a","data":123456789012365478901234567890}"#;
         let e = Event::from_json(&body[..]).expect("event");
         let again = Event::from_json(serde_json::to_vec(&e).expect("serialise")).expect("event");
-        assert_eq!(again.data, e.data);
-        assert_eq!(e.data.as_f64(), Some(1.234_567_890_123_654_8e29));
+        assert_eq!(again.data_as::<Value>(), e.data_as::<Value>());
+        assert_eq!(
+            e.data_as::<Value>().ok().and_then(|v| v.as_f64()),
+            Some(1.234_567_890_123_654_8e29)
+        );
+    }
+
+    #[test]
+    fn data_is_kept_as_sent() {
+        let body = br#"{"id":"x","type":"t","action":"a","data": { "b" : [1, 2.50, "\u00e9"] } }"#;
+        let e = Event::from_json(&body[..]).expect("event");
+        assert_eq!(e.data_json(), r#"{ "b" : [1, 2.50, "\u00e9"] }"#);
+        assert_eq!(
+            e.data_as::<Value>(),
+            Ok(serde_json::json!({"b": [1, 2.5, "\u{e9}"]}))
+        );
+        for body in [
+            &br#"{"id":"x","type":"t","action":"a"}"#[..],
+            &br#"{"id":"x","type":"t","action":"a","data":null}"#[..],
+        ] {
+            let e = Event::from_json(body).expect("event");
+            assert_eq!(e.data_json(), "null");
+            assert_eq!(e.data(), EventData::Other);
+        }
+    }
+
+    #[test]
+    fn malformed_or_repeated_data_is_refused() {
+        for body in [
+            &br#"{"id":"x","type":"t","action":"a","data":{"a":}}"#[..],
+            &br#"{"id":"x","type":"t","action":"a","data":[1,]}"#[..],
+            &b"{\"id\":\"x\",\"type\":\"t\",\"action\":\"a\",\"data\":\"\xff\"}"[..],
+        ] {
+            assert!(
+                matches!(Event::from_json(body), Err(EventError::NotJson { .. })),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let repeated = &br#"{"id":"x","type":"t","action":"a","data":1,"data":2}"#[..];
+        assert!(matches!(
+            Event::from_json(repeated),
+            Err(EventError::NotAnEvent { .. })
+        ));
+    }
+
+    #[test]
+    fn data_beyond_a_value_parses_and_its_views_refuse_it() {
+        // Well-formed JSON, so the event parses; `data` is only parsed for a
+        // view, which then refuses it with an error, never a panic (serde_json
+        // skips `data` without recursion, and stops a view at 128 levels).
+        let body = br#"{"id":"x","type":"task","action":"succeeded","data":{"id":"t","id":"u","n":1e400}}"#;
+        let e = Event::from_json(&body[..]).expect("event");
+        assert!(matches!(e.data(), EventData::Task(Err(_))));
+        assert!(e.data_as::<Value>().is_err());
+        assert!(serde_json::to_vec(&e).is_err());
+        let deep = format!(
+            r#"{{"id":"x","type":"t","action":"a","data":{}{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let e = Event::from_json(deep.into_bytes()).expect("event");
+        assert!(e.data_as::<Value>().is_err());
+    }
+
+    #[test]
+    fn deserialises_from_a_value_without_raw_bytes() {
+        let value = serde_json::json!({"id": "x", "type": "task", "action": "created",
+            "data": {"id": "t1"}, "retries": 1});
+        let e: Event = serde_json::from_value(value.clone()).expect("event");
+        assert!(e.raw().is_empty());
+        assert_eq!(e.retries, Some(1));
+        assert!(matches!(e.data(), EventData::Task(Ok(ref t)) if t.id == "t1"));
+        assert_eq!(serde_json::to_value(&e).ok(), Some(value));
     }
 
     #[test]

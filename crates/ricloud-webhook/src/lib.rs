@@ -43,7 +43,7 @@
 //!
 //! let outcome = rt.block_on(receiver.receive_at(delivery(body), now));
 //! assert_eq!(outcome.status(), StatusCode::OK);
-//! assert_eq!(outcome.slug(), Some("task.succeeded"));
+//! assert_eq!(outcome.slug().as_deref(), Some("task.succeeded"));
 //!
 //! // A redelivery is acknowledged without running the handlers again.
 //! let again = rt.block_on(receiver.receive_at(delivery(body), now));

@@ -8,11 +8,11 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tracing::field::Empty;
-use tracing::Instrument;
+use tracing::{Instrument, Level};
 
 use crate::store::{Claim, DeliveryStore, MemoryStore};
 use crate::{
-    Dispatched, Dispatcher, EventError, HeaderError, VerifiedEvent, Verifier, VerifyError,
+    Dispatched, Dispatcher, Event, EventError, HeaderError, VerifiedEvent, Verifier, VerifyError,
 };
 
 /// [`SIGNATURE_HEADER`](crate::SIGNATURE_HEADER) as a ready header name: a
@@ -40,6 +40,7 @@ pub struct Receiver {
     dispatcher: Dispatcher,
     store: Arc<dyn DeliveryStore>,
     shutting_down: AtomicBool,
+    span_level: Level,
 }
 
 impl Receiver {
@@ -50,7 +51,22 @@ impl Receiver {
             dispatcher,
             store: Arc::new(MemoryStore::new()),
             shutting_down: AtomicBool::new(false),
+            span_level: Level::DEBUG,
         }
+    }
+
+    /// Sets the level of the `delivery` span that wraps each delivery and
+    /// its handlers, with the event's `event_id` and `slug` (default
+    /// `DEBUG`).
+    ///
+    /// The receiver's own log lines carry `event_id` and `slug` whatever this
+    /// level. Raise it to `INFO` to have your handlers' log lines inside the
+    /// span at the `INFO` level too; it costs a span per delivery in the
+    /// subscriber (with `tracing_subscriber::fmt`, about a microsecond).
+    #[must_use]
+    pub fn with_span_level(mut self, level: Level) -> Self {
+        self.span_level = level;
+        self
     }
 
     /// Replaces the deduplication store.
@@ -90,10 +106,11 @@ impl Receiver {
     ///
     /// Steps, each ending the delivery on failure: shutdown check, method
     /// and path, signature (then timestamp), event parsing, path id equals
-    /// body id, deduplication, dispatch. Logs the outcome once, in a span
-    /// carrying the event id and slug.
+    /// body id, deduplication, dispatch. Logs the outcome once, with the
+    /// event id and slug, inside the `delivery` span (see
+    /// [`with_span_level`](Self::with_span_level)).
     pub async fn receive_at(&self, delivery: Delivery<'_>, now: SystemTime) -> Outcome {
-        let span = tracing::info_span!("delivery", event_id = Empty, slug = Empty);
+        let span = delivery_span(self.span_level);
         let outcome = self
             .pipeline(delivery, now, &span)
             .instrument(span.clone())
@@ -136,13 +153,12 @@ impl Receiver {
         };
         let mut outcome = Outcome {
             reason: Reason::Duplicate,
-            event_id: Some(event.event().id.clone()),
-            slug: Some(event.event().slug()),
+            event: Some(Arc::clone(event.event())),
             matched_secret: Some(event.matched_secret()),
         };
-        span.record("event_id", event.event().id.as_str());
-        if let Some(slug) = &outcome.slug {
-            span.record("slug", slug.as_str());
+        if !span.is_disabled() {
+            span.record("event_id", event.event().id.as_str());
+            span.record("slug", tracing::field::display(Slug(event.event())));
         }
         if event.event().id != path_id {
             outcome.reason = Reason::PathMismatch;
@@ -176,6 +192,22 @@ impl Receiver {
         let dispatched = self.dispatcher.dispatch(event).await;
         guard.finish(dispatched.acknowledges());
         Reason::Dispatched(dispatched)
+    }
+}
+
+/// The span around one delivery; each level needs its own call site.
+fn delivery_span(level: Level) -> tracing::Span {
+    macro_rules! span_at {
+        ($level:expr) => {
+            tracing::span!($level, "delivery", event_id = Empty, slug = Empty)
+        };
+    }
+    match level {
+        Level::ERROR => span_at!(Level::ERROR),
+        Level::WARN => span_at!(Level::WARN),
+        Level::INFO => span_at!(Level::INFO),
+        Level::DEBUG => span_at!(Level::DEBUG),
+        _ => span_at!(Level::TRACE),
     }
 }
 
@@ -221,11 +253,13 @@ impl fmt::Debug for Receiver {
 }
 
 /// What happened to a delivery, and the HTTP status to answer with.
+///
+/// Once the event is verified and parsed, the outcome holds it (shared, not
+/// copied), so keeping an outcome keeps the event's body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     reason: Reason,
-    event_id: Option<String>,
-    slug: Option<String>,
+    event: Option<Arc<Event>>,
     matched_secret: Option<usize>,
 }
 
@@ -234,8 +268,7 @@ impl Outcome {
     pub fn new(reason: Reason) -> Self {
         Self {
             reason,
-            event_id: None,
-            slug: None,
+            event: None,
             matched_secret: None,
         }
     }
@@ -250,14 +283,19 @@ impl Outcome {
         &self.reason
     }
 
+    /// The verified event, once known.
+    pub fn event(&self) -> Option<&Arc<Event>> {
+        self.event.as_ref()
+    }
+
     /// The verified event's id, once known.
     pub fn event_id(&self) -> Option<&str> {
-        self.event_id.as_deref()
+        self.event.as_deref().map(|e| e.id.as_str())
     }
 
     /// The verified event's slug, once known.
-    pub fn slug(&self) -> Option<&str> {
-        self.slug.as_deref()
+    pub fn slug(&self) -> Option<String> {
+        self.event.as_deref().map(Event::slug)
     }
 
     /// Which secret verified the delivery (0 = current), once known.
@@ -275,17 +313,36 @@ impl Outcome {
         }
     }
 
+    /// Logs the outcome once, with the event's id and slug when known (so
+    /// the line identifies the event whether or not the span is enabled).
     fn log(&self) {
         let status = self.status().as_u16();
         let secret = self.matched_secret.unwrap_or(0);
+        let event_id = self.event_id();
+        let slug = self
+            .event
+            .as_deref()
+            .map(|e| tracing::field::display(Slug(e)));
         match &self.reason {
             Reason::Dispatched(Dispatched::Panicked { message }) => {
-                tracing::debug!(panic = message.as_str(), "handler panic message");
-                tracing::error!(status, "handler panicked; asking for redelivery");
+                tracing::debug!(
+                    event_id,
+                    slug,
+                    panic = message.as_str(),
+                    "handler panic message"
+                );
+                tracing::error!(
+                    status,
+                    event_id,
+                    slug,
+                    "handler panicked; asking for redelivery"
+                );
             }
             Reason::Dispatched(Dispatched::Retry { message }) => {
                 tracing::error!(
                     status,
+                    event_id,
+                    slug,
                     error = message.as_str(),
                     "handler asked for redelivery"
                 );
@@ -293,27 +350,55 @@ impl Outcome {
             Reason::Dispatched(Dispatched::Acknowledged { message }) => {
                 tracing::error!(
                     status,
+                    event_id,
+                    slug,
                     error = message.as_str(),
                     "handler failed permanently; acknowledged"
                 );
             }
             Reason::Dispatched(Dispatched::ViewMismatch { view }) => {
-                tracing::error!(status, view, "event data does not fit the handler's view");
+                tracing::error!(
+                    status,
+                    event_id,
+                    slug,
+                    view,
+                    "event data does not fit the handler's view"
+                );
             }
             Reason::Dispatched(Dispatched::NoHandler) => {
-                tracing::info!(status, "no handler for this event; acknowledged");
+                tracing::info!(
+                    status,
+                    event_id,
+                    slug,
+                    "no handler for this event; acknowledged"
+                );
             }
             reason if self.status().is_success() => {
                 if secret > 0 {
-                    tracing::info!(status, secret, "verified with a previous secret");
+                    tracing::info!(
+                        status,
+                        event_id,
+                        slug,
+                        secret,
+                        "verified with a previous secret"
+                    );
                 }
-                tracing::debug!(status, %reason, "delivery done");
+                tracing::debug!(status, event_id, slug, %reason, "delivery done");
             }
             reason if self.status().is_server_error() => {
-                tracing::warn!(status, %reason, "delivery refused");
+                tracing::warn!(status, event_id, slug, %reason, "delivery refused");
             }
-            reason => tracing::warn!(status, %reason, "delivery rejected"),
+            reason => tracing::warn!(status, event_id, slug, %reason, "delivery rejected"),
         }
+    }
+}
+
+/// An event's slug for a log field, without building the string.
+struct Slug<'a>(&'a Event);
+
+impl fmt::Display for Slug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0.kind, self.0.action)
     }
 }
 

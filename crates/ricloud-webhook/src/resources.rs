@@ -215,25 +215,51 @@ pub struct ResultList {
 }
 
 impl<'de> Deserialize<'de> for ResultList {
+    /// A list object, a bare array, or `null` (no results). Read in one pass:
+    /// serde's `untagged` would buffer the whole value to try each form.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Object {
-                #[serde(default)]
-                data: Vec<ResultResource>,
-                #[serde(default)]
-                has_more: bool,
-            },
-            Array(Vec<ResultResource>),
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = ResultList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of results, as an object with `data` or as an array")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ResultList, E> {
+                Ok(ResultList::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<ResultList, E> {
+                Ok(ResultList::default())
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<ResultList, A::Error> {
+                let data = Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(ResultList {
+                    data,
+                    has_more: false,
+                })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<ResultList, A::Error> {
+                let mut data: Option<Vec<ResultResource>> = None;
+                let mut has_more: Option<bool> = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match &*key {
+                        "data" if data.is_some() => return Err(de::Error::duplicate_field("data")),
+                        "data" => data = Some(map.next_value()?),
+                        "has_more" if has_more.is_some() => {
+                            return Err(de::Error::duplicate_field("has_more"))
+                        }
+                        "has_more" => has_more = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ResultList {
+                    data: data.unwrap_or_default(),
+                    has_more: has_more.unwrap_or(false),
+                })
+            }
         }
-        Ok(match Repr::deserialize(d)? {
-            Repr::Object { data, has_more } => Self { data, has_more },
-            Repr::Array(data) => Self {
-                data,
-                has_more: false,
-            },
-        })
+        d.deserialize_any(ListVisitor)
     }
 }
 
@@ -465,6 +491,27 @@ mod tests {
         let poll: Poll = serde_json::from_value(json!({"id": "p"})).expect("poll");
         assert!(poll.tasks_pending.is_empty());
         assert!(serde_json::from_value::<Task>(json!({"state": "x"})).is_err());
+    }
+
+    #[test]
+    fn result_lists_in_every_form() {
+        let list = |v: Value| serde_json::from_value::<ResultList>(v);
+        let object =
+            list(json!({"data": [{"id": "r"}], "has_more": true, "url": "/x"})).expect("object");
+        assert_eq!((object.data.len(), object.has_more), (1, true));
+        assert_eq!(
+            list(json!({})).expect("empty object"),
+            ResultList::default()
+        );
+        assert_eq!(list(json!(null)).expect("null"), ResultList::default());
+        assert_eq!(list(json!([])).expect("empty array"), ResultList::default());
+        assert!(list(json!("results")).is_err());
+        assert!(list(json!({"data": [{"no_id": 1}]})).is_err());
+        assert!(list(json!({"data": "x"})).is_err());
+        let duplicated = r#"{"data": [], "data": [{"id": "r"}]}"#;
+        assert!(serde_json::from_str::<ResultList>(duplicated).is_err());
+        let task: Task = serde_json::from_str(r#"{"id": "t", "results": null}"#).expect("task");
+        assert!(task.results.data.is_empty());
     }
 
     #[test]

@@ -114,7 +114,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 enum Entry {
-    InFlight(Arc<Signal>),
+    /// Being handled; the signal exists once a second delivery waits on it.
+    InFlight(Option<Arc<Signal>>),
     Handled(SystemTime),
 }
 
@@ -197,15 +198,16 @@ impl DeliveryStore for MemoryStore {
     fn claim(&self, event_id: &str, now: SystemTime) -> Claim {
         let mut inner = lock(&self.inner);
         self.evict(&mut inner, now);
-        match inner.entries.get(event_id) {
+        match inner.entries.get_mut(event_id) {
             Some(Entry::Handled(_)) => Claim::AlreadyHandled,
             Some(Entry::InFlight(signal)) => {
+                let signal = signal.get_or_insert_with(Arc::default);
                 Claim::InFlight(InFlight::new(Arc::clone(signal).wait()))
             }
             None => {
                 inner
                     .entries
-                    .insert(Arc::from(event_id), Entry::InFlight(Arc::default()));
+                    .insert(Arc::from(event_id), Entry::InFlight(None));
                 Claim::Claimed
             }
         }
@@ -224,7 +226,9 @@ impl DeliveryStore for MemoryStore {
             }
             signal
         };
-        signal.set(handled);
+        if let Some(signal) = signal {
+            signal.set(handled);
+        }
     }
 }
 

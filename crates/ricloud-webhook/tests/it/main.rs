@@ -1,6 +1,7 @@
 //! Integration tests of the core crate: one binary, shared helpers.
 
 mod dispatch;
+mod logging;
 mod props;
 mod receiver;
 mod vectors;

@@ -79,7 +79,7 @@ fn valid_event_is_handled() {
         &Reason::Dispatched(Dispatched::Handled { handlers: 1 })
     );
     assert_eq!(out.event_id(), Some(ID));
-    assert_eq!(out.slug(), Some("task.succeeded"));
+    assert_eq!(out.slug().as_deref(), Some("task.succeeded"));
     assert_eq!(out.matched_secret(), Some(0));
     assert_eq!(out.body(), "OK");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -173,7 +173,7 @@ fn webhook_config_test_passes_without_any_handler() {
     let receiver = Receiver::new(Verifier::new(secret("k")), Dispatcher::new());
     let out = receive(&receiver, &Req::event("webhook_config", "test"));
     assert_eq!(out.status(), StatusCode::OK);
-    assert_eq!(out.slug(), Some("webhook_config.test"));
+    assert_eq!(out.slug().as_deref(), Some("webhook_config.test"));
 }
 
 #[test]

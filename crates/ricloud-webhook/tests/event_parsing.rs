@@ -1,0 +1,143 @@
+//! `Event::from_json` on generated bodies: well-formed events with any
+//! `data` and any field text, and token soup that is mostly not JSON. Each
+//! body goes through the `event` fuzz check (`fuzz/checks/event.rs`), which
+//! also compares the event with serde_json's plain reading of the envelope.
+
+use proptest::prelude::*;
+use ricloud_webhook::Event;
+use serde_json::{json, Map, Value};
+
+#[path = "../../../fuzz/checks/event.rs"]
+mod event;
+
+/// Any JSON value, a few levels deep, with awkward strings and numbers.
+fn any_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        any::<String>().prop_map(Value::String),
+        "[\"\\\\/\u{0}-\u{1f}\u{7f}-\u{10ffff}]{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(5, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((any::<String>(), inner), 0..6)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// An envelope field's value: mostly a string, sometimes something else.
+fn field() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        6 => any::<String>().prop_map(Value::String),
+        1 => Just(Value::Null),
+        1 => any::<u64>().prop_map(Value::from),
+        1 => Just(json!(-0.0)),
+        1 => Just(json!([])),
+    ]
+}
+
+/// Pieces that make JSON and almost-JSON when strung together.
+fn token() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        " ",
+        "\n",
+        "\t",
+        "\"a\"",
+        "\"id\"",
+        "\"data\"",
+        "\"type\"",
+        "\"action\"",
+        "\"retries\"",
+        "\"x\\u00e9\"",
+        "\"\\ud800\"",
+        "\"\\ud83d\\ude00\"",
+        "\"\\udc00\"",
+        "\"\\q\"",
+        "\"\t\"",
+        "\"é\"",
+        "\"\\\"\"",
+        "1",
+        "-0",
+        "-",
+        "01",
+        "1.",
+        "1.5e3",
+        "2E-2",
+        "1e",
+        "18446744073709551616",
+        "true",
+        "null",
+        "nul",
+        "falsey",
+        "\"",
+        "\\",
+        "\u{7f}",
+        "é",
+    ])
+}
+
+fn envelope_with(data: &str, extra: &str) -> Vec<u8> {
+    format!(r#"{{"id":"e1","type":"task","action":"succeeded","data":{data}{extra}}}"#).into_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// A well-formed event is read, with `data` kept byte for byte, however
+    /// it is laid out.
+    #[test]
+    fn well_formed_events_are_read(data in any_value(), pretty in any::<bool>()) {
+        let text = if pretty {
+            serde_json::to_string_pretty(&data)
+        } else {
+            serde_json::to_string(&data)
+        }
+        .expect("serialise");
+        let body = envelope_with(&text, "");
+        event::check(&body);
+        let read = Event::from_json(body).expect("a well-formed event");
+        prop_assert_eq!(read.data_json(), text.as_str());
+    }
+
+    /// Envelope fields of any text (escaped as serde_json escapes it) or of
+    /// the wrong type, in any order, agree with serde_json.
+    #[test]
+    fn envelope_fields_agree(
+        fields in prop::collection::vec(
+            (prop::sample::select(vec![
+                "id", "type", "action", "resource", "state", "retries",
+                "date_created", "date_delivered", "data", "other",
+            ]), field()),
+            0..12,
+        )
+    ) {
+        let members: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}:{}", json!(k), v))
+            .collect();
+        let body = format!("{{{}}}", members.join(","));
+        event::check(body.as_bytes());
+    }
+
+    /// Token soup, inside an envelope and on its own, agrees with serde_json
+    /// and never panics.
+    #[test]
+    fn token_soup_agrees(tokens in prop::collection::vec(token(), 0..24), wrap in any::<bool>()) {
+        let soup: String = tokens.concat();
+        let body = if wrap { envelope_with(&soup, "") } else { soup.into_bytes() };
+        event::check(&body);
+    }
+}

@@ -1,0 +1,150 @@
+//! What the receiver logs: one line per refused or failed delivery carrying
+//! the event id and slug, the `delivery` span at its configured level, and
+//! never the secret, a signature or the body at `INFO` and above.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderMap, HeaderValue, Method};
+use ricloud_webhook::{sign, Delivery, Dispatcher, Event, HandlerError, Receiver, Verifier};
+use tracing::Level;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::{at, block_on, secret, NOW};
+
+const ID: &str = "0b5c6f4e-0d57-4a51-9d25-5d1f1e0c3a77";
+const SECRET: &str = "log-test-secret-7f3a";
+const MARKER: &str = "private-body-marker-91c2";
+
+/// Everything the subscriber writes, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self {
+        self.clone()
+    }
+}
+
+fn body(action: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "id": ID, "type": "task", "action": action,
+        "data": {"id": "t1", "note": MARKER},
+    }))
+    .expect("json")
+}
+
+/// Runs `deliveries` (body, signing secret) through `receiver` with a
+/// subscriber at `max`, and returns what it wrote.
+fn logged(receiver: &Receiver, max: Level, deliveries: &[(Vec<u8>, &str)]) -> String {
+    let out = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(out.clone())
+        .with_max_level(max)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        for (body, key) in deliveries {
+            let mut headers = HeaderMap::new();
+            let header = sign(&secret(key), NOW, body).to_string();
+            headers.insert(
+                "Ricloud-Signature",
+                HeaderValue::from_str(&header).expect("ascii"),
+            );
+            let path = format!("/webhooks/{ID}");
+            let delivery = Delivery {
+                method: &Method::POST,
+                path: &path,
+                headers: &headers,
+                body: body.clone().into(),
+            };
+            block_on(receiver.receive_at(delivery, at(NOW)));
+        }
+    });
+    out.text()
+}
+
+fn failing_receiver() -> Receiver {
+    let dispatcher = Dispatcher::new().on("task.failed", |_: Arc<Event>| async {
+        Err(HandlerError::retry("downstream unavailable"))
+    });
+    Receiver::new(Verifier::new(secret(SECRET)), dispatcher)
+}
+
+#[test]
+fn failure_lines_carry_the_event_without_a_span_by_default() {
+    let text = logged(
+        &failing_receiver(),
+        Level::INFO,
+        &[(body("failed"), SECRET)],
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("handler asked for redelivery"))
+        .unwrap_or_else(|| panic!("no failure line in {text:?}"));
+    assert!(line.contains(&format!("event_id=\"{ID}\"")), "{line}");
+    assert!(line.contains("slug=task.failed"), "{line}");
+    assert!(line.contains("status=500"), "{line}");
+    assert!(
+        !line.contains("delivery{"),
+        "span at INFO by default: {line}"
+    );
+}
+
+#[test]
+fn the_span_appears_at_its_configured_level() {
+    let receiver = failing_receiver().with_span_level(Level::INFO);
+    let text = logged(&receiver, Level::INFO, &[(body("failed"), SECRET)]);
+    assert!(
+        text.contains(&format!("delivery{{event_id=\"{ID}\" slug=task.failed}}")),
+        "{text}"
+    );
+    // The default DEBUG span shows once DEBUG is enabled.
+    let text = logged(
+        &failing_receiver(),
+        Level::DEBUG,
+        &[(body("failed"), SECRET)],
+    );
+    assert!(text.contains("delivery{event_id="), "{text}");
+}
+
+#[test]
+fn no_secret_signature_or_body_at_info_and_above() {
+    let receiver = failing_receiver().with_span_level(Level::INFO);
+    let deliveries = [
+        (body("failed"), SECRET),
+        (body("succeeded"), SECRET),
+        (body("created"), "wrong-secret"),
+    ];
+    let text = logged(&receiver, Level::INFO, &deliveries);
+    assert!(text.contains("delivery rejected"), "{text}");
+    assert!(!text.contains(SECRET), "secret logged: {text}");
+    assert!(!text.contains(MARKER), "body logged: {text}");
+    for (body, key) in &deliveries {
+        let signature = sign(&secret(key), NOW, body).to_string();
+        let tag = signature.split("s=").nth(1).expect("tag");
+        assert!(!text.contains(tag), "signature logged: {text}");
+    }
+}
