@@ -132,21 +132,25 @@ impl Event {
     pub fn from_json(body: impl Into<Bytes>) -> Result<Self, EventError> {
         let raw = body.into();
         // The whole body must be UTF-8, as JSON text must: serde_json checks
-        // the strings it reads, not those it skips (unknown fields).
-        if let Err(e) = std::str::from_utf8(&raw) {
-            let (line, column) = line_column(&raw, e.valid_up_to());
-            return Err(EventError::NotJson { line, column });
-        }
+        // the strings it reads, not those it skips (unknown fields). Checked
+        // once here, so that serde_json reads text and checks nothing twice.
+        let text = match std::str::from_utf8(&raw) {
+            Ok(text) => text,
+            Err(e) => {
+                let (line, column) = line_column(&raw, e.valid_up_to());
+                return Err(EventError::NotJson { line, column });
+            }
+        };
         // An object, not an array: serde's derive would also read a struct
         // from an array of its fields in order.
         if let Some(at) = raw.iter().position(|b| !b.is_ascii_whitespace()) {
             if raw[at] == b'[' {
-                serde_json::from_slice::<IgnoredAny>(&raw).map_err(EventError::from_json)?;
+                serde_json::from_str::<IgnoredAny>(text).map_err(EventError::from_json)?;
                 let (line, column) = line_column(&raw, at);
                 return Err(EventError::NotAnEvent { line, column });
             }
         }
-        let wire: Wire<'_> = serde_json::from_slice(&raw).map_err(EventError::from_json)?;
+        let wire: Wire<'_> = serde_json::from_str(text).map_err(EventError::from_json)?;
         if wire.id.is_empty() {
             return Err(EventError::EmptyId);
         }

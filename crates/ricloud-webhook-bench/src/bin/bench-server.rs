@@ -1,8 +1,11 @@
 //! Servers to benchmark: `bench-server --mode ours|bare --addr 127.0.0.1:0`.
 //!
 //! - `ours`: the real endpoint, `ricloud_webhook_hyper::serve` with default
-//!   limits over a `Receiver` with one trivial typed `task.succeeded`
-//!   handler, as an application would run it.
+//!   limits over a `Receiver` with one trivial `task.succeeded` handler, as
+//!   an application would run it. `--handler task` (the default) gives the
+//!   handler the typed `Task` view, parsed from `data` for it; `--handler
+//!   event` gives it the `Arc<Event>`, so only the envelope is parsed: the
+//!   receiver's own cost.
 //! - `bare`: the transport limit, a bare hyper 1.x server (the same
 //!   `hyper_util` auto builder and settings on the same multi-thread tokio
 //!   runtime) that reads the whole body and answers 200 `OK` without
@@ -24,7 +27,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use ricloud_webhook::{Dispatcher, Receiver, Secret, Task, Verifier};
+use ricloud_webhook::{Dispatcher, Event, Receiver, Secret, Task, Verifier};
 use ricloud_webhook_hyper::{serve, Config, WebhookService};
 use tokio::net::TcpListener;
 
@@ -51,6 +54,13 @@ fn command() -> Command {
                 .default_value("bench-secret")
                 .hide_env_values(true)
                 .help("Webhook secret (ours)"),
+        )
+        .arg(
+            Arg::new("handler")
+                .long("handler")
+                .default_value("task")
+                .value_parser(["task", "event"])
+                .help("ours: the handler takes the typed Task view (task) or the Arc<Event> (event)"),
         )
         .arg(
             Arg::new("threads")
@@ -94,23 +104,34 @@ fn main() -> anyhow::Result<()> {
         out.flush()?;
         drop(out);
         match mode.as_str() {
-            "ours" => ours(listener, secret).await,
+            "ours" => ours(listener, secret, text("handler") == "task").await,
             _ => bare(listener).await,
         }
     })
 }
 
-async fn ours(listener: TcpListener, secret: Secret) -> anyhow::Result<()> {
+async fn ours(listener: TcpListener, secret: Secret, typed: bool) -> anyhow::Result<()> {
     let handled = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&handled);
-    let dispatcher = Dispatcher::new().on("task.succeeded", move |task: Task| {
-        let counter = Arc::clone(&counter);
-        async move {
-            std::hint::black_box(&task.id);
-            counter.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        }
-    });
+    let dispatcher = if typed {
+        Dispatcher::new().on("task.succeeded", move |task: Task| {
+            let counter = Arc::clone(&counter);
+            async move {
+                std::hint::black_box(&task.id);
+                counter.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        })
+    } else {
+        Dispatcher::new().on("task.succeeded", move |event: Arc<Event>| {
+            let counter = Arc::clone(&counter);
+            async move {
+                std::hint::black_box(&event.id);
+                counter.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        })
+    };
     let receiver = Receiver::new(Verifier::new(secret), dispatcher);
     let service = WebhookService::with_config(receiver, Config::default());
     serve(listener, service, shutdown_signal()).await?;
