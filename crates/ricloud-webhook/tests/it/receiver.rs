@@ -83,6 +83,14 @@ fn valid_event_is_handled() {
     assert_eq!(out.matched_secret(), Some(0));
     assert_eq!(out.body(), "OK");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // The outcome shares the parsed event, raw body included.
+    let event = out.event().expect("the event");
+    assert_eq!(
+        (event.kind.as_str(), event.action.as_str()),
+        ("task", "succeeded")
+    );
+    assert_eq!(&event.raw()[..], &Req::event("task", "succeeded").body[..]);
+    assert!(Outcome::new(Reason::NotFound).event().is_none());
 }
 
 #[test]
