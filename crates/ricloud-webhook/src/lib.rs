@@ -122,7 +122,6 @@
 
 mod dispatch;
 mod event;
-mod json;
 mod receiver;
 mod resources;
 mod secret;
