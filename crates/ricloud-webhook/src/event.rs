@@ -95,28 +95,6 @@ struct Wire<'a> {
     date_delivered: Option<String>,
 }
 
-/// The envelope from any serde format (not only a JSON body): `data` as a
-/// value, turned back into JSON text.
-#[derive(Deserialize)]
-struct OwnedWire {
-    id: String,
-    #[serde(default)]
-    resource: Option<String>,
-    #[serde(rename = "type")]
-    kind: String,
-    action: String,
-    #[serde(default)]
-    data: Value,
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    retries: Option<u64>,
-    #[serde(default)]
-    date_created: Option<String>,
-    #[serde(default)]
-    date_delivered: Option<String>,
-}
-
 /// `data` when it is absent or `null`.
 const NULL: &[u8] = b"null";
 
@@ -286,20 +264,13 @@ impl<'de> Deserialize<'de> for Event {
     /// From any serde format; [`Event::raw`] is then empty. For a received
     /// body use [`Event::from_json`], which keeps the bytes.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let wire = OwnedWire::deserialize(deserializer)?;
-        let data = Bytes::from(serde_json::to_vec(&wire.data).map_err(D::Error::custom)?);
-        Ok(Self {
-            id: wire.id,
-            resource: wire.resource,
-            kind: wire.kind,
-            action: wire.action,
-            state: wire.state,
-            retries: wire.retries,
-            date_created: wire.date_created,
-            date_delivered: wire.date_delivered,
-            data,
-            raw: Bytes::new(),
-        })
+        // Through JSON text and the one envelope reader, so the same rules
+        // hold whatever the format.
+        let value = Value::deserialize(deserializer)?;
+        let text = serde_json::to_vec(&value).map_err(D::Error::custom)?;
+        let mut event = Self::from_json(text).map_err(D::Error::custom)?;
+        event.raw = Bytes::new();
+        Ok(event)
     }
 }
 
@@ -607,6 +578,10 @@ mod tests {
         assert_eq!(e.retries, Some(1));
         assert!(matches!(e.data(), EventData::Task(Ok(ref t)) if t.id == "t1"));
         assert_eq!(serde_json::to_value(&e).ok(), Some(value));
+        // The same rules as a received body.
+        let empty_id = serde_json::json!({"id": "", "type": "t", "action": "a"});
+        assert!(serde_json::from_value::<Event>(empty_id).is_err());
+        assert!(serde_json::from_value::<Event>(serde_json::json!(["x", null, "t", "a"])).is_err());
     }
 
     #[test]

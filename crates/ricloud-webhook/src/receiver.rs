@@ -156,10 +156,8 @@ impl Receiver {
             event: Some(Arc::clone(event.event())),
             matched_secret: Some(event.matched_secret()),
         };
-        if !span.is_disabled() {
-            span.record("event_id", event.event().id.as_str());
-            span.record("slug", tracing::field::display(Slug(event.event())));
-        }
+        span.record("event_id", event.event().id.as_str());
+        span.record("slug", tracing::field::display(Slug(event.event())));
         if event.event().id != path_id {
             outcome.reason = Reason::PathMismatch;
             return outcome;
