@@ -1,13 +1,15 @@
 //! The event envelope the API sends, with its slug and raw bytes.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
-use serde::de::{DeserializeOwned, Deserializer, Error as _, IgnoredAny};
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::ser::{Error as _, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::Value;
+
+use crate::json::{self, JsonError};
 
 use crate::resources::{Poll, Session, Task, WebhookConfig};
 
@@ -73,79 +75,40 @@ pub struct Event {
     raw: Bytes,
 }
 
-/// The envelope as it is read from a body: strings owned, `data` borrowed
-/// as raw text (checked to be well-formed JSON, not parsed into a tree).
-#[derive(Deserialize)]
-struct Wire<'a> {
-    id: String,
-    #[serde(default)]
-    resource: Option<String>,
-    #[serde(rename = "type")]
-    kind: String,
-    action: String,
-    #[serde(default, borrow)]
-    data: Option<&'a RawValue>,
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    retries: Option<u64>,
-    #[serde(default)]
-    date_created: Option<String>,
-    #[serde(default)]
-    date_delivered: Option<String>,
-}
-
 /// `data` when it is absent or `null`.
 const NULL: &[u8] = b"null";
 
 impl Event {
     /// Parses an event from the raw body, keeping the bytes.
     ///
-    /// The whole body must be well-formed JSON, `data` included; `data` is
-    /// not parsed further until a view asks for it.
+    /// The whole body must be well-formed JSON text (RFC 8259: UTF-8
+    /// throughout, nesting at most 128 deep), `data` included, and an
+    /// object; `data` is not parsed further until a view asks for it.
     ///
     /// # Errors
     /// [`EventError`] when the body is not JSON, not an object, or lacks a
     /// string `id`, `type` or `action`.
     pub fn from_json(body: impl Into<Bytes>) -> Result<Self, EventError> {
         let raw = body.into();
-        // The whole body must be UTF-8, as JSON text must: serde_json checks
-        // the strings it reads, not those it skips (unknown fields). Checked
-        // once here, so that serde_json reads text and checks nothing twice.
-        let text = match std::str::from_utf8(&raw) {
-            Ok(text) => text,
-            Err(e) => {
-                let (line, column) = line_column(&raw, e.valid_up_to());
-                return Err(EventError::NotJson { line, column });
-            }
-        };
-        // An object, not an array: serde's derive would also read a struct
-        // from an array of its fields in order.
-        if let Some(at) = raw.iter().position(|b| !b.is_ascii_whitespace()) {
-            if raw[at] == b'[' {
-                serde_json::from_str::<IgnoredAny>(text).map_err(EventError::from_json)?;
-                let (line, column) = line_column(&raw, at);
-                return Err(EventError::NotAnEvent { line, column });
-            }
-        }
-        let wire: Wire<'_> = serde_json::from_str(text).map_err(EventError::from_json)?;
-        if wire.id.is_empty() {
+        let env = json::envelope(&raw).map_err(|e| EventError::from_reader(&raw, e))?;
+        let owned = |text: Option<Cow<'_, str>>| text.map(Cow::into_owned);
+        let id = owned(env.id).unwrap_or_default();
+        if id.is_empty() {
             return Err(EventError::EmptyId);
         }
         // A view into the body, not a copy.
-        let data = wire.data.map_or_else(
-            || Bytes::from_static(NULL),
-            |d| raw.slice_ref(d.get().as_bytes()),
-        );
+        let data = env
+            .data
+            .map_or_else(|| Bytes::from_static(NULL), |range| raw.slice(range));
         Ok(Self {
-            id: wire.id,
-            resource: wire.resource,
-            kind: wire.kind,
-            action: wire.action,
-            state: wire.state,
-            retries: wire.retries,
-            date_created: wire.date_created,
-            date_delivered: wire.date_delivered,
+            id,
+            resource: owned(env.resource),
+            kind: owned(env.kind).unwrap_or_default(),
+            action: owned(env.action).unwrap_or_default(),
+            state: owned(env.state),
+            retries: env.retries,
+            date_created: owned(env.date_created),
+            date_delivered: owned(env.date_delivered),
             data,
             raw,
         })
@@ -361,13 +324,17 @@ pub enum EventError {
 }
 
 impl EventError {
-    fn from_json(e: serde_json::Error) -> Self {
-        use serde_json::error::Category;
-        let (line, column) = (e.line(), e.column());
-        match e.classify() {
-            Category::Eof => Self::Truncated,
-            Category::Syntax | Category::Io => Self::NotJson { line, column },
-            Category::Data => Self::NotAnEvent { line, column },
+    fn from_reader(body: &[u8], e: JsonError) -> Self {
+        match e {
+            JsonError::Eof => Self::Truncated,
+            JsonError::Syntax(at) => {
+                let (line, column) = line_column(body, at);
+                Self::NotJson { line, column }
+            }
+            JsonError::Shape(at) => {
+                let (line, column) = line_column(body, at);
+                Self::NotAnEvent { line, column }
+            }
         }
     }
 }
@@ -553,8 +520,8 @@ mod tests {
     #[test]
     fn data_beyond_a_value_parses_and_its_views_refuse_it() {
         // Well-formed JSON, so the event parses; `data` is only parsed for a
-        // view, which then refuses it with an error, never a panic (serde_json
-        // skips `data` without recursion, and stops a view at 128 levels).
+        // view, which then refuses it with an error, never a panic. Nesting
+        // beyond 128 levels is refused when the event is read.
         let body = br#"{"id":"x","type":"task","action":"succeeded","data":{"id":"t","id":"u","n":1e400}}"#;
         let e = Event::from_json(&body[..]).expect("event");
         assert!(matches!(e.data(), EventData::Task(Err(_))));
@@ -565,8 +532,10 @@ mod tests {
             "[".repeat(10_000),
             "]".repeat(10_000)
         );
-        let e = Event::from_json(deep.into_bytes()).expect("event");
-        assert!(e.data_as::<Value>().is_err());
+        assert!(matches!(
+            Event::from_json(deep.into_bytes()),
+            Err(EventError::NotJson { line: 1, .. })
+        ));
     }
 
     #[test]

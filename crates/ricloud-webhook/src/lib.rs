@@ -122,6 +122,7 @@
 
 mod dispatch;
 mod event;
+mod json;
 mod receiver;
 mod resources;
 mod secret;
