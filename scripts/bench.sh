@@ -73,10 +73,10 @@ peak_rss_kib() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
 }
 
-# CPU time (user + system) a process has used, in clock ticks.
+# CPU time a process has used, in clock ticks: "user system".
 cpu_ticks() {
     # Fields after the `(comm)` one, which may hold spaces: utime is the 12th.
-    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'
 }
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -119,22 +119,27 @@ start_bench_server() {
 loadgen() {
     local label=$1 url=$2
     shift 2
-    local idle_kib cpu_before cpu_after peak_kib
+    local idle_kib user_before sys_before user_after sys_after peak_kib
     idle_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
-    cpu_before=$(cpu_ticks "$SERVER_PID")
+    read -r user_before sys_before < <(cpu_ticks "$SERVER_PID")
     "${LOAD_CPU[@]}" "$BIN/loadgen" --url "$url" --label "$label" "$@" >"$OUT/$label.out"
-    cpu_after=$(cpu_ticks "$SERVER_PID")
+    read -r user_after sys_after < <(cpu_ticks "$SERVER_PID")
     peak_kib=$(peak_rss_kib "$SERVER_PID")
     head -n1 "$OUT/$label.out"
-    echo "  server: RSS idle $((idle_kib / 1024)) MiB, peak $((peak_kib / 1024)) MiB; CPU $(((cpu_after - cpu_before) * 1000 / CLK_TCK)) ms"
+    echo "  server: RSS idle $((idle_kib / 1024)) MiB, peak $((peak_kib / 1024)) MiB;" \
+        "CPU user $(((user_after - user_before) * 1000 / CLK_TCK)) ms, system $(((sys_after - sys_before) * 1000 / CLK_TCK)) ms"
     tail -n1 "$OUT/$label.out" |
         python3 -c 'import json,sys
 d = json.load(sys.stdin)
 d["server_idle_rss_kib"], d["server_peak_rss_kib"] = int(sys.argv[1]), int(sys.argv[2])
-d["server_cpu_s"] = int(sys.argv[3]) / int(sys.argv[4])
+user, system = int(sys.argv[3]) / int(sys.argv[5]), int(sys.argv[4]) / int(sys.argv[5])
+d["server_cpu_s"] = user + system
 # Warm-up included on both sides: the server was idle while the loadgen signed.
-d["server_cpu_us_per_request"] = 1e6 * d["server_cpu_s"] / max(d["completed_incl_warmup"], 1)
-print(json.dumps(d))' "$idle_kib" "$peak_kib" "$((cpu_after - cpu_before))" "$CLK_TCK" >>"$OUT/results.jsonl"
+n = max(d["completed_incl_warmup"], 1)
+d["server_cpu_us_per_request"] = 1e6 * d["server_cpu_s"] / n
+d["server_user_us_per_request"] = 1e6 * user / n
+d["server_sys_us_per_request"] = 1e6 * system / n
+print(json.dumps(d))' "$idle_kib" "$peak_kib" "$((user_after - user_before))" "$((sys_after - sys_before))" "$CLK_TCK" >>"$OUT/results.jsonl"
 }
 
 LOAD=(--connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP")
@@ -225,7 +230,7 @@ upload_bytes, upload_conns = int(sys.argv[2]), int(sys.argv[3])
 def ms(us):
     return f"{us / 1000:.2f}"
 
-print("| server | conns | req/s | p50 ms | p99 ms | max ms | requests | statuses | io errors | connects | server CPU us/req | peak RSS MiB |")
+print("| server | conns | req/s | p50 ms | p99 ms | max ms | requests | statuses | io errors | connects | server CPU us/req (user + system) | peak RSS MiB |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for label in ["bare", "ours", "ours-event", "reference", "upload", "upload-mmap"]:
     d = runs.get(label)
@@ -236,6 +241,7 @@ for label in ["bare", "ours", "ours-event", "reference", "upload", "upload-mmap"
     print(f"| {label} | {d['connections']} | {d['rps']:.0f} | {ms(d['p50_us'])} | {ms(d['p99_us'])} | {ms(d['max_us'])}"
           f" | {d['requests']} | {' '.join(f'{k}:{v}' for k, v in d['status'].items())}"
           f" | {d['io_errors']} | {d['connects']} | {d['server_cpu_us_per_request']:.1f}"
+          f" ({d['server_user_us_per_request']:.1f} + {d['server_sys_us_per_request']:.1f})"
           f" | {d['server_peak_rss_kib'] / 1024:.1f} |")
 print()
 
@@ -255,6 +261,8 @@ for name in ["ours", "ours-event"]:
     check(f"{name}/bare p99", f"{p:.2f}x", "<= 2x", p <= 2.0)
     c = mine["server_cpu_us_per_request"] / bare["server_cpu_us_per_request"]
     print(f"| {name}/bare server CPU per request | {c:.2f}x | | |")
+    extra = mine["server_user_us_per_request"] - bare["server_user_us_per_request"]
+    print(f"| {name} - bare, user CPU per request | {extra:+.1f} us | | |")
 if ours and ref:
     r = ours["rps"] / ref["rps"]
     check("ours/reference req/s", f"{r:.0f}x", ">= 50x", r >= 50)

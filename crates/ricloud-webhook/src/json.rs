@@ -255,8 +255,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A number that must be an integer fitting `u64` (`-0` is 0, as for
-    /// serde_json).
+    /// A number that must be a non-negative integer fitting `u64`. `-0` is
+    /// refused too: serde_json reads it as the float `-0.0`.
     fn unsigned(&mut self) -> Result<Option<u64>> {
         let at = self.pos;
         match self.peek()? {
@@ -265,11 +265,13 @@ impl<'a> Reader<'a> {
         }
         let negative = self.peek()? == b'-';
         let integer = self.number()?;
-        let digits = self.str_at(at + usize::from(negative), self.pos)?;
-        match integer.then(|| digits.parse::<u64>().ok()).flatten() {
-            Some(n) if !negative || n == 0 => Ok(Some(n)),
-            _ => Err(JsonError::Shape(at)),
+        if negative || !integer {
+            return Err(JsonError::Shape(at));
         }
+        self.str_at(at, self.pos)?
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| JsonError::Shape(at))
     }
 
     /// Skips one number; true when it has no fraction and no exponent.
@@ -620,7 +622,7 @@ mod tests {
     #[test]
     fn envelope_fields_and_their_shapes() {
         let env = envelope(
-            br#"{"i\u0064":"a\u00e9\ud83d\ude00","type":"t","action":"a","retries":-0,"state":null,"x":[{"id":5}]}"#,
+            br#"{"i\u0064":"a\u00e9\ud83d\ude00","type":"t","action":"a","retries":0,"state":null,"x":[{"id":5}]}"#,
         )
         .expect("envelope");
         assert_eq!(env.id.as_deref(), Some("a\u{e9}\u{1f600}"));
@@ -647,6 +649,10 @@ mod tests {
             ),
             (
                 br#"{"id":"a","type":"t","action":"a","retries":-1}"#,
+                JsonError::Shape(44),
+            ),
+            (
+                br#"{"id":"a","type":"t","action":"a","retries":-0}"#,
                 JsonError::Shape(44),
             ),
             (
