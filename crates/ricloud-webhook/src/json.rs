@@ -54,11 +54,10 @@ type Result<T> = std::result::Result<T, JsonError>;
 
 /// Reads the envelope of `body`.
 pub(crate) fn envelope(body: &[u8]) -> Result<Envelope<'_>> {
-    // UTF-8 throughout; most bodies are ASCII, checked faster.
-    if !body.is_ascii() {
-        std::str::from_utf8(body).map_err(|e| JsonError::Syntax(e.valid_up_to()))?;
-    }
+    // UTF-8 throughout, checked once: strings are then cut from the text.
+    let text = std::str::from_utf8(body).map_err(|e| JsonError::Syntax(e.valid_up_to()))?;
     let mut r = Reader {
+        text,
         bytes: body,
         pos: 0,
     };
@@ -108,6 +107,9 @@ pub(crate) fn envelope(body: &[u8]) -> Result<Envelope<'_>> {
 
 /// The reader over a body already checked to be UTF-8.
 struct Reader<'a> {
+    /// The body as text (checked to be UTF-8 once, up front).
+    text: &'a str,
+    /// The same bytes.
     bytes: &'a [u8],
     pos: usize,
 }
@@ -155,10 +157,9 @@ impl<'a> Reader<'a> {
 
     /// The text of `range`, known to be UTF-8 (checked for the whole body).
     fn str_at(&self, start: usize, end: usize) -> Result<&'a str> {
-        self.bytes
-            .get(start..end)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .ok_or(JsonError::Syntax(start))
+        // A cut at a byte that is not a character boundary is `None`: the
+        // reader only cuts before and after ASCII bytes, so it never is.
+        self.text.get(start..end).ok_or(JsonError::Syntax(start))
     }
 
     /// One member of the envelope object, the reader at its value.

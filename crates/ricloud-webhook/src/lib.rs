@@ -69,8 +69,9 @@
 //!   That is why the receiver requires the event id in the path to equal the
 //!   `id` inside the signed body.
 //! - **Constant time.** The expected tag is compared with the received one
-//!   through `subtle` (four 64-bit words, no early exit). Length checks exit
-//!   early; lengths are public. Each secret is keyed into an HMAC state once,
+//!   as four 64-bit words whose differences are or-ed behind an optimisation
+//!   barrier after each word (no branch, no early exit), then compared with
+//!   zero through `subtle`. Length checks exit early; lengths are public. Each secret is keyed into an HMAC state once,
 //!   at start-up.
 //! - **Order.** The signature is checked before the timestamp, so nothing
 //!   about the window is revealed to a sender without the secret.
