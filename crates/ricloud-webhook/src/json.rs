@@ -56,11 +56,7 @@ type Result<T> = std::result::Result<T, JsonError>;
 pub(crate) fn envelope(body: &[u8]) -> Result<Envelope<'_>> {
     // UTF-8 throughout, checked once: strings are then cut from the text.
     let text = std::str::from_utf8(body).map_err(|e| JsonError::Syntax(e.valid_up_to()))?;
-    let mut r = Reader {
-        text,
-        bytes: body,
-        pos: 0,
-    };
+    let mut r = Reader { text, pos: 0 };
     r.ws();
     if r.peek()? != b'{' {
         // A well-formed value that is not an object is the wrong shape.
@@ -99,7 +95,7 @@ pub(crate) fn envelope(body: &[u8]) -> Result<Envelope<'_>> {
         return Err(JsonError::Shape(r.pos));
     }
     r.ws();
-    if r.pos != r.bytes.len() {
+    if r.pos != r.bytes().len() {
         return Err(JsonError::Syntax(r.pos));
     }
     Ok(env)
@@ -109,15 +105,18 @@ pub(crate) fn envelope(body: &[u8]) -> Result<Envelope<'_>> {
 struct Reader<'a> {
     /// The body as text (checked to be UTF-8 once, up front).
     text: &'a str,
-    /// The same bytes.
-    bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
     #[inline(always)]
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    #[inline(always)]
     fn peek(&self) -> Result<u8> {
-        self.bytes.get(self.pos).copied().ok_or(JsonError::Eof)
+        self.bytes().get(self.pos).copied().ok_or(JsonError::Eof)
     }
 
     #[inline(always)]
@@ -133,7 +132,7 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     fn ws(&mut self) {
         const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.pos) {
             self.pos += 1;
             // Then a run of spaces (indentation), up to eight at a time: the
             // first non-space byte is the lowest non-zero byte of the xor.
@@ -151,7 +150,7 @@ impl<'a> Reader<'a> {
     /// The next eight bytes as a little-endian word, if there are eight.
     #[inline(always)]
     fn word(&self) -> Option<u64> {
-        let chunk = self.bytes.get(self.pos..self.pos + 8)?;
+        let chunk = self.bytes().get(self.pos..self.pos + 8)?;
         <[u8; 8]>::try_from(chunk).ok().map(u64::from_le_bytes)
     }
 
@@ -165,50 +164,34 @@ impl<'a> Reader<'a> {
     /// One member of the envelope object, the reader at its value.
     fn member(&mut self, key: &[u8], env: &mut Envelope<'a>) -> Result<()> {
         let at = self.pos;
-        let seen = &mut env.seen;
-        match key {
-            b"id" => {
-                first(seen, 0, at)?;
-                env.id = self.text(true)?;
-            }
-            b"type" => {
-                first(seen, 1, at)?;
-                env.kind = self.text(true)?;
-            }
-            b"action" => {
-                first(seen, 2, at)?;
-                env.action = self.text(true)?;
-            }
-            b"resource" => {
-                first(seen, 3, at)?;
-                env.resource = self.text(false)?;
-            }
-            b"state" => {
-                first(seen, 4, at)?;
-                env.state = self.text(false)?;
-            }
-            b"date_created" => {
-                first(seen, 5, at)?;
-                env.date_created = self.text(false)?;
-            }
-            b"date_delivered" => {
-                first(seen, 6, at)?;
-                env.date_delivered = self.text(false)?;
-            }
+        // The text fields: which bit marks them read, where they go, and
+        // whether `null` is refused (the three that name the event).
+        let (bit, slot, required) = match key {
+            b"id" => (0, &mut env.id, true),
+            b"type" => (1, &mut env.kind, true),
+            b"action" => (2, &mut env.action, true),
+            b"resource" => (3, &mut env.resource, false),
+            b"state" => (4, &mut env.state, false),
+            b"date_created" => (5, &mut env.date_created, false),
+            b"date_delivered" => (6, &mut env.date_delivered, false),
             b"retries" => {
-                first(seen, 7, at)?;
+                first(&mut env.seen, 7, at)?;
                 env.retries = self.optional(Self::unsigned)?;
+                return Ok(());
             }
             b"data" => {
-                first(seen, 8, at)?;
+                first(&mut env.seen, 8, at)?;
                 env.data = self.optional(|r| {
                     let start = r.pos;
                     r.skip_value(1)?;
                     Ok(Some(start..r.pos))
                 })?;
+                return Ok(());
             }
-            _ => self.skip_value(1)?,
-        }
+            _ => return self.skip_value(1),
+        };
+        first(&mut env.seen, bit, at)?;
+        *slot = self.text(required)?;
         Ok(())
     }
 
@@ -219,7 +202,7 @@ impl<'a> Reader<'a> {
         self.pos = start;
         self.scan_plain();
         if self.peek()? == b'"' {
-            let plain = self.bytes.get(start..self.pos).unwrap_or_default();
+            let plain = self.bytes().get(start..self.pos).unwrap_or_default();
             self.pos += 1;
             return Ok(Cow::Borrowed(plain));
         }
@@ -287,15 +270,15 @@ impl<'a> Reader<'a> {
             b'1'..=b'9' => self.digits(),
             _ => return Err(JsonError::Syntax(self.pos)),
         }
-        if self.bytes.get(self.pos) == Some(&b'.') {
+        if self.bytes().get(self.pos) == Some(&b'.') {
             self.pos += 1;
             integer = false;
             self.at_least_one_digit()?;
         }
-        if let Some(b'e' | b'E') = self.bytes.get(self.pos) {
+        if let Some(b'e' | b'E') = self.bytes().get(self.pos) {
             self.pos += 1;
             integer = false;
-            if let Some(b'+' | b'-') = self.bytes.get(self.pos) {
+            if let Some(b'+' | b'-') = self.bytes().get(self.pos) {
                 self.pos += 1;
             }
             self.at_least_one_digit()?;
@@ -305,7 +288,7 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     fn digits(&mut self) {
-        while let Some(b'0'..=b'9') = self.bytes.get(self.pos) {
+        while let Some(b'0'..=b'9') = self.bytes().get(self.pos) {
             self.pos += 1;
         }
     }
@@ -436,7 +419,7 @@ impl<'a> Reader<'a> {
             }
             self.pos += 8;
         }
-        while let Some(&b) = self.bytes.get(self.pos) {
+        while let Some(&b) = self.bytes().get(self.pos) {
             if b == b'"' || b == b'\\' || b < 0x20 {
                 return;
             }
@@ -522,7 +505,7 @@ impl<'a> Reader<'a> {
                     let code = match unit {
                         0xD800..=0xDBFF => {
                             // A high surrogate needs a low one right after.
-                            if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                            if self.bytes().get(self.pos..self.pos + 2) != Some(b"\\u") {
                                 return Err(JsonError::Syntax(at));
                             }
                             self.pos += 1;
