@@ -69,10 +69,12 @@
 //!   That is why the receiver requires the event id in the path to equal the
 //!   `id` inside the signed body.
 //! - **Constant time.** The expected tag is compared with the received one
-//!   as four 64-bit words whose differences are or-ed behind an optimisation
-//!   barrier after each word (no branch, no early exit), then compared with
-//!   zero through `subtle`. Length checks exit early; lengths are public. Each secret is keyed into an HMAC state once,
-//!   at start-up.
+//!   through `subtle::ConstantTimeEq`, as four 64-bit words with an
+//!   optimisation barrier after each (no branch, no early exit); the crate
+//!   turns on subtle's `core_hint_black_box` feature, which makes that
+//!   barrier `core::hint::black_box` instead of a volatile read. Length
+//!   checks exit early; lengths are public. Each secret is keyed into an
+//!   HMAC state once, at start-up.
 //! - **Order.** The signature is checked before the timestamp, so nothing
 //!   about the window is revealed to a sender without the secret.
 //! - **Replay window.** By default a timestamp more than 600 s old (ricloud-py's
