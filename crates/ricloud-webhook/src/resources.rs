@@ -102,11 +102,22 @@ macro_rules! state_enum {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                Ok(match &*s {
-                    $($text => Self::$variant,)*
-                    _ => Self::Other(s.into_owned()),
-                })
+                // A visitor, not a `Cow<str>`: serde's `Cow` is always owned,
+                // which would allocate for every known state.
+                struct StateVisitor;
+                impl Visitor<'_> for StateVisitor {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a state string")
+                    }
+                    fn visit_str<E: de::Error>(self, s: &str) -> Result<$name, E> {
+                        Ok(match s {
+                            $($text => $name::$variant,)*
+                            _ => $name::Other(s.to_owned()),
+                        })
+                    }
+                }
+                d.deserialize_str(StateVisitor)
             }
         }
     };
@@ -240,15 +251,17 @@ impl<'de> Deserialize<'de> for ResultList {
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<ResultList, A::Error> {
                 let mut data: Option<Vec<ResultResource>> = None;
                 let mut has_more: Option<bool> = None;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match &*key {
-                        "data" if data.is_some() => return Err(de::Error::duplicate_field("data")),
-                        "data" => data = Some(map.next_value()?),
-                        "has_more" if has_more.is_some() => {
+                while let Some(key) = map.next_key::<ListField>()? {
+                    match key {
+                        ListField::Data if data.is_some() => {
+                            return Err(de::Error::duplicate_field("data"))
+                        }
+                        ListField::Data => data = Some(map.next_value()?),
+                        ListField::HasMore if has_more.is_some() => {
                             return Err(de::Error::duplicate_field("has_more"))
                         }
-                        "has_more" => has_more = Some(map.next_value()?),
-                        _ => {
+                        ListField::HasMore => has_more = Some(map.next_value()?),
+                        ListField::Other => {
                             map.next_value::<de::IgnoredAny>()?;
                         }
                     }
@@ -260,6 +273,34 @@ impl<'de> Deserialize<'de> for ResultList {
             }
         }
         d.deserialize_any(ListVisitor)
+    }
+}
+
+/// A key of a list object, matched without allocating (serde's `Cow<str>`
+/// would be an owned copy of every key).
+enum ListField {
+    Data,
+    HasMore,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ListField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl Visitor<'_> for FieldVisitor {
+            type Value = ListField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<ListField, E> {
+                Ok(match s {
+                    "data" => ListField::Data,
+                    "has_more" => ListField::HasMore,
+                    _ => ListField::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(FieldVisitor)
     }
 }
 
@@ -512,6 +553,14 @@ mod tests {
         assert!(serde_json::from_str::<ResultList>(duplicated).is_err());
         let task: Task = serde_json::from_str(r#"{"id": "t", "results": null}"#).expect("task");
         assert!(task.results.data.is_empty());
+        // Keys and states are matched after unescaping, from text and from values.
+        let escaped =
+            r#"{"d\u0061ta": [{"id": "r", "state": "av\u0061ilable"}], "has_more": true}"#;
+        let list: ResultList = serde_json::from_str(escaped).expect("escaped key");
+        assert_eq!((list.data.len(), list.has_more), (1, true));
+        assert_eq!(list.data[0].state, Some(ResultState::Available));
+        let value: Value = serde_json::from_str(escaped).expect("value");
+        assert_eq!(list, ResultList::deserialize(value).expect("from a value"));
     }
 
     #[test]
