@@ -148,7 +148,9 @@ macro_rules! data_view {
             const NAME: &'static str = stringify!($ty);
 
             fn from_event(event: &Arc<Event>) -> Result<Self, ViewError> {
-                event.data_as()
+                event
+                    .data_as()
+                    .map_err(|e: ViewError| e.in_view(Self::NAME))
             }
         }
     )*};
@@ -157,6 +159,7 @@ macro_rules! data_view {
 data_view!(Task, Poll, Session, WebhookConfig);
 
 impl<A: FromEvent, B: FromEvent> FromEvent for (A, B) {
+    /// The first view's name; a [`ViewError`] names the one that failed.
     const NAME: &'static str = A::NAME;
 
     fn from_event(event: &Arc<Event>) -> Result<Self, ViewError> {
@@ -303,7 +306,10 @@ impl Dispatcher {
     ///
     /// All matching handlers run even when one fails. A panic in a handler is
     /// caught and counts as asking for redelivery; so does a typed view that
-    /// does not fit the data (the handler could not run).
+    /// does not fit the data (the handler could not run). The receiver
+    /// deduplicates whole events, so a redelivery runs every matching
+    /// handler again, those that succeeded included: handlers sharing an
+    /// event should be idempotent.
     pub async fn dispatch(&self, event: &VerifiedEvent) -> Dispatched {
         let event = &event.event;
         let mut handled = 0;
@@ -313,7 +319,9 @@ impl Dispatcher {
                 Ok(Ok(future)) => run_caught(future).await,
                 Ok(Err(view_error)) => {
                     tracing::debug!(detail = view_error.detail(), "view does not fit");
-                    Err(Dispatched::ViewMismatch { view: route.view })
+                    Err(Dispatched::ViewMismatch {
+                        view: view_error.view().unwrap_or(route.view),
+                    })
                 }
                 Err(panic) => Err(Dispatched::Panicked {
                     message: panic_message(&*panic),

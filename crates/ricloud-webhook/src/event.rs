@@ -166,6 +166,7 @@ impl Event {
 fn view<T: DeserializeOwned>(data: &str) -> Result<T, ViewError> {
     serde_json::from_str(data).map_err(|e| ViewError {
         detail: e.to_string(),
+        view: None,
     })
 }
 
@@ -275,9 +276,22 @@ pub enum EventData {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ViewError {
     detail: String,
+    view: Option<&'static str>,
 }
 
 impl ViewError {
+    /// The name of the view that did not fit (`"Task"`, ...), when a
+    /// handler's argument was being built; `None` from [`Event::data_as`].
+    pub fn view(&self) -> Option<&'static str> {
+        self.view
+    }
+
+    /// Names the view, unless an inner one was named already.
+    pub(crate) fn in_view(mut self, view: &'static str) -> Self {
+        self.view.get_or_insert(view);
+        self
+    }
+
     /// serde's description, which may quote part of the event body.
     pub fn detail(&self) -> &str {
         &self.detail

@@ -1,6 +1,7 @@
 //! Receive webhooks from Reincubate's ricloud API: verify their signatures in
 //! constant time, parse them into typed events, and dispatch them to your
-//! async handlers, exactly once per event.
+//! async handlers, once per event: a redelivery of an event already handled
+//! does not run them again.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -96,7 +97,7 @@
 //! | 200 | handled; a duplicate of an event already handled; no handler matches (unknown slugs included, and `webhook_config.test` with no handler); a handler failed with [`HandlerError::acknowledge`] |
 //! | 400 | malformed signature header; verified body that is not an event; path id different from body id |
 //! | 401 | missing signature header; no secret matches; timestamp outside the window |
-//! | 404 | no event id in the path (the adapter also answers 404 for other paths) |
+//! | 404 | no event id in the path: the receiver takes the last non-empty segment (one trailing `/` allowed) as the id and knows no prefix, so `/webhooks/` reads as the id `webhooks` and gets 400 unless the body's id is `webhooks`; the adapter answers 404 for every path but `<prefix>/<id>` |
 //! | 405 | method other than POST |
 //! | 500 | a handler asked for redelivery, panicked, or its typed view does not fit the data |
 //! | 503 | shutting down |

@@ -339,21 +339,19 @@ impl Outcome {
                     "handler panicked; asking for redelivery"
                 );
             }
+            // A handler's message is its own text and may quote the event
+            // (an error from parsing `data` does): debug level only, as
+            // for panic messages.
             Reason::Dispatched(Dispatched::Retry { message }) => {
-                tracing::error!(
-                    status,
-                    event_id,
-                    slug,
-                    error = message.as_str(),
-                    "handler asked for redelivery"
-                );
+                tracing::debug!(event_id, slug, error = message.as_str(), "handler error");
+                tracing::error!(status, event_id, slug, "handler asked for redelivery");
             }
             Reason::Dispatched(Dispatched::Acknowledged { message }) => {
+                tracing::debug!(event_id, slug, error = message.as_str(), "handler error");
                 tracing::error!(
                     status,
                     event_id,
                     slug,
-                    error = message.as_str(),
                     "handler failed permanently; acknowledged"
                 );
             }

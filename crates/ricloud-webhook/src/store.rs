@@ -257,6 +257,11 @@ impl DeliveryStore for MemoryStore {
     fn finish(&self, event_id: &str, handled: bool, now: SystemTime) {
         let signal = {
             let mut inner = lock(&self.inner);
+            // Only a claim in flight ends: a stray `finish` for an event
+            // handled already (or never claimed) must not erase its record.
+            if !matches!(inner.entries.get(event_id), Some(Entry::InFlight(_))) {
+                return;
+            }
             let Some((id, Entry::InFlight(signal))) = inner.entries.remove_entry(event_id) else {
                 return;
             };
@@ -288,6 +293,20 @@ mod tests {
         assert!(matches!(store.claim("a", at(0)), Claim::Claimed));
         store.finish("a", true, at(0));
         assert!(matches!(store.claim("a", at(1)), Claim::AlreadyHandled));
+    }
+
+    #[test]
+    fn a_stray_finish_keeps_the_handled_record() {
+        let store = MemoryStore::new();
+        assert!(matches!(store.claim("a", at(0)), Claim::Claimed));
+        store.finish("a", true, at(0));
+        // A second finish (a wrapper store's bug) for an event no longer in
+        // flight, and one for an event never claimed, change nothing.
+        store.finish("a", false, at(1));
+        store.finish("b", true, at(1));
+        assert!(matches!(store.claim("a", at(2)), Claim::AlreadyHandled));
+        assert!(matches!(store.claim("b", at(2)), Claim::Claimed));
+        assert_eq!(store.handled_len(), 1);
     }
 
     #[test]

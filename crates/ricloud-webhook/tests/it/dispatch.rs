@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use ricloud_webhook::{
-    sign, Dispatched, Dispatcher, Event, HandlerError, Poll, Task, VerifiedEvent, Verifier,
-    WebhookConfig,
+    sign, Dispatched, Dispatcher, Event, FromEvent, HandlerError, Poll, Task, VerifiedEvent,
+    Verifier, WebhookConfig,
 };
 
 use crate::{at, block_on, event_body, secret, NOW};
@@ -138,6 +138,38 @@ fn a_view_that_does_not_fit_asks_for_redelivery() {
     assert!(!out.acknowledges());
     // The catch-all still ran on the raw event.
     assert_eq!(taken(&log), ["any:task.succeeded"]);
+}
+
+#[test]
+fn a_pair_names_the_view_that_does_not_fit() {
+    // `data` fits `Task` but not `WebhookConfig` (`url` is a number).
+    let body = br#"{"id":"e1","type":"task","action":"succeeded","data":{"id":"t1","url":5}}"#;
+    let d = Dispatcher::new().on("task.*", |_: (Task, WebhookConfig)| async { Ok(()) });
+    let out = block_on(d.dispatch(&verified(body)));
+    assert_eq!(
+        out,
+        Dispatched::ViewMismatch {
+            view: "WebhookConfig"
+        }
+    );
+    let d = Dispatcher::new().on("task.*", |_: (WebhookConfig, Task)| async { Ok(()) });
+    let out = block_on(d.dispatch(&verified(body)));
+    assert_eq!(
+        out,
+        Dispatched::ViewMismatch {
+            view: "WebhookConfig"
+        }
+    );
+    let event = Arc::new(Event::from_json(&body[..]).expect("event"));
+    let error = <(Task, WebhookConfig) as FromEvent>::from_event(&event).expect_err("does not fit");
+    assert_eq!(error.view(), Some("WebhookConfig"));
+    assert_eq!(
+        event
+            .data_as::<WebhookConfig>()
+            .expect_err("no view")
+            .view(),
+        None
+    );
 }
 
 #[test]

@@ -148,3 +148,33 @@ fn no_secret_signature_or_body_at_info_and_above() {
         assert!(!text.contains(tag), "signature logged: {text}");
     }
 }
+
+#[test]
+fn handler_messages_that_quote_the_body_stay_below_info() {
+    // A handler's error may quote the event (a failed parse of `data`
+    // does): the failure line at ERROR names the event, the message itself
+    // is logged at DEBUG only.
+    let quoting = || {
+        let dispatcher = Dispatcher::new()
+            .on("task.failed", |event: Arc<Event>| async move {
+                Err(HandlerError::retry(format!(
+                    "cannot use {}",
+                    event.data_json()
+                )))
+            })
+            .on("task.created", |event: Arc<Event>| async move {
+                Err(HandlerError::acknowledge(format!(
+                    "ignoring {}",
+                    event.data_json()
+                )))
+            });
+        Receiver::new(Verifier::new(secret(SECRET)), dispatcher)
+    };
+    let deliveries = [(body("failed"), SECRET), (body("created"), SECRET)];
+    let text = logged(&quoting(), Level::INFO, &deliveries);
+    assert!(text.contains("handler asked for redelivery"), "{text}");
+    assert!(text.contains("handler failed permanently"), "{text}");
+    assert!(!text.contains(MARKER), "body logged at INFO: {text}");
+    let text = logged(&quoting(), Level::DEBUG, &deliveries);
+    assert!(text.contains(MARKER), "message missing at DEBUG: {text}");
+}
