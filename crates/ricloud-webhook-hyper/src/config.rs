@@ -21,6 +21,8 @@ pub struct Config {
     pub(crate) body_limit: usize,
     pub(crate) delivery_timeout: Duration,
     pub(crate) header_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     pub(crate) max_deliveries: usize,
     pub(crate) max_connections: usize,
     pub(crate) shutdown_grace: Duration,
@@ -34,6 +36,8 @@ impl Default for Config {
             body_limit: 5 * 1024 * 1024,
             delivery_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
             max_deliveries: 256,
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
@@ -75,10 +79,34 @@ impl Config {
     }
 
     /// Time allowed for a client to send a request's headers (default 10 s);
-    /// a slower connection is closed.
+    /// a slower connection is closed. In [`serve`](crate::serve) it also
+    /// bounds the wait for a new connection's first request, whichever
+    /// protocol it turns out to speak.
     #[must_use]
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Time allowed to receive a delivery's body once its headers are in
+    /// (default 10 s); past it the delivery is answered 408 and its slot
+    /// (see [`Config::max_deliveries`]) is freed, so slow unsigned uploads
+    /// cannot hold the slots for the whole delivery timeout.
+    #[must_use]
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
+    /// How long [`serve`](crate::serve) keeps a connection with no request
+    /// in progress (default 30 s). Checked every
+    /// `min(header_read_timeout, idle_timeout)`, so a connection may close
+    /// up to one check later. An idle HTTP/2 connection, or
+    /// a client that stops reading its responses, cannot hold one of the
+    /// [`Config::max_connections`] for good.
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 

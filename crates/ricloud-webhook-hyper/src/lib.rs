@@ -35,6 +35,7 @@
 //! | other path | 404 |
 //! | content type not JSON | 415 |
 //! | body over [`Config::body_limit`] (5 MiB) | 413, before reading when `Content-Length` says so |
+//! | body not received within [`Config::body_read_timeout`] (10 s) | 408 |
 //! | more than [`Config::max_deliveries`] at once, delivery over [`Config::delivery_timeout`], shutting down | 503 with `Retry-After` |
 //!
 //! # Mounting in your own server
@@ -48,8 +49,13 @@
 //! # Security
 //!
 //! Memory per delivery is bounded by the body limit; connections by
-//! [`Config::max_connections`]; slow clients by the header read timeout and
-//! the delivery timeout. Logs carry the status and reason of each rejection,
+//! [`Config::max_connections`]; slow clients by the header read timeout
+//! (which also bounds a new connection's wait for its first request, before
+//! its protocol is known), the body read timeout and the delivery timeout;
+//! connections with nothing in progress by [`Config::idle_timeout`]. An
+//! error of the listener (out of file descriptors) pauses accepting for a
+//! second instead of ending [`serve`] or spinning; when the shutdown grace
+//! period is over, the connections still open are closed. Logs carry the status and reason of each rejection,
 //! never the secret, a signature or the body.
 //!
 //! # Feature flags

@@ -2,32 +2,56 @@
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use http::Request;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
+use crate::service::ResponseFuture;
 use crate::WebhookService;
+
+/// How long the accept loop pauses after an error of the listener itself
+/// (out of file descriptors, out of memory) before accepting again.
+const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
 /// Serves `service` on `listener` until `shutdown` resolves, then shuts down
 /// gracefully.
 ///
-/// Speaks HTTP/1.1 (keep-alive) and HTTP/2 on the same listener. Closes a
-/// connection that does not send its request headers within
-/// [`Config::header_read_timeout`](crate::Config::header_read_timeout), and
-/// holds at most [`Config::max_connections`](crate::Config::max_connections)
-/// connections (more wait in the listen backlog).
+/// Speaks HTTP/1.1 (keep-alive) and HTTP/2 on the same listener, and holds
+/// at most [`Config::max_connections`](crate::Config::max_connections)
+/// connections (more wait in the listen backlog). A connection is closed
+/// when it does not send a request's headers within
+/// [`Config::header_read_timeout`](crate::Config::header_read_timeout)
+/// (its first request included, before its protocol is known), and when it
+/// has had no request in progress for
+/// [`Config::idle_timeout`](crate::Config::idle_timeout) (an idle HTTP/2
+/// connection, a client that stops reading its responses).
 ///
 /// On shutdown it stops accepting, makes the receiver answer 503 to new
 /// deliveries, and lets in-flight deliveries finish for up to
-/// [`Config::shutdown_grace`](crate::Config::shutdown_grace).
+/// [`Config::shutdown_grace`](crate::Config::shutdown_grace); then it
+/// closes the connections still open, cancelling their deliveries (whose
+/// claims are released, so the API's redelivery runs them again).
+///
+/// An accept error of one connection is skipped; an error of the listener
+/// (out of file descriptors, for one) is logged and accepting resumes after
+/// a pause of one second, so a burst of connections cannot stop the server
+/// or make it spin.
 ///
 /// # Errors
-/// Only an error of the listener itself (not of one connection) ends the
-/// loop early; the shutdown still runs.
+/// None today: the loop ends only with `shutdown`. The `Result` is kept so
+/// a listener failure that cannot be waited out can be reported later
+/// without an API change.
 pub async fn serve(
     listener: TcpListener,
     service: WebhookService,
@@ -43,39 +67,62 @@ pub async fn serve(
     builder.http2().timer(TokioTimer::new());
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
+    let mut tasks = JoinSet::new();
 
     tokio::pin!(shutdown);
-    let result = loop {
+    loop {
+        // Finished connections leave the set as they go, so it holds only
+        // the open ones.
+        while tasks.try_join_next().is_some() {}
         let permit = tokio::select! {
-            () = &mut shutdown => break Ok(()),
+            () = &mut shutdown => break,
             permit = Arc::clone(&connections).acquire_owned() => match permit {
                 Ok(permit) => permit,
-                Err(_) => break Ok(()),
+                Err(_) => break,
             },
         };
         let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break Ok(()),
+            () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) if is_per_connection(&e) => {
                     tracing::debug!(error = %e, "accept failed for one connection");
                     continue;
                 }
-                Err(e) => break Err(e),
+                Err(e) => {
+                    tracing::error!(error = %e, "accept failed; pausing before accepting again");
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(ACCEPT_PAUSE) => continue,
+                    }
+                }
             },
         };
         let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::default());
+        let tracked = Tracked {
+            service: service.clone(),
+            activity: Arc::clone(&activity),
+        };
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service.clone())
+            .serve_connection(TokioIo::new(stream), tracked)
             .into_owned();
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let (first, idle) = (config.header_read_timeout, config.idle_timeout);
+        tasks.spawn(async move {
+            tokio::select! {
+                ended = connection => {
+                    if let Err(e) = ended {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                () = activity.idle(first, idle) => {
+                    tracing::debug!(%peer, "closing a connection with no request in progress");
+                }
             }
             drop(permit);
         });
-    };
+    }
 
     drop(listener);
     service.receiver().begin_shutdown();
@@ -89,7 +136,10 @@ pub async fn serve(
     {
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
-    result
+    // Closes whatever is still open: dropping a connection drops its
+    // deliveries, which releases their claims.
+    tasks.shutdown().await;
+    Ok(())
 }
 
 /// Accept errors that concern one connection, not the listener.
@@ -101,5 +151,87 @@ fn is_per_connection(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionRefused
             | io::ErrorKind::Interrupted
             | io::ErrorKind::WouldBlock
-    ) || e.raw_os_error() == Some(24) // EMFILE: too many open files, retry later
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::NetworkDown
+            | io::ErrorKind::PermissionDenied
+    )
+}
+
+/// What a connection is doing, for closing it when it does nothing.
+#[derive(Default)]
+struct Activity {
+    /// Requests whose response is not ready yet.
+    in_flight: AtomicUsize,
+    /// Requests started on this connection so far.
+    started: AtomicU64,
+}
+
+impl Activity {
+    /// Resolves once the connection has had no request in progress for
+    /// `first` since it opened (when no request ever started) or for `every`
+    /// since its last request started. It looks every `min(first, every)`,
+    /// so it resolves up to one such tick late. (Counters instead of a
+    /// clock: a request costs two atomic additions and no time reading.)
+    async fn idle(&self, first: Duration, every: Duration) {
+        let tick = first.min(every).max(Duration::from_millis(10));
+        let mut quiet = Duration::ZERO;
+        let mut seen = 0;
+        loop {
+            tokio::time::sleep(tick).await;
+            let started = self.started.load(Ordering::Relaxed);
+            if started != seen || self.in_flight.load(Ordering::Relaxed) > 0 {
+                seen = started;
+                quiet = Duration::ZERO;
+                continue;
+            }
+            quiet += tick;
+            if quiet >= if started == 0 { first } else { every } {
+                return;
+            }
+        }
+    }
+}
+
+/// The service with the connection's request count around it.
+#[derive(Clone)]
+struct Tracked {
+    service: WebhookService,
+    activity: Arc<Activity>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Tracked {
+    type Response = <WebhookService as hyper::service::Service<Request<Incoming>>>::Response;
+    type Error = <WebhookService as hyper::service::Service<Request<Incoming>>>::Error;
+    type Future = InProgress;
+
+    fn call(&self, request: Request<Incoming>) -> InProgress {
+        self.activity.started.fetch_add(1, Ordering::Relaxed);
+        self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        InProgress {
+            response: hyper::service::Service::call(&self.service, request),
+            activity: Arc::clone(&self.activity),
+        }
+    }
+}
+
+/// A request in progress: counted until its response is ready or it is
+/// dropped.
+struct InProgress {
+    response: ResponseFuture,
+    activity: Arc<Activity>,
+}
+
+impl Future for InProgress {
+    type Output = <ResponseFuture as Future>::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.response.as_mut().poll(cx)
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }

@@ -31,6 +31,7 @@ pub type WebhookResponse = Response<Full<Bytes>>;
 /// - A content type other than JSON: 415. A body over the limit: 413, refused
 ///   from `Content-Length` before reading, or as soon as a chunked body
 ///   passes the limit.
+/// - A body not received within [`Config::body_read_timeout`]: 408.
 /// - More deliveries at once than [`Config::max_deliveries`], a delivery
 ///   slower than [`Config::delivery_timeout`], or a receiver shutting down:
 ///   503 with `Retry-After`.
@@ -138,12 +139,23 @@ impl Shared {
             return self.unavailable("too many deliveries at once; please retry");
         };
         let work = async {
-            let body = match read_limited(body, limit, declared).await {
-                Ok(body) => body,
-                Err(BodyError::TooLarge) => return too_large(limit),
-                Err(BodyError::Broken) => {
+            // Its own, shorter limit: the body comes before the signature
+            // is checked, so anyone can send it slowly. (The timer is only
+            // armed when the body is not in already.)
+            let reading = read_limited(body, limit, declared);
+            let body = match tokio::time::timeout(self.config.body_read_timeout, reading).await {
+                Ok(Ok(body)) => body,
+                Ok(Err(BodyError::TooLarge)) => return too_large(limit),
+                Ok(Err(BodyError::Broken)) => {
                     tracing::debug!(status = 400, "body could not be read");
                     return text(StatusCode::BAD_REQUEST, "request body could not be read");
+                }
+                Err(_) => {
+                    tracing::warn!(status = 408, "body not received in time");
+                    return text(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body not received in time",
+                    );
                 }
             };
             let delivery = Delivery {
@@ -241,7 +253,8 @@ impl fmt::Debug for WebhookService {
     }
 }
 
-type ResponseFuture = Pin<Box<dyn Future<Output = Result<WebhookResponse, Infallible>> + Send>>;
+pub(crate) type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<WebhookResponse, Infallible>> + Send>>;
 
 impl<B> hyper::service::Service<Request<B>> for WebhookService
 where

@@ -331,3 +331,138 @@ async fn read_reply_helper_sees_the_healthz_body() {
     assert_eq!((reply.status, reply.body.as_str()), (200, "ok"));
     server.shutdown().await.expect("join").expect("serve");
 }
+
+/// Whether the server closes `stream` within `within` (reading whatever it
+/// sends first).
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut buf))
+        .await
+        .is_ok()
+}
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const EMPTY_SETTINGS: &[u8] = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_send_a_request_are_closed() {
+    // Before the protocol is known, hyper's HTTP/1 header timeout does not
+    // run yet: silence, or half an HTTP/2 preface, must still be closed.
+    let config = Config::default()
+        .header_read_timeout(Duration::from_millis(300))
+        .idle_timeout(Duration::from_secs(60));
+    let server = Server::start(config).await;
+    let mut silent = TcpStream::connect(server.addr).await.expect("connect");
+    let mut partial = TcpStream::connect(server.addr).await.expect("connect");
+    partial
+        .write_all(&PREFACE[..16])
+        .await
+        .expect("half a preface");
+    let mut quiet_h2 = TcpStream::connect(server.addr).await.expect("connect");
+    quiet_h2
+        .write_all(&[PREFACE, EMPTY_SETTINGS].concat())
+        .await
+        .expect("preface");
+    for (name, stream) in [
+        ("silent", &mut silent),
+        ("half a preface", &mut partial),
+        ("HTTP/2 without a request", &mut quiet_h2),
+    ] {
+        assert!(
+            closed_within(stream, Duration::from_secs(5)).await,
+            "{name}: still open 5 s after a 300 ms header timeout"
+        );
+    }
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_idle_after_a_request_are_closed() {
+    // hyper's own header timeout (10 s by default) would close an idle
+    // HTTP/1 connection too, later; an HTTP/2 one it would never close.
+    // The idle timeout closes either within two periods of the last request.
+    let config = Config::default().idle_timeout(Duration::from_millis(300));
+    let server = Server::start(config).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let request = String::from_utf8(delivery(&new_id(), "task.succeeded"))
+        .expect("utf-8")
+        .replace("Connection: close\r\n", "");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 1024];
+    let n = stream.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(5)).await,
+        "idle connection still open 5 s after a 300 ms idle timeout"
+    );
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_cannot_lock_out_deliveries() {
+    let config = Config::default()
+        .max_connections(2)
+        .header_read_timeout(Duration::from_millis(300));
+    let server = Server::start(config).await;
+    let _silent: Vec<TcpStream> = vec![
+        TcpStream::connect(server.addr).await.expect("connect"),
+        TcpStream::connect(server.addr).await.expect("connect"),
+    ];
+    // Both permits are held by silent connections until they are closed;
+    // then the delivery waiting in the backlog is served.
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        raw(server.addr, &delivery(&new_id(), "task.succeeded")),
+    )
+    .await
+    .expect("served once the silent connections were closed");
+    assert_eq!(reply.status, 200);
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_gets_408_and_frees_its_slot() {
+    let config = Config::default()
+        .max_deliveries(1)
+        .body_read_timeout(Duration::from_millis(300));
+    let server = Server::start(config).await;
+    let mut slow = TcpStream::connect(server.addr).await.expect("connect");
+    slow.write_all(
+        b"POST /webhooks/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":",
+    )
+    .await
+    .expect("head and a little body");
+    let reply = tokio::time::timeout(Duration::from_secs(5), read_reply(&mut slow))
+        .await
+        .expect("answered in time");
+    assert_eq!(reply.status, 408, "{reply:?}");
+    // The only delivery slot is free again.
+    let reply = raw(server.addr, &delivery(&new_id(), "task.succeeded")).await;
+    assert_eq!(reply.status, 200);
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_still_open_after_the_grace_period_are_closed() {
+    let config = Config::default().shutdown_grace(Duration::from_millis(300));
+    let server = Server::start(config).await;
+    let probe = std::sync::Arc::clone(&server.probe);
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    // A delivery whose handler never finishes (the gate is never opened).
+    stream
+        .write_all(&delivery(&new_id(), "session.expired"))
+        .await
+        .expect("write");
+    probe.started.notified().await;
+    tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+        .await
+        .expect("serve returns after the grace period")
+        .expect("join")
+        .expect("serve");
+    // Its connection is closed with serve's end, with no answer: the
+    // delivery was cancelled, so the API will redeliver it.
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "connection left open after serve returned");
+    assert!(buf.is_empty(), "{:?}", String::from_utf8_lossy(&buf));
+}
