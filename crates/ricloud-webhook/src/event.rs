@@ -323,8 +323,10 @@ pub enum EventError {
         /// Column of the error, 1-based.
         column: usize,
     },
-    /// The JSON is valid but not an event object with string `id`, `type`
-    /// and `action`.
+    /// The JSON is valid but not an event: not an object, a required field
+    /// missing, or a field repeated or of the wrong type (`id`, `type` and
+    /// `action` are strings; `retries` a non-negative integer or null; the
+    /// other envelope fields strings or null; `data` anything).
     NotAnEvent {
         /// Line of the error, 1-based.
         line: usize,
@@ -372,7 +374,7 @@ impl fmt::Display for EventError {
             }
             Self::NotAnEvent { line, column } => write!(
                 f,
-                "body is not an event object with string `id`, `type` and `action` (line {line}, column {column})"
+                "body is not a ricloud event (line {line}, column {column}): it must be an object whose `id`, `type` and `action` are strings, `retries` a non-negative integer or null, and other envelope fields strings or null, each at most once"
             ),
             Self::Truncated => f.write_str("body ends before the JSON event does"),
             Self::EmptyId => f.write_str("event `id` is empty"),
