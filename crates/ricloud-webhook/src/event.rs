@@ -226,15 +226,43 @@ impl Serialize for Event {
 
 impl<'de> Deserialize<'de> for Event {
     /// From any serde format; [`Event::raw`] is then empty. For a received
-    /// body use [`Event::from_json`], which keeps the bytes.
+    /// body use [`Event::from_json`], which keeps the bytes. (From
+    /// serde_json, `data` may nest one level less than with `from_json`:
+    /// serde_json's own recursion limit applies first.)
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // Through JSON text and the one envelope reader, so the same rules
-        // hold whatever the format.
-        let value = Value::deserialize(deserializer)?;
+        // hold whatever the format. A `Value` keeps only the last of two
+        // equal keys, so the envelope's own keys are collected first, and a
+        // repeated one is refused as `from_json` refuses it.
+        let value = deserializer.deserialize_map(UniqueKeys)?;
         let text = serde_json::to_vec(&value).map_err(D::Error::custom)?;
         let mut event = Self::from_json(text).map_err(D::Error::custom)?;
         event.raw = Bytes::new();
         Ok(event)
+    }
+}
+
+/// A JSON object whose keys are each present once.
+struct UniqueKeys;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = serde_json::Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) {
+                // The key is not quoted: error messages never repeat the body.
+                return Err(A::Error::custom("the event repeats a field"));
+            }
+            let value = access.next_value::<Value>()?;
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
     }
 }
 
@@ -567,6 +595,16 @@ mod tests {
         let empty_id = serde_json::json!({"id": "", "type": "t", "action": "a"});
         assert!(serde_json::from_value::<Event>(empty_id).is_err());
         assert!(serde_json::from_value::<Event>(serde_json::json!(["x", null, "t", "a"])).is_err());
+        // A repeated field is refused from text too, as `from_json` does
+        // (a `Value` on the way would keep only the last one).
+        let repeated = r#"{"id": "a", "id": "b", "type": "t", "action": "a"}"#;
+        assert!(Event::from_json(repeated).is_err());
+        let error = serde_json::from_str::<Event>(repeated).expect_err("repeated id");
+        assert!(error.to_string().contains("repeats a field"), "{error}");
+        // Repeated keys inside `data` are `data`'s business, as in `from_json`.
+        let inner = r#"{"id": "a", "type": "t", "action": "a", "data": {"k": 1, "k": 2}}"#;
+        assert!(Event::from_json(inner).is_ok());
+        assert!(serde_json::from_str::<Event>(inner).is_ok());
     }
 
     #[test]
