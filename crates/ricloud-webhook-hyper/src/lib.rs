@@ -55,7 +55,13 @@
 //! connections with nothing in progress by [`Config::idle_timeout`]. An
 //! error of the listener (out of file descriptors) pauses accepting for a
 //! second instead of ending [`serve`] or spinning; when the shutdown grace
-//! period is over, the connections still open are closed. Logs carry the status and reason of each rejection,
+//! period is over, the connections still open are closed.
+//!
+//! What these limits cannot do: a delivery slot is taken before the body is
+//! read (that is what bounds memory), so an unsigned client sending bodies
+//! slowly holds slots for up to the body read timeout each, and enough
+//! connections can keep every slot busy. Limits per client address belong
+//! in the proxy or load balancer in front. Logs carry the status and reason of each rejection,
 //! never the secret, a signature or the body.
 //!
 //! # Feature flags
