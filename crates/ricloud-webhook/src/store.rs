@@ -257,12 +257,13 @@ impl DeliveryStore for MemoryStore {
     fn finish(&self, event_id: &str, handled: bool, now: SystemTime) {
         let signal = {
             let mut inner = lock(&self.inner);
-            // Only a claim in flight ends: a stray `finish` for an event
-            // handled already (or never claimed) must not erase its record.
-            if !matches!(inner.entries.get(event_id), Some(Entry::InFlight(_))) {
+            let Some((id, entry)) = inner.entries.remove_entry(event_id) else {
                 return;
-            }
-            let Some((id, Entry::InFlight(signal))) = inner.entries.remove_entry(event_id) else {
+            };
+            let Entry::InFlight(signal) = entry else {
+                // Only a claim in flight ends: a stray `finish` for an
+                // event handled already must not erase its record.
+                inner.entries.insert(id, entry);
                 return;
             };
             if handled {
