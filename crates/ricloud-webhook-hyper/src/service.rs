@@ -147,9 +147,7 @@ impl Shared {
             let first = std::future::poll_fn(|cx| Poll::Ready(reading.as_mut().poll(cx))).await;
             let read = match first {
                 Poll::Ready(read) => Ok(read),
-                Poll::Pending => {
-                    tokio::time::timeout(self.config.body_read_timeout, reading).await
-                }
+                Poll::Pending => tokio::time::timeout(self.config.body_read_timeout, reading).await,
             };
             let body = match read {
                 Ok(Ok(body)) => body,
