@@ -48,7 +48,12 @@
 //!
 //! # Security
 //!
-//! Memory per delivery is bounded by the body limit; connections by
+//! Memory per delivery is bounded by the body limit: a body that arrives
+//! in several frames is kept in pieces of at most 64 KiB, hashed piece by
+//! piece, and joined into one buffer only once its signature matched, so a
+//! refused upload costs its length (rounded up to a piece) and no large
+//! allocation; a signed one costs twice its length while it is joined.
+//! Connections are bounded by
 //! [`Config::max_connections`]; slow clients by the header read timeout
 //! (which also bounds a new connection's wait for its first request, before
 //! its protocol is known), the body read timeout and the delivery timeout;

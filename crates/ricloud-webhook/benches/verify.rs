@@ -227,7 +227,7 @@ impl OneDelivery {
             method: &Method::POST,
             path: &self.path,
             headers: &self.headers,
-            body: self.body.clone(),
+            body: self.body.clone().into(),
         }
     }
 }

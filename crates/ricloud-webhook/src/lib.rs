@@ -124,6 +124,7 @@
 //!
 //! Rust 1.85.
 
+mod body;
 mod dispatch;
 mod event;
 mod json;
@@ -134,6 +135,7 @@ mod signature;
 mod store;
 mod verify;
 
+pub use body::RawBody;
 pub use dispatch::{
     BoxFuture, Dispatched, Dispatcher, FromEvent, Handler, HandlerError, HandlerResult,
     VerifiedEvent,

@@ -5,14 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tracing::field::Empty;
 use tracing::{Instrument, Level};
 
 use crate::store::{Claim, DeliveryStore, MemoryStore};
 use crate::{
-    Dispatched, Dispatcher, Event, EventError, HeaderError, VerifiedEvent, Verifier, VerifyError,
+    Dispatched, Dispatcher, Event, EventError, HeaderError, RawBody, VerifiedEvent, Verifier,
+    VerifyError,
 };
 
 /// [`SIGNATURE_HEADER`](crate::SIGNATURE_HEADER) as a ready header name: a
@@ -28,8 +28,10 @@ pub struct Delivery<'a> {
     pub path: &'a str,
     /// The request headers.
     pub headers: &'a HeaderMap,
-    /// The whole body, byte for byte.
-    pub body: Bytes,
+    /// The whole body, byte for byte, whole or in chunks (anything that
+    /// converts into [`RawBody`], `Bytes` and `Vec<u8>` among them, with
+    /// `.into()`).
+    pub body: RawBody,
 }
 
 /// Verifies, parses, deduplicates and dispatches deliveries.

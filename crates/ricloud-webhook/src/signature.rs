@@ -360,15 +360,15 @@ pub(crate) fn keyed(secret: &Secret) -> HmacSha256 {
 /// The tag of `"<timestamp>.<body>"` under an already keyed state.
 pub(crate) fn tag(keyed: &HmacSha256, timestamp: u64, body: &[u8]) -> [u8; SIGNATURE_LEN] {
     let mut digits = [0u8; 20];
-    tag_with_digits(keyed, decimal(timestamp, &mut digits), body)
+    tag_with_digits(keyed, decimal(timestamp, &mut digits), &[body])
 }
 
 /// The tag of `"<digits>.<body>"` under an already keyed state, `digits`
-/// being a timestamp in canonical decimal.
-pub(crate) fn tag_with_digits(
+/// being a timestamp in canonical decimal and the body given in chunks.
+pub(crate) fn tag_with_digits<B: AsRef<[u8]>>(
     keyed: &HmacSha256,
     digits: &[u8],
-    body: &[u8],
+    body: &[B],
 ) -> [u8; SIGNATURE_LEN] {
     let mut mac = keyed.clone();
     // One update for `<digits>.`: each update call has a fixed cost that
@@ -385,7 +385,9 @@ pub(crate) fn tag_with_digits(
             mac.update(b".");
         }
     }
-    mac.update(body);
+    for chunk in body {
+        mac.update(chunk.as_ref());
+    }
     mac.finalize().into_bytes().into()
 }
 

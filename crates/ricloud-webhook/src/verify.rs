@@ -7,7 +7,7 @@ use bytes::Bytes;
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::signature::{self, HeaderError, HmacSha256, SignatureHeader, SIGNATURE_LEN};
-use crate::{Secret, SecretError};
+use crate::{RawBody, Secret, SecretError};
 
 /// How far a signature's timestamp may be from the receiver's clock.
 ///
@@ -182,7 +182,7 @@ impl Verifier {
     pub fn verify(
         &self,
         header: Option<&[u8]>,
-        body: impl Into<Bytes>,
+        body: impl Into<RawBody>,
     ) -> Result<Verified, VerifyError> {
         self.verify_at(header, body, SystemTime::now())
     }
@@ -190,7 +190,9 @@ impl Verifier {
     /// Verifies a delivery as if the time were `now`.
     ///
     /// `header` is the raw `Ricloud-Signature` value (`None` when the
-    /// request has none), `body` the raw request body, byte for byte.
+    /// request has none), `body` the raw request body, byte for byte: whole,
+    /// or as a [`RawBody`] of chunks, which are hashed in order and joined
+    /// into one buffer only once the signature matched.
     ///
     /// # Errors
     /// [`VerifyError::MissingHeader`], [`VerifyError::MalformedHeader`],
@@ -200,7 +202,7 @@ impl Verifier {
     pub fn verify_at(
         &self,
         header: Option<&[u8]>,
-        body: impl Into<Bytes>,
+        body: impl Into<RawBody>,
         now: SystemTime,
     ) -> Result<Verified, VerifyError> {
         let header = header.ok_or(VerifyError::MissingHeader)?;
@@ -211,13 +213,13 @@ impl Verifier {
             .keys
             .iter()
             .position(|key| {
-                let expected = signature::tag_with_digits(key, digits, &body);
+                let expected = signature::tag_with_digits(key, digits, body.chunks());
                 bool::from(tags_equal(&expected, header.signature()))
             })
             .ok_or(VerifyError::SignatureMismatch)?;
         self.window.check(header.timestamp(), unix_seconds(now))?;
         Ok(Verified {
-            body,
+            body: body.into_bytes(),
             timestamp: header.timestamp(),
             matched_secret: matched,
         })

@@ -54,6 +54,8 @@ pub(crate) fn signature(body: &[u8], t: u64, secret: &str) -> String {
 pub(crate) struct Probe {
     /// `task.succeeded` handler calls.
     pub(crate) handled: AtomicUsize,
+    /// The length of the last `task.succeeded` event's `data`, as JSON text.
+    pub(crate) data_len: AtomicUsize,
     /// `session.expired` handlers that started.
     pub(crate) started: Notify,
     /// Released to let `session.expired` handlers finish.
@@ -65,7 +67,8 @@ pub(crate) struct Probe {
 pub(crate) fn receiver(probe: &Arc<Probe>) -> Receiver {
     let (p1, p2) = (Arc::clone(probe), Arc::clone(probe));
     let dispatcher = Dispatcher::new()
-        .on("task.succeeded", move |_: Arc<Event>| {
+        .on("task.succeeded", move |event: Arc<Event>| {
+            p1.data_len.store(event.data_json().len(), Ordering::SeqCst);
             p1.handled.fetch_add(1, Ordering::SeqCst);
             async { Ok(()) }
         })

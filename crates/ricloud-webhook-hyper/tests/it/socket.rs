@@ -186,6 +186,81 @@ async fn chunked_upload(
     crate::parse_reply(&buf)
 }
 
+/// A signed event of about 1 MiB, in many frames with `Content-Length` and
+/// as 8 KiB chunks without it, is accepted whole: the verifier hashes the
+/// pieces in order and the handler sees all of `data`. The same body with
+/// one byte changed in its middle is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_signed_bodies_in_many_frames_are_accepted_whole() {
+    let server = Server::start(Config::default()).await;
+    let addr = server.addr;
+    let padding = "x".repeat(1024 * 1024);
+    let event = |id: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "id": id, "resource": "event", "type": "task", "action": "succeeded",
+            "data": {"id": "f3e452f2-3cbb-4daa-a4c1-84fa48a7c825", "resource": "task", "padding": padding},
+            "state": "pending", "retries": 0, "date_created": "2026-11-27T10:43:00.123Z",
+            "date_delivered": null
+        }))
+        .expect("json")
+    };
+    let data_len = |body: &[u8]| {
+        let value: serde_json::Value = serde_json::from_slice(body).expect("json");
+        value["data"].to_string().len()
+    };
+
+    let id = new_id();
+    let body = event(&id);
+    let path = format!("/webhooks/{id}");
+    let list = json_signed(&signature(&body, unix_now(), SECRET));
+    let reply = raw(addr, &post(&path, &headers(&list), &body)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(server.probe.handled.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        server.probe.data_len.load(Ordering::SeqCst),
+        data_len(&body)
+    );
+
+    let id = new_id();
+    let body = event(&id);
+    let path = format!("/webhooks/{id}");
+    let reply = chunked_body(addr, &path, &signature(&body, unix_now(), SECRET), &body).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(server.probe.handled.load(Ordering::SeqCst), 2);
+
+    let id = new_id();
+    let mut body = event(&id);
+    let path = format!("/webhooks/{id}");
+    let sig = signature(&body, unix_now(), SECRET);
+    let middle = body.len() / 2;
+    body[middle] = b'y';
+    let reply = chunked_body(addr, &path, &sig, &body).await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(server.probe.handled.load(Ordering::SeqCst), 2);
+
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+/// Sends `body` in 8 KiB chunks with `Transfer-Encoding: chunked`.
+async fn chunked_body(
+    addr: std::net::SocketAddr,
+    path: &str,
+    sig: &str,
+    body: &[u8],
+) -> crate::Reply {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nRicloud-Signature: {sig}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    for chunk in body.chunks(8 * 1024) {
+        let frame = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        stream.write_all(&frame).await.expect("chunk");
+    }
+    stream.write_all(b"0\r\n\r\n").await.expect("end");
+    crate::read_reply(&mut stream).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_serves_several_requests_on_one_connection() {
     let server = Server::start(Config::default()).await;

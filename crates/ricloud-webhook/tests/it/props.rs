@@ -2,7 +2,9 @@
 //! arbitrary bytes never panics.
 
 use proptest::prelude::*;
-use ricloud_webhook::{sign, Event, Secret, SignatureHeader, TimeWindow, Verifier, VerifyError};
+use ricloud_webhook::{
+    sign, Bytes, Event, RawBody, Secret, SignatureHeader, TimeWindow, Verifier, VerifyError,
+};
 
 use crate::at;
 
@@ -41,6 +43,33 @@ proptest! {
         let header = sign(&secret, t, &body).to_string();
         let verifier = Verifier::new(secret);
         prop_assert!(verifier.verify_at(Some(header.as_bytes()), body, at(now)).is_ok());
+    }
+
+    #[test]
+    fn a_body_in_pieces_verifies_as_the_whole(key in any_secret(), body in any_body(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6), tamper in any::<Option<prop::sample::Index>>()) {
+        let header = sign(&Secret::new(key.clone()).expect("non-empty"), 1, &body).to_string();
+        let mut sent = body.clone();
+        if let (Some(at), false) = (tamper, sent.is_empty()) {
+            sent[at.index(body.len())] ^= 1;
+        }
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(sent.len() + 1)).collect();
+        cuts.push(sent.len());
+        cuts.sort_unstable();
+        let mut start = 0;
+        let pieces: RawBody = cuts.iter().map(|&end| {
+            let piece = Bytes::copy_from_slice(&sent[start..end]);
+            start = end;
+            piece
+        }).collect();
+        prop_assert_eq!(pieces.len(), sent.len());
+        let whole = verifier(&key).verify_at(Some(header.as_bytes()), sent.clone(), at(0));
+        let chunked = verifier(&key).verify_at(Some(header.as_bytes()), pieces, at(0));
+        prop_assert_eq!(whole.is_ok(), sent == body);
+        match (whole, chunked) {
+            (Ok(whole), Ok(chunked)) => prop_assert_eq!(whole.body(), chunked.body()),
+            (Err(whole), Err(chunked)) => prop_assert_eq!(whole, chunked),
+            (whole, chunked) => prop_assert!(false, "whole {:?}, in pieces {:?}", whole, chunked),
+        }
     }
 
     #[test]
