@@ -27,7 +27,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use ricloud_webhook::{Dispatcher, Event, Receiver, Secret, Task, Verifier};
+use ricloud_webhook::{Dispatcher, Event, MemoryStore, Receiver, Secret, Task, Verifier};
 use ricloud_webhook_hyper::{serve, Config, WebhookService};
 use tokio::net::TcpListener;
 
@@ -63,6 +63,12 @@ fn command() -> Command {
                 .help("ours: the handler takes the typed Task view (task) or the Arc<Event> (event)"),
         )
         .arg(
+            Arg::new("store-capacity")
+                .long("store-capacity")
+                .value_parser(value_parser!(usize))
+                .help("ours: events the dedup store remembers [default: MemoryStore's, 100000]"),
+        )
+        .arg(
             Arg::new("threads")
                 .long("threads")
                 .value_parser(value_parser!(usize))
@@ -92,6 +98,8 @@ fn main() -> anyhow::Result<()> {
     }
     let runtime = runtime.enable_all().build()?;
     let mode = text("mode");
+    let store_capacity = m.get_one::<usize>("store-capacity").copied();
+    let typed = text("handler") == "task";
     let secret = Secret::new(text("secret"))?;
     let addr = text("addr");
     runtime.block_on(async move {
@@ -104,13 +112,23 @@ fn main() -> anyhow::Result<()> {
         out.flush()?;
         drop(out);
         match mode.as_str() {
-            "ours" => ours(listener, secret, text("handler") == "task").await,
+            "ours" => {
+                let store = store_capacity.map_or_else(MemoryStore::new, |n| {
+                    MemoryStore::with_bounds(n, MemoryStore::DEFAULT_MAX_AGE)
+                });
+                ours(listener, secret, typed, store).await
+            }
             _ => bare(listener).await,
         }
     })
 }
 
-async fn ours(listener: TcpListener, secret: Secret, typed: bool) -> anyhow::Result<()> {
+async fn ours(
+    listener: TcpListener,
+    secret: Secret,
+    typed: bool,
+    store: MemoryStore,
+) -> anyhow::Result<()> {
     let handled = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&handled);
     let dispatcher = if typed {
@@ -132,7 +150,7 @@ async fn ours(listener: TcpListener, secret: Secret, typed: bool) -> anyhow::Res
             }
         })
     };
-    let receiver = Receiver::new(Verifier::new(secret), dispatcher);
+    let receiver = Receiver::new(Verifier::new(secret), dispatcher).with_store(store);
     let service = WebhookService::with_config(receiver, Config::default());
     serve(listener, service, shutdown_signal()).await?;
     eprintln!(
