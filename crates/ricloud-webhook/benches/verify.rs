@@ -11,6 +11,9 @@
 //!   `Receiver::receive_at` with one trivial handler, each on a fresh ~1 KiB
 //!   `task.succeeded` delivery with a new event id per iteration.
 //! - `tag_compare`: the 32-byte tag comparison on its own, four ways.
+//! - `store`: `MemoryStore` claim then finish of a new UUID-shaped id, as
+//!   each delivery does, in a store full at 1,000 and at 100,000 ids (the
+//!   default), so each one also evicts the oldest.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +50,7 @@ fn main() -> anyhow::Result<()> {
     sha256_limit(&mut c, &secret)?;
     pipeline(&mut c, &secret)?;
     tag_compare(&mut c);
+    store(&mut c);
     c.final_summary();
     Ok(())
 }
@@ -403,4 +407,33 @@ fn tag_compare(c: &mut Criterion) {
         bench.iter(|| black_box(&a) == black_box(&b));
     });
     group.finish();
+}
+
+fn store(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store");
+    for capacity in [1_000, ricloud_webhook::MemoryStore::DEFAULT_CAPACITY] {
+        let store =
+            ricloud_webhook::MemoryStore::with_bounds(capacity, Duration::from_secs(86_400));
+        let now = at(T);
+        let id = |n: u64| format!("00000000-0000-4000-8000-{n:012x}");
+        for n in 0..capacity as u64 {
+            let _ = store_claim_finish(&store, &id(n), now);
+        }
+        let next = AtomicU64::new(capacity as u64);
+        group.bench_function(format!("claim_finish_new_id/{capacity}"), |b| {
+            b.iter_batched(
+                || id(next.fetch_add(1, Ordering::Relaxed)),
+                |id| store_claim_finish(&store, &id, now),
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+fn store_claim_finish(store: &ricloud_webhook::MemoryStore, id: &str, now: SystemTime) -> bool {
+    use ricloud_webhook::{Claim, DeliveryStore};
+    let claimed = matches!(store.claim(id, now), Claim::Claimed);
+    store.finish(id, true, now);
+    claimed
 }

@@ -1,9 +1,10 @@
 //! Deduplication of redelivered events.
 
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -155,16 +156,71 @@ impl Hasher for IdHasher {
         self.add(u64::from(byte));
     }
 
+    fn write_u128(&mut self, bits: u128) {
+        self.add(bits as u64);
+        self.add((bits >> 64) as u64);
+    }
+
     fn finish(&self) -> u64 {
         self.0
     }
 }
 
+/// An event id as the store keeps it.
+///
+/// The API's ids are UUIDs in their canonical lowercase form: those are
+/// kept as their 128 bits, inline in the map and the eviction queue, so a
+/// delivery costs no allocation for its id and the queue's oldest id needs
+/// no pointer to be followed. Any other text is kept as it is. The two
+/// forms never stand for the same id: only the canonical lowercase text of
+/// a UUID becomes `Uuid`, and it is the only text that gives those bits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Key {
+    Uuid(u128),
+    Text(Arc<str>),
+}
+
+impl Key {
+    fn of(id: &str) -> Self {
+        canonical_uuid(id).map_or_else(|| Self::Text(Arc::from(id)), Self::Uuid)
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Self::Uuid(bits) => state.write_u128(*bits),
+            Self::Text(text) => text.hash(state),
+        }
+    }
+}
+
+/// The bits of `id` when it is a UUID in canonical lowercase form
+/// (`8-4-4-4-12` hexadecimal digits), else `None`.
+fn canonical_uuid(id: &str) -> Option<u128> {
+    const DASHES: [usize; 4] = [8, 13, 18, 23];
+    let bytes: &[u8; 36] = id.as_bytes().try_into().ok()?;
+    if DASHES.iter().any(|&i| bytes[i] != b'-') {
+        return None;
+    }
+    let mut bits = 0u128;
+    for (i, &b) in bytes.iter().enumerate() {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'-' if DASHES.contains(&i) => continue,
+            _ => return None,
+        };
+        bits = bits << 4 | u128::from(digit);
+    }
+    Some(bits)
+}
+
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<Arc<str>, Entry, BuildHasherDefault<IdHasher>>,
+    entries: HashMap<Key, Entry, BuildHasherDefault<IdHasher>>,
     /// Handled events, oldest first, for eviction by count and age.
-    handled: VecDeque<(Arc<str>, SystemTime)>,
+    handled: VecDeque<(Key, SystemTime)>,
 }
 
 /// The default [`DeliveryStore`]: in memory, bounded in count and age.
@@ -211,8 +267,12 @@ impl MemoryStore {
             if inner.handled.len() <= self.capacity && !expired {
                 break;
             }
-            if matches!(inner.entries.get(id), Some(Entry::Handled(t)) if t == at) {
-                inner.entries.remove(id);
+            // The record goes only if it is still this one: the id may have
+            // been released and handled again since (a later queue entry).
+            if let MapEntry::Occupied(record) = inner.entries.entry(id.clone()) {
+                if matches!(record.get(), Entry::Handled(t) if t == at) {
+                    record.remove();
+                }
             }
             inner.handled.pop_front();
         }
@@ -237,39 +297,44 @@ impl fmt::Debug for MemoryStore {
 
 impl DeliveryStore for MemoryStore {
     fn claim(&self, event_id: &str, now: SystemTime) -> Claim {
+        let key = Key::of(event_id);
         let mut inner = lock(&self.inner);
         self.evict(&mut inner, now);
-        match inner.entries.get_mut(event_id) {
-            Some(Entry::Handled(_)) => Claim::AlreadyHandled,
-            Some(Entry::InFlight(signal)) => {
-                let signal = signal.get_or_insert_with(Arc::default);
-                Claim::InFlight(InFlight::new(Arc::clone(signal).wait()))
-            }
-            None => {
-                inner
-                    .entries
-                    .insert(Arc::from(event_id), Entry::InFlight(None));
+        match inner.entries.entry(key) {
+            MapEntry::Occupied(mut record) => match record.get_mut() {
+                Entry::Handled(_) => Claim::AlreadyHandled,
+                Entry::InFlight(signal) => {
+                    let signal = signal.get_or_insert_with(Arc::default);
+                    Claim::InFlight(InFlight::new(Arc::clone(signal).wait()))
+                }
+            },
+            MapEntry::Vacant(slot) => {
+                slot.insert(Entry::InFlight(None));
                 Claim::Claimed
             }
         }
     }
 
     fn finish(&self, event_id: &str, handled: bool, now: SystemTime) {
+        let key = Key::of(event_id);
         let signal = {
             let mut inner = lock(&self.inner);
-            let Some((id, entry)) = inner.entries.remove_entry(event_id) else {
+            let MapEntry::Occupied(mut record) = inner.entries.entry(key) else {
                 return;
             };
-            let Entry::InFlight(signal) = entry else {
-                // Only a claim in flight ends: a stray `finish` for an
-                // event handled already must not erase its record.
-                inner.entries.insert(id, entry);
+            // Only a claim in flight ends: a stray `finish` for an event
+            // handled already must not erase its record.
+            let Entry::InFlight(signal) = record.get_mut() else {
                 return;
             };
+            let signal = signal.take();
             if handled {
-                inner.entries.insert(Arc::clone(&id), Entry::Handled(now));
-                inner.handled.push_back((id, now));
+                record.insert(Entry::Handled(now));
+                let key = record.key().clone();
+                inner.handled.push_back((key, now));
                 self.evict(&mut inner, now);
+            } else {
+                record.remove();
             }
             signal
         };
@@ -376,6 +441,127 @@ mod tests {
             store.claim("d921bf95-cc9f-4851-b6ab-000000000042", at(1)),
             Claim::AlreadyHandled
         ));
+    }
+
+    #[test]
+    fn only_canonical_lowercase_uuids_are_kept_as_bits() {
+        let id = "d921bf95-cc9f-4851-b6ab-9f1ab79db4df";
+        let bits = u128::from_str_radix(&id.replace('-', ""), 16).expect("hex");
+        assert_eq!(canonical_uuid(id), Some(bits));
+        assert_eq!(
+            canonical_uuid("00000000-0000-0000-0000-000000000000"),
+            Some(0)
+        );
+        assert_eq!(
+            canonical_uuid("ffffffff-ffff-ffff-ffff-ffffffffffff"),
+            Some(u128::MAX)
+        );
+        for other in [
+            "D921BF95-CC9F-4851-B6AB-9F1AB79DB4DF",
+            "d921bf95-cc9f-4851-b6ab-9f1ab79db4dF",
+            "d921bf95cc9f-4851-b6ab-9f1ab79db4df-",
+            "d921bf95-cc9f-4851-b6ab-9f1ab79db4d",
+            "d921bf95-cc9f-4851-b6ab-9f1ab79db4dff",
+            "d921bf95-cc9f-4851-b6ab-9f1ab79db4-f",
+            "d921bf95-cc9f-4851-b6ab-9f1ab79db4dg",
+            "d921bf95+cc9f-4851-b6ab-9f1ab79db4df",
+            "{921bf95-cc9f-4851-b6ab-9f1ab79db4df",
+            "",
+            "a",
+        ] {
+            assert_eq!(canonical_uuid(other), None, "{other}");
+            assert_eq!(Key::of(other), Key::Text(Arc::from(other)));
+        }
+    }
+
+    #[test]
+    fn a_uuid_in_capitals_is_another_event() {
+        let store = MemoryStore::new();
+        let lower = "d921bf95-cc9f-4851-b6ab-9f1ab79db4df";
+        let upper = lower.to_ascii_uppercase();
+        assert!(matches!(store.claim(lower, at(0)), Claim::Claimed));
+        store.finish(lower, true, at(0));
+        assert!(matches!(store.claim(&upper, at(0)), Claim::Claimed));
+        store.finish(&upper, true, at(0));
+        assert!(matches!(store.claim(lower, at(1)), Claim::AlreadyHandled));
+        assert!(matches!(store.claim(&upper, at(1)), Claim::AlreadyHandled));
+        assert_eq!(store.handled_len(), 2);
+    }
+
+    /// The store against a model that keeps ids as plain strings, over
+    /// random sequences of claims and finishes of UUID-shaped ids (in both
+    /// cases), other text, releases, stray finishes, eviction by count and
+    /// by age: every answer and the number remembered agree.
+    #[test]
+    fn agrees_with_a_model_keyed_by_text() {
+        use proptest::prelude::*;
+        use std::collections::HashMap as Map;
+
+        #[derive(Clone, Copy, PartialEq, Debug)]
+        enum Model {
+            InFlight,
+            Handled(u64),
+        }
+        let ids = prop::sample::select(vec![
+            "d921bf95-cc9f-4851-b6ab-9f1ab79db4df".to_owned(),
+            "D921BF95-CC9F-4851-B6AB-9F1AB79DB4DF".to_owned(),
+            "00000000-0000-4000-8000-000000000001".to_owned(),
+            "00000000-0000-4000-8000-000000000002".to_owned(),
+            "00000000-0000-4000-8000-00000000000a".to_owned(),
+            "00000000-0000-4000-8000-00000000000A".to_owned(),
+            "a".to_owned(),
+            "b".to_owned(),
+            "evt_1".to_owned(),
+        ]);
+        // (id, claim or finish, handled, seconds to advance)
+        let step = (ids, any::<bool>(), any::<bool>(), 0u64..40);
+        let config = ProptestConfig::with_cases(300);
+        proptest!(config, |(steps in prop::collection::vec(step, 1..120))| {
+            let (capacity, max_age) = (3, 60);
+            let store = MemoryStore::with_bounds(capacity, Duration::from_secs(max_age));
+            let mut map: Map<String, Model> = Map::new();
+            let mut queue: VecDeque<(String, u64)> = VecDeque::new();
+            let mut now = 0;
+            let evict = |map: &mut Map<String, Model>, queue: &mut VecDeque<(String, u64)>, now: u64| {
+                while let Some((id, t)) = queue.front().cloned() {
+                    if queue.len() <= capacity && now.saturating_sub(t) <= max_age {
+                        break;
+                    }
+                    if map.get(&id) == Some(&Model::Handled(t)) {
+                        map.remove(&id);
+                    }
+                    queue.pop_front();
+                }
+            };
+            for (id, is_claim, handled, advance) in steps {
+                now += advance;
+                if is_claim {
+                    evict(&mut map, &mut queue, now);
+                    let expected = match map.get(&id) {
+                        None => {
+                            map.insert(id.clone(), Model::InFlight);
+                            "Claimed"
+                        }
+                        Some(Model::InFlight) => "InFlight",
+                        Some(Model::Handled(_)) => "AlreadyHandled",
+                    };
+                    let got = format!("{:?}", store.claim(&id, at(now)));
+                    prop_assert_eq!(got.as_str(), expected, "claim {} at {}", id, now);
+                } else {
+                    store.finish(&id, handled, at(now));
+                    if map.get(&id) == Some(&Model::InFlight) {
+                        if handled {
+                            map.insert(id.clone(), Model::Handled(now));
+                            queue.push_back((id.clone(), now));
+                            evict(&mut map, &mut queue, now);
+                        } else {
+                            map.remove(&id);
+                        }
+                    }
+                }
+                prop_assert_eq!(store.handled_len(), queue.len());
+            }
+        });
     }
 
     #[test]
