@@ -198,22 +198,50 @@ impl Hash for Key {
 /// The bits of `id` when it is a UUID in canonical lowercase form
 /// (`8-4-4-4-12` hexadecimal digits), else `None`.
 fn canonical_uuid(id: &str) -> Option<u128> {
-    const DASHES: [usize; 4] = [8, 13, 18, 23];
+    /// Where the 32 digits are.
+    const DIGITS: [usize; 32] = {
+        let mut at = [0; 32];
+        let (mut i, mut d) = (0, 0);
+        while i < 36 {
+            if !matches!(i, 8 | 13 | 18 | 23) {
+                at[d] = i;
+                d += 1;
+            }
+            i += 1;
+        }
+        at
+    };
+    /// A digit's value, or 0x10 for any other byte (capitals included).
+    const VALUE: [u8; 256] = {
+        let mut value = [0x10; 256];
+        let mut b = 0;
+        while b < 10 {
+            value[b'0' as usize + b] = b as u8;
+            b += 1;
+        }
+        let mut b = 0;
+        while b < 6 {
+            value[b'a' as usize + b] = 10 + b as u8;
+            b += 1;
+        }
+        value
+    };
     let bytes: &[u8; 36] = id.as_bytes().try_into().ok()?;
-    if DASHES.iter().any(|&i| bytes[i] != b'-') {
+    if bytes[8] != b'-' || bytes[13] != b'-' || bytes[18] != b'-' || bytes[23] != b'-' {
         return None;
     }
-    let mut bits = 0u128;
-    for (i, &b) in bytes.iter().enumerate() {
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'-' if DASHES.contains(&i) => continue,
-            _ => return None,
-        };
-        bits = bits << 4 | u128::from(digit);
+    // No branch per digit: the values are or-ed together to find a bad one.
+    let (mut high, mut low, mut seen) = (0u64, 0u64, 0u8);
+    for (n, &i) in DIGITS.iter().enumerate() {
+        let value = VALUE[usize::from(bytes[i])];
+        seen |= value;
+        if n < 16 {
+            high = high << 4 | u64::from(value);
+        } else {
+            low = low << 4 | u64::from(value);
+        }
     }
-    Some(bits)
+    (seen < 0x10).then_some(u128::from(high) << 64 | u128::from(low))
 }
 
 #[derive(Default)]
@@ -471,6 +499,24 @@ mod tests {
         ] {
             assert_eq!(canonical_uuid(other), None, "{other}");
             assert_eq!(Key::of(other), Key::Text(Arc::from(other)));
+        }
+    }
+
+    proptest::proptest! {
+        /// Every UUID's canonical text gives its bits back, and any text of
+        /// 36 bytes from digits, both cases of `a` to `g` and dashes gives
+        /// bits exactly when a plain reading says it is canonical.
+        #[test]
+        fn uuid_reading_agrees_with_a_plain_one(bits: u128, text in "[0-9a-gA-G-]{36}") {
+            let hex = format!("{bits:032x}");
+            let canonical = format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]);
+            proptest::prop_assert_eq!(canonical_uuid(&canonical), Some(bits));
+            let dashes_in_place = text.char_indices().all(|(i, c)| (c == '-') == matches!(i, 8 | 13 | 18 | 23));
+            let lowercase_hex = text.chars().all(|c| c == '-' || matches!(c, '0'..='9' | 'a'..='f'));
+            let plain = (dashes_in_place && lowercase_hex)
+                .then(|| u128::from_str_radix(&text.replace('-', ""), 16).ok())
+                .flatten();
+            proptest::prop_assert_eq!(canonical_uuid(&text), plain);
         }
     }
 
