@@ -268,8 +268,8 @@ struct Inner {
 ///
 /// Ids that are UUIDs in canonical lowercase form, as the API sends them,
 /// are kept as their 128 bits, without an allocation of their own; with
-/// the map and the eviction queue a remembered event takes about 150
-/// bytes, some 15 MB when full at the default bound. Other ids are kept as
+/// the map and the eviction queue a remembered event takes about 120
+/// bytes, some 12 MB when full at the default bound. Other ids are kept as
 /// text.
 pub struct MemoryStore {
     capacity: usize,
