@@ -12,6 +12,9 @@
 #   REFERENCE=1  run the Python reference (needs python3 and PyPI or a venv); 0 to skip
 #   SERVER_LOG=info  bench-server --log level (the receiver example logs at info)
 #   MEMORY=1     run the upload memory test; 0 to skip it
+#   LAYERS=1     also run the floor of any correct receiver, in layers: bare
+#                hyper plus the signature check (verify), plus reading the
+#                event (parse); 0 to skip them
 #   ROUNDS=3     bare and ours are run this many times, alternating; the table
 #                shows each one's median run (by req/s), which shrugs off a
 #                burst from whatever else shares the machine
@@ -35,6 +38,7 @@ REFERENCE=${REFERENCE:-1}
 SERVER_LOG=${SERVER_LOG:-info}
 ROUNDS=${ROUNDS:-3}
 MEMORY=${MEMORY:-1}
+LAYERS=${LAYERS:-1}
 SECRET="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export RICLOUD_WEBHOOK_SECRET="$SECRET"
 
@@ -146,12 +150,18 @@ LOAD=(--connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP")
 
 # bare: the transport limit. ours: the endpoint with a typed `Task`
 # handler. ours-event: the same with an `Arc<Event>` handler (the receiver
-# without the view's parse of `data`).
+# without the view's parse of `data`). verify, parse: bare plus the
+# signature check, plus reading the event (the floor of any receiver that
+# checks what it acknowledges).
+LABELS=(bare ours ours-event)
+[[ "$LAYERS" == 1 ]] && LABELS+=(verify parse)
 for round in $(seq 1 "$ROUNDS"); do
-    for label in bare ours ours-event; do
+    for label in "${LABELS[@]}"; do
         echo "== $label (round $round of $ROUNDS)"
         case $label in
             bare) start_bench_server bare bare ;;
+            verify) start_bench_server verify verify ;;
+            parse) start_bench_server parse parse ;;
             ours) start_bench_server ours ours --handler task ;;
             ours-event) start_bench_server ours-event ours --handler event ;;
         esac
@@ -232,7 +242,7 @@ def ms(us):
 
 print("| server | conns | req/s | p50 ms | p99 ms | max ms | requests | statuses | io errors | connects | server CPU us/req (user + system) | peak RSS MiB |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for label in ["bare", "ours", "ours-event", "reference", "upload", "upload-mmap"]:
+for label in ["bare", "verify", "parse", "ours", "ours-event", "reference", "upload", "upload-mmap"]:
     d = runs.get(label)
     if not d:
         continue
@@ -251,6 +261,14 @@ def check(name, value, target, ok):
 print("| ratio | value | target | |")
 print("|---|---|---|---|")
 ours, bare, ref = runs.get("ours"), runs.get("bare"), runs.get("reference")
+for name in ["verify", "parse"]:
+    layer = runs.get(name)
+    if not (layer and bare):
+        continue
+    r = layer["rps"] / bare["rps"]
+    print(f"| {name}/bare req/s (the floor, no target) | {r:.2f}x | | |")
+    extra = layer["server_user_us_per_request"] - bare["server_user_us_per_request"]
+    print(f"| {name} - bare, user CPU per request | {extra:+.1f} us | | |")
 for name in ["ours", "ours-event"]:
     mine = runs.get(name)
     if not (mine and bare):

@@ -2,7 +2,7 @@
 # Where the endpoint's time goes: instruction counts per request with
 # valgrind's callgrind, for bench-server under a light load from loadgen.
 #
-# Usage: scripts/profile.sh [bare|ours|ours-event] [seconds]
+# Usage: scripts/profile.sh [bare|verify|parse|ours|ours-event] [seconds]
 #
 # Prints the requests served, the instructions per request, and the
 # functions with the most inclusive instructions per request; the full
@@ -23,9 +23,11 @@ command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install va
 
 case $MODE in
     bare) SERVER_ARGS=(--mode bare) ;;
+    verify) SERVER_ARGS=(--mode verify) ;;
+    parse) SERVER_ARGS=(--mode parse) ;;
     ours) SERVER_ARGS=(--mode ours --handler task) ;;
     ours-event) SERVER_ARGS=(--mode ours --handler event) ;;
-    *) echo "mode: bare, ours or ours-event" >&2; exit 2 ;;
+    *) echo "mode: bare, verify, parse, ours or ours-event" >&2; exit 2 ;;
 esac
 
 cargo build --release -p ricloud-webhook-bench --bins

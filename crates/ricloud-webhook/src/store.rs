@@ -204,51 +204,48 @@ impl Hash for Key {
 
 /// The bits of `id` when it is a UUID in canonical lowercase form
 /// (`8-4-4-4-12` hexadecimal digits), else `None`.
+///
+/// It runs twice per delivery (claim and finish), so it reads eight digits
+/// at a time: four words of eight digits (the groups of four paired up),
+/// each checked and packed by [`hex_word`].
 fn canonical_uuid(id: &str) -> Option<u128> {
-    /// Where the 32 digits are.
-    const DIGITS: [usize; 32] = {
-        let mut at = [0; 32];
-        let (mut i, mut d) = (0, 0);
-        while i < 36 {
-            if !matches!(i, 8 | 13 | 18 | 23) {
-                at[d] = i;
-                d += 1;
-            }
-            i += 1;
-        }
-        at
-    };
-    /// A digit's value, or 0x10 for any other byte (capitals included).
-    const VALUE: [u8; 256] = {
-        let mut value = [0x10; 256];
-        let mut b = 0;
-        while b < 10 {
-            value[b'0' as usize + b] = b as u8;
-            b += 1;
-        }
-        let mut b = 0;
-        while b < 6 {
-            value[b'a' as usize + b] = 10 + b as u8;
-            b += 1;
-        }
-        value
-    };
-    let bytes: &[u8; 36] = id.as_bytes().try_into().ok()?;
-    if bytes[8] != b'-' || bytes[13] != b'-' || bytes[18] != b'-' || bytes[23] != b'-' {
+    let b: &[u8; 36] = id.as_bytes().try_into().ok()?;
+    if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
-    // No branch per digit: the values are or-ed together to find a bad one.
-    let (mut high, mut low, mut seen) = (0u64, 0u64, 0u8);
-    for (n, &i) in DIGITS.iter().enumerate() {
-        let value = VALUE[usize::from(bytes[i])];
-        seen |= value;
-        if n < 16 {
-            high = high << 4 | u64::from(value);
-        } else {
-            low = low << 4 | u64::from(value);
-        }
+    let word = |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
+    let high = u64::from(hex_word(word(0) | word(4) << 32)?) << 32
+        | u64::from(hex_word(word(9) | word(14) << 32)?);
+    let low = u64::from(hex_word(word(19) | word(24) << 32)?) << 32
+        | u64::from(hex_word(word(28) | word(32) << 32)?);
+    Some(u128::from(high) << 64 | u128::from(low))
+}
+
+/// Eight lowercase hexadecimal digits, the first in the lowest byte of
+/// `word`, as the number they write; `None` if any byte is not one.
+fn hex_word(word: u64) -> Option<u32> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const fn each(byte: u8) -> u64 {
+        u64::from_le_bytes([byte; 8])
     }
-    (seen < 0x10).then_some(u128::from(high) << 64 | u128::from(low))
+    if word & HIGH != 0 {
+        return None;
+    }
+    // With every byte below 0x80, adding `0x80 - n` to each byte sets its
+    // high bit exactly when the byte is at least `n`, and never carries
+    // into the next byte.
+    let at_least = |n: u8| word + each(0x80 - n);
+    let digit = at_least(b'0') & !at_least(b'9' + 1) & HIGH;
+    let letter = at_least(b'a') & !at_least(b'f' + 1) & HIGH;
+    if digit | letter != HIGH {
+        return None;
+    }
+    // Each byte's value: its low four bits, plus 9 for `a` to `f`.
+    let v = (word & each(0x0f)) + (letter >> 7) * 9;
+    // Pack the nibbles, first digit highest: pairs, then fours, then eight.
+    let v = ((v << 4) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = ((v << 8) + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    u32::try_from(((v << 16) + (v >> 32)) & 0xffff_ffff).ok()
 }
 
 #[derive(Default)]
@@ -535,6 +532,27 @@ mod tests {
                 .then(|| u128::from_str_radix(&text.replace('-', ""), 16).ok())
                 .flatten();
             proptest::prop_assert_eq!(canonical_uuid(&text), plain);
+        }
+
+        /// Eight bytes of any value, and eight digits with now and then a
+        /// byte just outside the ranges, read as `from_str_radix` would
+        /// (lowercase only).
+        #[test]
+        fn hex_words_agree_with_a_plain_reading(
+            any: [u8; 8],
+            edges in proptest::collection::vec(proptest::prop_oneof![
+                8 => proptest::sample::select(b"0123456789abcdef".to_vec()),
+                1 => proptest::sample::select(b"/:`g@AFG \x7f\x80\xb0\xe1".to_vec()),
+            ], 8),
+        ) {
+            for bytes in [any, <[u8; 8]>::try_from(edges.as_slice()).expect("eight")] {
+                let plain = bytes
+                    .iter()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                    .then(|| u32::from_str_radix(std::str::from_utf8(&bytes).ok()?, 16).ok())
+                    .flatten();
+                proptest::prop_assert_eq!(hex_word(u64::from_le_bytes(bytes)), plain, "{:?}", bytes);
+            }
         }
     }
 

@@ -10,6 +10,12 @@
 //!   `hyper_util` auto builder and settings on the same multi-thread tokio
 //!   runtime) that reads the whole body and answers 200 `OK` without
 //!   verifying anything.
+//! - `verify` and `parse`: the floor of any correct receiver, in layers.
+//!   `bare` plus the core crate's `Verifier` on the body (401 when it
+//!   refuses it); `parse` then also reads the event from the verified body
+//!   (`VerifiedEvent::parse`: the envelope and the check that all of it is
+//!   well-formed JSON; 400 when it is not). No routing, limits, store or
+//!   dispatch: what ours adds beyond `parse` is the rest of the endpoint.
 //!
 //! Prints its bound address on stdout, then serves until Ctrl-C or SIGTERM.
 
@@ -22,12 +28,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use clap::{value_parser, Arg, Command};
-use http::{Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use ricloud_webhook::{Dispatcher, Event, MemoryStore, Receiver, Secret, Task, Verifier};
+use ricloud_webhook::{
+    Dispatcher, Event, MemoryStore, Receiver, Secret, Task, VerifiedEvent, Verifier,
+};
+
+/// `Ricloud-Signature`, as a ready header name (as the receiver looks it up).
+const SIGNATURE: HeaderName = HeaderName::from_static("ricloud-signature");
 use ricloud_webhook_hyper::{serve, Config, WebhookService};
 use tokio::net::TcpListener;
 
@@ -38,8 +49,8 @@ fn command() -> Command {
             Arg::new("mode")
                 .long("mode")
                 .required(true)
-                .value_parser(["ours", "bare"])
-                .help("ours: ricloud_webhook_hyper::serve; bare: hyper reading the body and answering 200"),
+                .value_parser(["ours", "bare", "verify", "parse"])
+                .help("ours: ricloud_webhook_hyper::serve; bare: hyper reading the body and answering 200; verify, parse: bare plus the signature check, plus reading the event"),
         )
         .arg(
             Arg::new("addr")
@@ -118,7 +129,9 @@ fn main() -> anyhow::Result<()> {
                 });
                 ours(listener, secret, typed, store).await
             }
-            _ => bare(listener).await,
+            "verify" => bare(listener, Some((Verifier::new(secret), Layers::Verify))).await,
+            "parse" => bare(listener, Some((Verifier::new(secret), Layers::Parse))).await,
+            _ => bare(listener, None).await,
         }
     })
 }
@@ -160,7 +173,32 @@ async fn ours(
     Ok(())
 }
 
-async fn bare(listener: TcpListener) -> anyhow::Result<()> {
+/// What `bare` does on top of reading the body.
+#[derive(Clone, Copy, PartialEq)]
+enum Layers {
+    /// Verify the signature.
+    Verify,
+    /// Verify, then read the event.
+    Parse,
+}
+
+/// The status for a body: 200, or what the layers refuse it with.
+fn check(layers: Option<&(Verifier, Layers)>, headers: &HeaderMap, body: Bytes) -> StatusCode {
+    let Some((verifier, layers)) = layers else {
+        return StatusCode::OK;
+    };
+    let signature = headers.get(SIGNATURE).map(HeaderValue::as_bytes);
+    let Ok(verified) = verifier.verify(signature, body) else {
+        return StatusCode::UNAUTHORIZED;
+    };
+    if *layers == Layers::Parse && VerifiedEvent::parse(verified).is_err() {
+        return StatusCode::BAD_REQUEST;
+    }
+    StatusCode::OK
+}
+
+async fn bare(listener: TcpListener, layers: Option<(Verifier, Layers)>) -> anyhow::Result<()> {
+    let layers = Arc::new(layers);
     // The same builder settings as `ricloud_webhook_hyper::serve`.
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -169,17 +207,18 @@ async fn bare(listener: TcpListener) -> anyhow::Result<()> {
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10));
     builder.http2().timer(TokioTimer::new());
-    let service = hyper::service::service_fn(|request: Request<Incoming>| async move {
-        let body = request
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes().len());
-        let mut response = Response::new(Full::new(Bytes::from_static(b"OK")));
-        if body.is_err() {
-            *response.status_mut() = http::StatusCode::BAD_REQUEST;
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let layers = Arc::clone(&layers);
+        async move {
+            let (parts, body) = request.into_parts();
+            let status = match body.collect().await {
+                Ok(body) => check(layers.as_ref().as_ref(), &parts.headers, body.to_bytes()),
+                Err(_) => StatusCode::BAD_REQUEST,
+            };
+            let mut response = Response::new(Full::new(Bytes::from_static(b"OK")));
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
         }
-        Ok::<_, Infallible>(response)
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -193,7 +232,7 @@ async fn bare(listener: TcpListener) -> anyhow::Result<()> {
         };
         let _ = stream.set_nodelay(true);
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(stream), service.clone())
             .into_owned();
         tokio::spawn(async move {
             let _ = connection.await;
