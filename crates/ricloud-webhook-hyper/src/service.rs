@@ -9,10 +9,11 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
-use ricloud_webhook::{Delivery, Receiver};
+use ricloud_webhook::{Delivery, RawBody, Receiver};
 use tokio::sync::Semaphore;
 
 use crate::body::{content_length, read_limited, BodyError};
@@ -95,24 +96,39 @@ impl WebhookService {
         B: Body + Unpin,
         B::Data: Into<Bytes>,
     {
-        self.shared.handle(request).await
+        match self.shared.admit(request) {
+            Admit::Answer(response) => response,
+            Admit::Deliver(parts, body, declared) => {
+                let Ok(response) = Arc::clone(&self.shared)
+                    .deliver(parts, body, declared)
+                    .await;
+                response
+            }
+        }
     }
 }
 
+/// What the checks that need no body decided.
+enum Admit<B> {
+    /// Answer now (health check, wrong route, method, type or length).
+    Answer(WebhookResponse),
+    /// A delivery to read and receive: the request's head, its body, and
+    /// the length it declared.
+    Deliver(Parts, B, Option<u64>),
+}
+
 impl Shared {
-    async fn handle<B>(&self, request: Request<B>) -> WebhookResponse
-    where
-        B: Body + Unpin,
-        B::Data: Into<Bytes>,
-    {
+    /// The checks on the request's head, made before anything is read or
+    /// any future is built, so a refused request costs no allocation.
+    fn admit<B>(&self, request: Request<B>) -> Admit<B> {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
         if path == "/healthz" && matches!(parts.method, Method::GET | Method::HEAD) {
-            return text(StatusCode::OK, "ok");
+            return Admit::Answer(text(StatusCode::OK, "ok"));
         }
         if !self.is_webhook_path(path) {
             tracing::debug!(status = 404, "no route for this path");
-            return text(StatusCode::NOT_FOUND, "not found");
+            return Admit::Answer(text(StatusCode::NOT_FOUND, "not found"));
         }
         if parts.method != Method::POST {
             tracing::debug!(status = 405, method = %parts.method, "method not allowed");
@@ -120,77 +136,120 @@ impl Shared {
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("POST"));
-            return response;
+            return Admit::Answer(response);
         }
         if !is_json(parts.headers.get(CONTENT_TYPE)) {
             tracing::warn!(status = 415, "content type is not JSON");
-            return text(
+            return Admit::Answer(text(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "content type must be application/json",
-            );
+            ));
         }
-        let limit = self.config.body_limit;
         let declared = content_length(&parts.headers);
-        if declared.is_some_and(|len| len > limit as u64) {
-            return too_large(limit);
+        if declared.is_some_and(|len| len > self.config.body_limit as u64) {
+            return Admit::Answer(too_large(self.config.body_limit));
         }
+        Admit::Deliver(parts, body, declared)
+    }
+
+    /// Reads the body and hands the delivery to the receiver, within the
+    /// delivery slots and the delivery timeout.
+    ///
+    /// This future is what hyper boxes per request, so it is kept small
+    /// (under 1 KiB: see `future_sizes` below): it owns the request's head
+    /// once, the body reader's state is gone before the receiver runs, and
+    /// the receiver's own future is boxed apart. Both allocations then come
+    /// from glibc's per-thread cache; one larger block cost a trip through
+    /// the allocator's bins per request, and made it merge the small blocks
+    /// a typed view had just freed.
+    async fn deliver<B>(
+        self: Arc<Self>,
+        parts: Parts,
+        body: B,
+        declared: Option<u64>,
+    ) -> Result<WebhookResponse, Infallible>
+    where
+        B: Body + Unpin,
+        B::Data: Into<Bytes>,
+    {
         let Ok(_permit) = self.deliveries.try_acquire() else {
             tracing::warn!(status = 503, "too many deliveries at once");
-            return self.unavailable("too many deliveries at once; please retry");
+            return Ok(self.unavailable("too many deliveries at once; please retry"));
         };
-        let work = async {
-            // Its own, shorter limit: the body comes before the signature
-            // is checked, so anyone can send it slowly. A body that is in
-            // already (the usual case) is taken without building a timer,
-            // which costs a clock reading and a timer entry per delivery.
-            let mut reading = std::pin::pin!(read_limited(body, limit, declared));
-            let first = std::future::poll_fn(|cx| Poll::Ready(reading.as_mut().poll(cx))).await;
-            let read = match first {
-                Poll::Ready(read) => Ok(read),
-                Poll::Pending => tokio::time::timeout(self.config.body_read_timeout, reading).await,
-            };
-            let body = match read {
-                Ok(Ok(body)) => body,
-                Ok(Err(BodyError::TooLarge)) => return too_large(limit),
-                Ok(Err(BodyError::Broken)) => {
-                    tracing::debug!(status = 400, "body could not be read");
-                    return text(StatusCode::BAD_REQUEST, "request body could not be read");
+        let delivered = tokio::time::timeout(
+            self.config.delivery_timeout,
+            Box::pin(async {
+                let body = match self.read_body(body, declared).await {
+                    Ok(body) => body,
+                    Err(response) => return response,
+                };
+                let delivery = Delivery {
+                    method: &parts.method,
+                    path: parts.uri.path(),
+                    headers: &parts.headers,
+                    body,
+                };
+                let outcome = Box::pin(self.receiver.receive(delivery)).await;
+                // `Outcome::body` is "OK" on success: answer with the static
+                // bytes instead of allocating the same two bytes per delivery.
+                let body = if outcome.status().is_success() {
+                    Bytes::from_static(b"OK")
+                } else {
+                    Bytes::from(outcome.body())
+                };
+                let mut response = text(outcome.status(), body);
+                if outcome.status() == StatusCode::SERVICE_UNAVAILABLE {
+                    response
+                        .headers_mut()
+                        .insert(RETRY_AFTER, self.retry_after.clone());
                 }
-                Err(_) => {
-                    tracing::warn!(status = 408, "body not received in time");
-                    return text(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "request body not received in time",
-                    );
-                }
-            };
-            let delivery = Delivery {
-                method: &parts.method,
-                path,
-                headers: &parts.headers,
-                body,
-            };
-            let outcome = self.receiver.receive(delivery).await;
-            // `Outcome::body` is "OK" on success: answer with the static
-            // bytes instead of allocating the same two bytes per delivery.
-            let body = if outcome.status().is_success() {
-                Bytes::from_static(b"OK")
-            } else {
-                Bytes::from(outcome.body())
-            };
-            let mut response = text(outcome.status(), body);
-            if outcome.status() == StatusCode::SERVICE_UNAVAILABLE {
                 response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, self.retry_after.clone());
+            }),
+        )
+        .await;
+        Ok(delivered.unwrap_or_else(|_| {
+            tracing::error!(status = 503, "delivery timed out; handlers cancelled");
+            self.unavailable("delivery timed out; please redeliver")
+        }))
+    }
+
+    /// The whole body, or the response refusing it.
+    async fn read_body<B>(&self, body: B, declared: Option<u64>) -> Result<RawBody, WebhookResponse>
+    where
+        B: Body + Unpin,
+        B::Data: Into<Bytes>,
+    {
+        let limit = self.config.body_limit;
+        // Its own, shorter limit: the body comes before the signature is
+        // checked, so anyone can send it slowly. A body that is in already
+        // (the usual case) is taken without building a timer, which costs a
+        // clock reading and a timer entry per delivery.
+        let mut reading = std::pin::pin!(read_limited(body, limit, declared));
+        let first = std::future::poll_fn(|cx| Poll::Ready(reading.as_mut().poll(cx))).await;
+        let read = match first {
+            Poll::Ready(read) => Ok(read),
+            // Boxed: only a body still on its way needs the timer, and
+            // its room in this future would be paid by every delivery.
+            Poll::Pending => {
+                Box::pin(tokio::time::timeout(self.config.body_read_timeout, reading)).await
             }
-            response
         };
-        match tokio::time::timeout(self.config.delivery_timeout, work).await {
-            Ok(response) => response,
+        match read {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(BodyError::TooLarge)) => Err(too_large(limit)),
+            Ok(Err(BodyError::Broken)) => {
+                tracing::debug!(status = 400, "body could not be read");
+                Err(text(
+                    StatusCode::BAD_REQUEST,
+                    "request body could not be read",
+                ))
+            }
             Err(_) => {
-                tracing::error!(status = 503, "delivery timed out; handlers cancelled");
-                self.unavailable("delivery timed out; please redeliver")
+                tracing::warn!(status = 408, "body not received in time");
+                Err(text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body not received in time",
+                ))
             }
         }
     }
@@ -272,8 +331,12 @@ where
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<B>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        Box::pin(async move { Ok(shared.handle(request).await) })
+        match self.shared.admit(request) {
+            Admit::Answer(response) => Box::pin(std::future::ready(Ok(response))),
+            Admit::Deliver(parts, body, declared) => {
+                Box::pin(Arc::clone(&self.shared).deliver(parts, body, declared))
+            }
+        }
     }
 }
 
@@ -300,6 +363,42 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The future hyper boxes per delivery stays under glibc's per-thread
+    /// cache limit (1,032 bytes with its header), and so does the
+    /// receiver's, boxed apart (see `Shared::deliver`).
+    #[test]
+    fn future_sizes() {
+        let service = WebhookService::new(Receiver::new(
+            ricloud_webhook::Verifier::new(ricloud_webhook::Secret::new("s").expect("secret")),
+            ricloud_webhook::Dispatcher::new(),
+        ));
+        let request = Request::post("/webhooks/e")
+            .header(CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(Bytes::new()))
+            .expect("request");
+        let Admit::Deliver(parts, body, declared) = service.shared.admit(request) else {
+            panic!("a delivery");
+        };
+        let delivering = Arc::clone(&service.shared).deliver(parts, body, declared);
+        assert!(
+            std::mem::size_of_val(&delivering) <= 1016,
+            "{}",
+            std::mem::size_of_val(&delivering)
+        );
+        let headers = http::HeaderMap::new();
+        let receiving = service.receiver().receive(Delivery {
+            method: &Method::POST,
+            path: "/webhooks/e",
+            headers: &headers,
+            body: RawBody::new(),
+        });
+        assert!(
+            std::mem::size_of_val(&receiving) <= 1016,
+            "{}",
+            std::mem::size_of_val(&receiving)
+        );
+    }
 
     #[test]
     fn json_content_types() {
