@@ -316,10 +316,15 @@ impl<'a> Reader<'a> {
     /// the container it is in (0 for a value at the top).
     fn skip_value(&mut self, depth: u32) -> Result<()> {
         // Bit i of `objects` tells whether container i (counted from the
-        // outermost one of this value) is an object; `open` counts them.
+        // outermost one of this value) is an object; `open` counts them,
+        // and `object` is the innermost one's bit, read from the set only
+        // when a container closes (a shift of the 128-bit set per element
+        // cost more than the rest of the element's bookkeeping).
         // No recursion and no allocation, whatever the input.
         let mut objects: u128 = 0;
         let mut open: u32 = 0;
+        let mut object = false;
+        let innermost = |objects: u128, open: u32| open > 0 && (objects >> (open - 1)) & 1 == 1;
         'value: loop {
             self.ws();
             match self.peek()? {
@@ -328,7 +333,7 @@ impl<'a> Reader<'a> {
                         return Err(JsonError::Syntax(self.pos));
                     }
                     self.pos += 1;
-                    let object = c == b'{';
+                    object = c == b'{';
                     if object {
                         objects |= 1 << open;
                     } else {
@@ -339,6 +344,7 @@ impl<'a> Reader<'a> {
                     if self.peek()? == if object { b'}' } else { b']' } {
                         self.pos += 1;
                         open -= 1;
+                        object = innermost(objects, open);
                     } else {
                         if object {
                             self.key()?;
@@ -360,7 +366,6 @@ impl<'a> Reader<'a> {
                 if open == 0 {
                     return Ok(());
                 }
-                let object = (objects >> (open - 1)) & 1 == 1;
                 self.ws();
                 match (self.peek()?, object) {
                     (b',', true) => {
@@ -376,6 +381,7 @@ impl<'a> Reader<'a> {
                     (b'}', true) | (b']', false) => {
                         self.pos += 1;
                         open -= 1;
+                        object = innermost(objects, open);
                     }
                     _ => return Err(JsonError::Syntax(self.pos)),
                 }
