@@ -7,7 +7,8 @@
 //! - `sha256_limit/<size>`: `Verifier::verify_at` on a signed delivery, the
 //!   bare HMAC-SHA256 of `"<t>.<body>"` from a pre-keyed state cloned per
 //!   message (the limit), and HMAC keyed per message (naive).
-//! - `pipeline`: `Event::from_json`, verify alone, verify then parse, and
+//! - `pipeline`: `Event::from_json` (alone, then the owned `Task` view, then
+//!   the same fields borrowed with `Event::data_borrowed`), verify alone, verify then parse, and
 //!   `Receiver::receive_at` with one trivial handler, each on a fresh ~1 KiB
 //!   `task.succeeded` delivery with a new event id per iteration.
 //! - `tag_compare`: the 32-byte tag comparison on its own, four ways.
@@ -165,6 +166,60 @@ struct SerdeEnvelope<'a> {
     date_delivered: Option<String>,
 }
 
+/// The fields of `Task` (and of its results) as a view that borrows its
+/// text from the event (`Event::data_borrowed`), for the cost of the owned
+/// view's strings. Ids as `Cow` (the borrowing that survives an escape),
+/// the rest as `Option<&str>` (serde cannot borrow through `Option<Cow>`).
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct TaskRef<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    resource: Option<&'a str>,
+    organisation: Option<serde_json::Number>,
+    key: Option<serde_json::Number>,
+    user: Option<&'a str>,
+    source: Option<&'a str>,
+    session: Option<&'a str>,
+    poll: Option<&'a str>,
+    source_type: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: Option<&'a str>,
+    target: Option<&'a str>,
+    state: Option<&'a str>,
+    #[serde(borrow)]
+    results: Option<ResultsRef<'a>>,
+    error: Option<&'a str>,
+    date_created: Option<&'a str>,
+    date_started: Option<&'a str>,
+    date_completed: Option<&'a str>,
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct ResultsRef<'a> {
+    #[serde(borrow)]
+    data: Vec<ResultRef<'a>>,
+    has_more: bool,
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct ResultRef<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    resource: Option<&'a str>,
+    task: Option<&'a str>,
+    identifier: Option<&'a str>,
+    url: Option<&'a str>,
+    checksum: Option<&'a str>,
+    size: Option<u64>,
+    state: Option<&'a str>,
+    date_created: Option<&'a str>,
+    date_consumed: Option<&'a str>,
+    date_deleted: Option<&'a str>,
+}
+
 /// Realistic deliveries: the reference `task.succeeded` body, each with a new
 /// event id, signed at `T`.
 struct Deliveries {
@@ -263,6 +318,8 @@ fn pipeline(c: &mut Criterion, secret: &Secret) -> anyhow::Result<()> {
 
     let sample = deliveries.next();
     ensure!(sample.body.len() > 1024);
+    let event = Event::from_json(sample.body.clone())?;
+    ensure!(event.data_borrowed::<TaskRef<'_>>().is_ok());
     let outcome = rt.block_on(receiver.receive_at(sample.delivery(), at(T)));
     ensure!(outcome.status() == StatusCode::OK);
     ensure!(handled.load(Ordering::Relaxed) == 1);
@@ -282,6 +339,16 @@ fn pipeline(c: &mut Criterion, secret: &Secret) -> anyhow::Result<()> {
             |d| {
                 let event = Event::from_json(d.body.clone()).map(Arc::new);
                 black_box(event.map(|e| <Task as FromEvent>::from_event(&e)))
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("event_from_json_then_borrowed_view", |b| {
+        b.iter_batched_ref(
+            || deliveries.next(),
+            |d| {
+                let event = Event::from_json(d.body.clone());
+                black_box(event.map(|e| e.data_borrowed::<TaskRef<'_>>().is_ok()))
             },
             BatchSize::SmallInput,
         );

@@ -146,6 +146,46 @@ impl Event {
         view(self.data_json())
     }
 
+    /// Parses `data` as a `T` that borrows its text from the event: no
+    /// allocation for its strings, and only the fields `T` names are
+    /// kept. The owned views ([`Task`](crate::Task) and the others) copy
+    /// every string, which costs more than everything else the receiver
+    /// does per delivery (BENCHMARKS.md).
+    ///
+    /// Declare text fields as `Cow<'a, str>` with `#[serde(borrow)]`: they
+    /// borrow when the JSON string has no escape and hold a decoded copy
+    /// when it has one. A `&'a str` field cannot hold a string with an
+    /// escape and makes the whole view fail on one, so keep it for text
+    /// that never has one (states, dates, UUIDs). serde borrows only for a
+    /// `Cow` field itself: an `Option<Cow<'a, str>>` always copies, while an
+    /// `Option<&'a str>` borrows.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use ricloud_webhook::Event;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct TaskState<'a> {
+    ///     #[serde(borrow)]
+    ///     id: Cow<'a, str>,
+    ///     state: Option<&'a str>,
+    /// }
+    ///
+    /// let body: &[u8] = br#"{"id": "e1", "type": "task", "action": "succeeded",
+    ///     "data": {"id": "t1", "state": "succeeded", "results": {"data": []}}}"#;
+    /// let event = Event::from_json(body)?;
+    /// let task: TaskState<'_> = event.data_borrowed()?;
+    /// assert!(matches!(task.id, Cow::Borrowed("t1")));
+    /// assert_eq!(task.state, Some("succeeded"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ViewError`] when `data` does not fit `T`.
+    pub fn data_borrowed<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ViewError> {
+        view(self.data_json())
+    }
+
     /// A typed view of `data` chosen by the slug.
     ///
     /// A documented slug whose data does not fit its view gives that view's
@@ -163,7 +203,7 @@ impl Event {
 
 /// Parses a typed view from `data`'s JSON text (as text: it is known to be
 /// UTF-8, which spares serde_json checking each string again).
-fn view<T: DeserializeOwned>(data: &str) -> Result<T, ViewError> {
+fn view<'a, T: Deserialize<'a>>(data: &'a str) -> Result<T, ViewError> {
     serde_json::from_str(data).map_err(|e| ViewError {
         detail: e.to_string(),
         view: None,
