@@ -150,10 +150,12 @@ LOAD=(--connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP")
 
 # bare: the transport limit. ours: the endpoint with a typed `Task`
 # handler. ours-event: the same with an `Arc<Event>` handler (the receiver
-# without the view's parse of `data`). verify, parse: bare plus the
+# without the view's parse of `data`). ours-borrowed: an `Arc<Event>`
+# handler reading the fields a results fetcher needs with
+# `Event::data_borrowed` (no string copies). verify, parse: bare plus the
 # signature check, plus reading the event (the floor of any receiver that
 # checks what it acknowledges).
-LABELS=(bare ours ours-event)
+LABELS=(bare ours ours-event ours-borrowed)
 [[ "$LAYERS" == 1 ]] && LABELS+=(verify parse)
 for round in $(seq 1 "$ROUNDS"); do
     for label in "${LABELS[@]}"; do
@@ -164,6 +166,7 @@ for round in $(seq 1 "$ROUNDS"); do
             parse) start_bench_server parse parse ;;
             ours) start_bench_server ours ours --handler task ;;
             ours-event) start_bench_server ours-event ours --handler event ;;
+            ours-borrowed) start_bench_server ours-borrowed ours --handler borrowed ;;
         esac
         loadgen "$label" "http://$ADDR/webhooks" "${LOAD[@]}"
         stop_server
@@ -242,7 +245,7 @@ def ms(us):
 
 print("| server | conns | req/s | p50 ms | p99 ms | max ms | requests | statuses | io errors | connects | server CPU us/req (user + system) | peak RSS MiB |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for label in ["bare", "verify", "parse", "ours", "ours-event", "reference", "upload", "upload-mmap"]:
+for label in ["bare", "verify", "parse", "ours", "ours-event", "ours-borrowed", "reference", "upload", "upload-mmap"]:
     d = runs.get(label)
     if not d:
         continue
@@ -261,7 +264,7 @@ def check(name, value, target, ok):
 print("| ratio | value | target | |")
 print("|---|---|---|---|")
 ours, bare, ref = runs.get("ours"), runs.get("bare"), runs.get("reference")
-for name in ["bare", "verify", "parse", "ours", "ours-event"]:
+for name in ["bare", "verify", "parse", "ours", "ours-event", "ours-borrowed"]:
     d = runs.get(name)
     if d:
         # Below 1, the load generator rather than the server set the pace:
@@ -285,7 +288,7 @@ for name in ["verify", "parse"]:
     print(f"| {name}/bare req/s (the floor, no target) | {r:.2f}x{each} | | |")
     extra = layer["server_user_us_per_request"] - bare["server_user_us_per_request"]
     print(f"| {name} - bare, user CPU per request | {extra:+.1f} us | | |")
-for name in ["ours", "ours-event"]:
+for name in ["ours", "ours-event", "ours-borrowed"]:
     mine = runs.get(name)
     if not (mine and bare):
         continue

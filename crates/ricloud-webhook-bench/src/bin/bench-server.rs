@@ -5,7 +5,9 @@
 //!   an application would run it. `--handler task` (the default) gives the
 //!   handler the typed `Task` view, parsed from `data` for it; `--handler
 //!   event` gives it the `Arc<Event>`, so only the envelope is parsed: the
-//!   receiver's own cost.
+//!   receiver's own cost. `--handler borrowed` gives it the `Arc<Event>`
+//!   and reads the fields a results fetcher needs with
+//!   `Event::data_borrowed` (no string copies).
 //! - `bare`: the transport limit, a bare hyper 1.x server (the same
 //!   `hyper_util` auto builder and settings on the same multi-thread tokio
 //!   runtime) that reads the whole body and answers 200 `OK` without
@@ -19,6 +21,7 @@
 //!
 //! Prints its bound address on stdout, then serves until Ctrl-C or SIGTERM.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,8 +73,8 @@ fn command() -> Command {
             Arg::new("handler")
                 .long("handler")
                 .default_value("task")
-                .value_parser(["task", "event"])
-                .help("ours: the handler takes the typed Task view (task) or the Arc<Event> (event)"),
+                .value_parser(["task", "event", "borrowed"])
+                .help("ours: the handler takes the typed Task view (task), the Arc<Event> (event), or reads a borrowed view of data (borrowed)"),
         )
         .arg(
             Arg::new("store-capacity")
@@ -110,7 +113,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = runtime.enable_all().build()?;
     let mode = text("mode");
     let store_capacity = m.get_one::<usize>("store-capacity").copied();
-    let typed = text("handler") == "task";
+    let handler = match text("handler").as_str() {
+        "task" => Handler::Task,
+        "borrowed" => Handler::Borrowed,
+        _ => Handler::Event,
+    };
     let secret = Secret::new(text("secret"))?;
     let addr = text("addr");
     runtime.block_on(async move {
@@ -127,7 +134,7 @@ fn main() -> anyhow::Result<()> {
                 let store = store_capacity.map_or_else(MemoryStore::new, |n| {
                     MemoryStore::with_bounds(n, MemoryStore::DEFAULT_MAX_AGE)
                 });
-                ours(listener, secret, typed, store).await
+                ours(listener, secret, handler, store).await
             }
             "verify" => bare(listener, Some((Verifier::new(secret), Layers::Verify))).await,
             "parse" => bare(listener, Some((Verifier::new(secret), Layers::Parse))).await,
@@ -136,32 +143,79 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// What the `task.succeeded` handler takes.
+#[derive(Clone, Copy)]
+enum Handler {
+    /// The owned `Task` view.
+    Task,
+    /// The `Arc<Event>` alone.
+    Event,
+    /// The `Arc<Event>`, reading [`TaskResults`] from it.
+    Borrowed,
+}
+
+/// What a handler fetching a task's results reads, borrowed from the event.
+#[derive(serde::Deserialize)]
+struct TaskResults<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    state: Option<&'a str>,
+    #[serde(borrow)]
+    results: ResultUrls<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct ResultUrls<'a> {
+    #[serde(borrow)]
+    data: Vec<ResultUrl<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ResultUrl<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    identifier: Option<&'a str>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+}
+
 async fn ours(
     listener: TcpListener,
     secret: Secret,
-    typed: bool,
+    handler: Handler,
     store: MemoryStore,
 ) -> anyhow::Result<()> {
     let handled = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&handled);
-    let dispatcher = if typed {
-        Dispatcher::new().on("task.succeeded", move |task: Task| {
+    let dispatcher = match handler {
+        Handler::Task => Dispatcher::new().on("task.succeeded", move |task: Task| {
             let counter = Arc::clone(&counter);
             async move {
                 std::hint::black_box(&task.id);
                 counter.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-        })
-    } else {
-        Dispatcher::new().on("task.succeeded", move |event: Arc<Event>| {
+        }),
+        Handler::Event => Dispatcher::new().on("task.succeeded", move |event: Arc<Event>| {
             let counter = Arc::clone(&counter);
             async move {
                 std::hint::black_box(&event.id);
                 counter.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-        })
+        }),
+        Handler::Borrowed => Dispatcher::new().on("task.succeeded", move |event: Arc<Event>| {
+            let counter = Arc::clone(&counter);
+            async move {
+                let task: TaskResults<'_> = event.data_borrowed()?;
+                std::hint::black_box((&task.id, task.state));
+                for result in &task.results.data {
+                    std::hint::black_box((&result.id, result.identifier, &result.url));
+                }
+                counter.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        }),
     };
     let receiver = Receiver::new(Verifier::new(secret), dispatcher).with_store(store);
     let service = WebhookService::with_config(receiver, Config::default());
