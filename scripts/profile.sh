@@ -2,7 +2,7 @@
 # Where the endpoint's time goes: instruction counts per request with
 # valgrind's callgrind, for bench-server under a light load from loadgen.
 #
-# Usage: scripts/profile.sh [bare|verify|parse|ours|ours-event] [seconds]
+# Usage: scripts/profile.sh [bare|verify|parse|ours|ours-event|ours-borrowed] [seconds]
 #
 # Prints the requests served, the instructions per request, and the
 # functions with the most inclusive instructions per request; the full
@@ -27,7 +27,8 @@ case $MODE in
     parse) SERVER_ARGS=(--mode parse) ;;
     ours) SERVER_ARGS=(--mode ours --handler task) ;;
     ours-event) SERVER_ARGS=(--mode ours --handler event) ;;
-    *) echo "mode: bare, verify, parse, ours or ours-event" >&2; exit 2 ;;
+    ours-borrowed) SERVER_ARGS=(--mode ours --handler borrowed) ;;
+    *) echo "mode: bare, verify, parse, ours, ours-event or ours-borrowed" >&2; exit 2 ;;
 esac
 
 cargo build --release -p ricloud-webhook-bench --bins
