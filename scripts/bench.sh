@@ -278,28 +278,28 @@ def by_round(name):
     ratios = sorted(m["rps"] / b["rps"] for m, b in pairs)
     return ratios, (ratios[len(ratios) // 2] if ratios else None)
 
-for name in ["verify", "parse"]:
-    layer = runs.get(name)
-    if not (layer and bare):
-        continue
-    r = layer["rps"] / bare["rps"]
-    ratios, median = by_round(name)
-    each = f" (round by round: {median:.2f}x of " + ", ".join(f"{x:.2f}" for x in ratios) + ")" if len(ratios) > 1 else ""
-    print(f"| {name}/bare req/s (the floor, no target) | {r:.2f}x{each} | | |")
-    extra = layer["server_user_us_per_request"] - bare["server_user_us_per_request"]
-    print(f"| {name} - bare, user CPU per request | {extra:+.1f} us | | |")
-for name in ["ours", "ours-event", "ours-borrowed"]:
+# The floor's layers have no target; ours has the issue's.
+for name in ["verify", "parse", "ours", "ours-event", "ours-borrowed"]:
     mine = runs.get(name)
     if not (mine and bare):
         continue
+    targeted = name.startswith("ours")
+    def ratio(label, value, ok):
+        if targeted:
+            check(label, value, ">= 0.80x", ok)
+        else:
+            print(f"| {label} (the floor, no target) | {value} | | |")
     r = mine["rps"] / bare["rps"]
-    check(f"{name}/bare req/s, medians", f"{r:.2f}x", ">= 0.80x", r >= 0.8)
+    ratio(f"{name}/bare req/s, medians", f"{r:.2f}x", r >= 0.8)
     ratios, median = by_round(name)
     if len(ratios) > 1:
         each = ", ".join(f"{x:.2f}" for x in ratios)
-        check(f"{name}/bare req/s, round by round ({each})", f"{median:.2f}x", ">= 0.80x", median >= 0.8)
+        ratio(f"{name}/bare req/s, round by round ({each})", f"{median:.2f}x", median >= 0.8)
     p = mine["p99_us"] / bare["p99_us"]
-    check(f"{name}/bare p99", f"{p:.2f}x", "<= 2x", p <= 2.0)
+    if targeted:
+        check(f"{name}/bare p99", f"{p:.2f}x", "<= 2x", p <= 2.0)
+    else:
+        print(f"| {name}/bare p99 (the floor, no target) | {p:.2f}x | | |")
     c = mine["server_cpu_us_per_request"] / bare["server_cpu_us_per_request"]
     print(f"| {name}/bare server CPU per request (as req/s of two servers that both fill their core: {1 / c:.2f}x) | {c:.2f}x | | |")
     extra = mine["server_user_us_per_request"] - bare["server_user_us_per_request"]

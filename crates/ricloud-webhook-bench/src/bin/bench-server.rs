@@ -39,11 +39,11 @@ use hyper_util::server::conn::auto::Builder;
 use ricloud_webhook::{
     Dispatcher, Event, MemoryStore, Receiver, Secret, Task, VerifiedEvent, Verifier,
 };
+use ricloud_webhook_hyper::{serve, Config, WebhookService};
+use tokio::net::TcpListener;
 
 /// `Ricloud-Signature`, as a ready header name (as the receiver looks it up).
 const SIGNATURE: HeaderName = HeaderName::from_static("ricloud-signature");
-use ricloud_webhook_hyper::{serve, Config, WebhookService};
-use tokio::net::TcpListener;
 
 fn command() -> Command {
     Command::new("bench-server")
