@@ -79,9 +79,12 @@ impl Config {
     }
 
     /// Time allowed for a client to send a request's headers (default 10 s);
-    /// a slower connection is closed. In [`serve`](crate::serve) it also
-    /// bounds the wait for a new connection's first request, whichever
-    /// protocol it turns out to speak.
+    /// a slower connection is closed. [`serve`](crate::serve) counts it
+    /// from the moment a connection opens (whichever protocol it turns out
+    /// to speak) and, over HTTP/1, from the end of its previous request, so
+    /// it also closes an HTTP/1 connection kept alive with nothing to send.
+    /// Checked every quarter of `min(header_read_timeout, idle_timeout)`:
+    /// a connection may close up to a quarter late.
     #[must_use]
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
@@ -99,9 +102,10 @@ impl Config {
     }
 
     /// How long [`serve`](crate::serve) keeps a connection with no request
-    /// in progress (default 30 s). Checked every
-    /// `min(header_read_timeout, idle_timeout)`, so a connection may close
-    /// up to one check later. An idle HTTP/2 connection, or
+    /// in progress (default 30 s; an HTTP/1 connection is closed sooner
+    /// when [`Config::header_read_timeout`] is shorter). Checked every
+    /// quarter of `min(header_read_timeout, idle_timeout)`, so a connection
+    /// may close up to a quarter late. An idle HTTP/2 connection, or
     /// a client that stops reading its responses, cannot hold one of the
     /// [`Config::max_connections`] for good.
     #[must_use]

@@ -55,8 +55,10 @@
 //! allocation; a signed one costs twice its length while it is joined.
 //! Connections are bounded by
 //! [`Config::max_connections`]; slow clients by the header read timeout
-//! (which also bounds a new connection's wait for its first request, before
-//! its protocol is known), the body read timeout and the delivery timeout;
+//! (counted from a connection's opening, before its protocol is known, and
+//! over HTTP/1 from the end of its previous request; held by a watcher per
+//! connection, not a timer per request), the body read timeout and the
+//! delivery timeout;
 //! connections with nothing in progress by [`Config::idle_timeout`]. An
 //! error of the listener (out of file descriptors) pauses accepting for a
 //! second instead of ending [`serve`] or spinning; when the shutdown grace

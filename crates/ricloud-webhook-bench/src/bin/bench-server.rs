@@ -253,7 +253,10 @@ fn check(layers: Option<&(Verifier, Layers)>, headers: &HeaderMap, body: Bytes) 
 
 async fn bare(listener: TcpListener, layers: Option<(Verifier, Layers)>) -> anyhow::Result<()> {
     let layers = Arc::new(layers);
-    // The same builder settings as `ricloud_webhook_hyper::serve`.
+    // hyper as it is usually set up to protect itself: keep-alive, the
+    // tokio timer and a header read timeout. `ricloud_webhook_hyper::serve`
+    // holds the same header limit with its per-connection watcher instead
+    // of hyper's timer per request (BENCHMARKS.md).
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -326,6 +326,117 @@ async fn slow_loris_is_closed_after_the_header_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_after_a_first_request_is_closed_after_the_header_timeout() {
+    // The idle timeout is long: only the header timeout can close it.
+    let config = Config::default()
+        .header_read_timeout(Duration::from_millis(300))
+        .idle_timeout(Duration::from_secs(60));
+    let server = Server::start(config).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let request = String::from_utf8(delivery(&new_id(), "task.succeeded"))
+        .expect("utf-8")
+        .replace("Connection: close\r\n", "");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 1024];
+    let n = stream.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // The next request's head, a byte every 50 ms: the connection must be
+    // closed before the head is done (it would take 4 s).
+    let head = b"POST /webhooks/x HTTP/1.1\r\nHost: x\r\nX-Padding: 0123456789012345678901234567890123456789\r\n";
+    let started = tokio::time::Instant::now();
+    let mut closed = false;
+    for byte in head {
+        if stream.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(n)) => panic!("unexpected reply: {:?}", String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {}
+        }
+    }
+    assert!(
+        closed,
+        "a trickled head was still being read after {:?}",
+        started.elapsed()
+    );
+    // Closed within the timeout and at most a quarter of it late (plus the
+    // write and read steps of this loop).
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_connection_after_a_request_waits_for_the_idle_timeout() {
+    // HTTP/2 has no request heads to wait for between requests: only the
+    // idle timeout applies once a request was made.
+    let config = Config::default()
+        .header_read_timeout(Duration::from_millis(200))
+        .idle_timeout(Duration::from_millis(1_500));
+    let server = Server::start(config).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    // HEADERS (END_STREAM | END_HEADERS) on stream 1: GET http /healthz,
+    // HPACK indexed :method GET and :scheme http, :path and :authority as
+    // literals with indexed names.
+    let block: &[u8] = b"\x82\x86\x04\x08/healthz\x01\x01x";
+    let mut headers = vec![0, 0, block.len() as u8, 0x01, 0x05, 0, 0, 0, 1];
+    headers.extend_from_slice(block);
+    stream
+        .write_all(&[PREFACE, EMPTY_SETTINGS, &headers].concat())
+        .await
+        .expect("request");
+    let answered = read_h2_until_headers(&mut stream, 1).await;
+    assert!(answered, "no response HEADERS on stream 1");
+    let since_request = tokio::time::Instant::now();
+    assert!(
+        !closed_within(&mut stream, Duration::from_millis(800)).await,
+        "HTTP/2 connection closed by the header timeout after a request"
+    );
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(5)).await,
+        "HTTP/2 connection still open 5 s after a 1.5 s idle timeout"
+    );
+    assert!(since_request.elapsed() >= Duration::from_millis(1_500));
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+/// Reads HTTP/2 frames (acknowledging the server's SETTINGS) until a
+/// HEADERS frame on `stream_id`; false if the connection ends first.
+async fn read_h2_until_headers(stream: &mut TcpStream, stream_id: u32) -> bool {
+    loop {
+        let mut head = [0u8; 9];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head)).await;
+        if !matches!(read, Ok(Ok(_))) {
+            return false;
+        }
+        let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let mut payload = vec![0u8; len];
+        if stream.read_exact(&mut payload).await.is_err() {
+            return false;
+        }
+        let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        match (head[3], head[4] & 0x01) {
+            (0x04, 0) => {
+                let ack = [0, 0, 0, 0x04, 0x01, 0, 0, 0, 0];
+                if stream.write_all(&ack).await.is_err() {
+                    return false;
+                }
+            }
+            (0x01, _) if id == stream_id => return true,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_an_in_flight_delivery_finish() {
     let server = Server::start(Config::default()).await;
     let addr = server.addr;
@@ -421,8 +532,8 @@ const EMPTY_SETTINGS: &[u8] = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_never_send_a_request_are_closed() {
-    // Before the protocol is known, hyper's HTTP/1 header timeout does not
-    // run yet: silence, or half an HTTP/2 preface, must still be closed.
+    // Before the protocol is known: silence, half an HTTP/2 preface, or an
+    // HTTP/2 connection that never opens a stream must all be closed.
     let config = Config::default()
         .header_read_timeout(Duration::from_millis(300))
         .idle_timeout(Duration::from_secs(60));
@@ -453,9 +564,8 @@ async fn connections_that_never_send_a_request_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_idle_after_a_request_are_closed() {
-    // hyper's own header timeout (10 s by default) would close an idle
-    // HTTP/1 connection too, later; an HTTP/2 one it would never close.
-    // The idle timeout closes either within two periods of the last request.
+    // The header timeout (10 s by default) would close an idle HTTP/1
+    // connection too, later; the idle timeout closes it first.
     let config = Config::default().idle_timeout(Duration::from_millis(300));
     let server = Server::start(config).await;
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
