@@ -1,7 +1,7 @@
 //! Deduplication of redelivered events.
 
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -118,7 +118,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 enum Entry {
     /// Being handled; the signal exists once a second delivery waits on it.
     InFlight(Option<Arc<Signal>>),
-    Handled(SystemTime),
+    /// Handled at `at`, the `order`-th handled record the store made.
+    Handled { at: SystemTime, order: u64 },
 }
 
 /// A fast hash for event ids, eight bytes at a time.
@@ -168,9 +169,9 @@ impl Hasher for IdHasher {
 /// An event id as the store keeps it.
 ///
 /// The API's ids are UUIDs in their canonical lowercase form: those are
-/// kept as their 128 bits, inline in the map and the eviction queue, so a
-/// delivery costs no allocation for its id and the queue's oldest id needs
-/// no pointer to be followed. Any other text is kept as it is. The two
+/// kept as their 128 bits, inline in the map, so a delivery costs no
+/// allocation for its id and a sweep follows no pointer. Any other text is
+/// kept as it is. The two
 /// forms never stand for the same id: only the canonical lowercase text of
 /// a UUID becomes `Uuid`, and it is the only text that gives those bits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,23 +252,40 @@ fn hex_word(word: u64) -> Option<u32> {
 #[derive(Default)]
 struct Inner {
     entries: HashMap<Key, Entry, BuildHasherDefault<IdHasher>>,
-    /// Handled events, oldest first, for eviction by count and age.
-    handled: VecDeque<(Key, SystemTime)>,
+    /// Handled records made so far; the last one made has this `order`.
+    made: u64,
+    /// Handled records in `entries`: the remembered ones and the forgotten
+    /// ones no sweep has removed yet.
+    kept: usize,
+    /// The time of the last claim or handled finish, which
+    /// [`MemoryStore::handled_len`] counts ages against.
+    last: Option<SystemTime>,
 }
 
 /// The default [`DeliveryStore`]: in memory, bounded in count and age.
 ///
-/// It remembers up to `capacity` handled events for up to `max_age`
-/// (defaults: 100 000 events, 24 hours: the API retries over "a few hours").
-/// In-flight events are not counted: they are bounded by the number of
-/// concurrent deliveries. Memory is lost on restart and not shared between
-/// processes; implement [`DeliveryStore`] over a shared database for that.
+/// It remembers the `capacity` most recently handled events, each for up
+/// to `max_age` (defaults: 100 000 events, 24 hours: the API retries over
+/// "a few hours"). In-flight events are not counted: they are bounded by
+/// the number of concurrent deliveries. Memory is lost on restart and not
+/// shared between processes; implement [`DeliveryStore`] over a shared
+/// database for that.
+///
+/// Forgetting is lazy: a claim treats a record that is no longer among
+/// the newest `capacity`, or is older than `max_age`, as absent, and the
+/// records accumulate until there are twice `capacity` of them; one pass
+/// then drops the forgotten ones. A delivery so touches only its own
+/// record, where removing the oldest record at once would touch another
+/// one, far away in memory, every time (on a full store that cost about
+/// two cache misses per delivery, BENCHMARKS.md). The pass runs once per
+/// `capacity` deliveries, under the lock, in time proportional to the
+/// store's size (about a millisecond at the default bound).
 ///
 /// Ids that are UUIDs in canonical lowercase form, as the API sends them,
-/// are kept as their 128 bits, without an allocation of their own; with
-/// the map and the eviction queue a remembered event takes about 120
-/// bytes, some 12 MB when full at the default bound. Other ids are kept as
-/// text.
+/// are kept as their 128 bits, without an allocation of their own; a
+/// record takes about 60 bytes of the map, some 15 MB when the map is
+/// full at the default bound (twice `capacity` records). Other ids are
+/// kept as text.
 pub struct MemoryStore {
     capacity: usize,
     max_age: Duration,
@@ -285,7 +303,8 @@ impl MemoryStore {
         Self::with_bounds(Self::DEFAULT_CAPACITY, Self::DEFAULT_MAX_AGE)
     }
 
-    /// A store remembering at most `capacity` handled events for `max_age`.
+    /// A store remembering the `capacity` most recently handled events, each
+    /// for up to `max_age`.
     pub fn with_bounds(capacity: usize, max_age: Duration) -> Self {
         Self {
             capacity,
@@ -294,26 +313,53 @@ impl MemoryStore {
         }
     }
 
-    /// Number of handled events remembered now.
+    /// Number of handled events remembered as of the last claim or handled
+    /// finish. It counts them, in time proportional to the store's size.
     pub fn handled_len(&self) -> usize {
-        lock(&self.inner).handled.len()
+        let inner = lock(&self.inner);
+        let Some(last) = inner.last else {
+            return 0;
+        };
+        inner
+            .entries
+            .values()
+            .filter(|entry| self.remembers(inner.made, entry, last))
+            .count()
     }
 
-    fn evict(&self, inner: &mut Inner, now: SystemTime) {
-        while let Some((id, at)) = inner.handled.front() {
-            let expired = now.duration_since(*at).is_ok_and(|age| age > self.max_age);
-            if inner.handled.len() <= self.capacity && !expired {
-                break;
-            }
-            // The record goes only if it is still this one: the id may have
-            // been released and handled again since (a later queue entry).
-            if let MapEntry::Occupied(record) = inner.entries.entry(id.clone()) {
-                if matches!(record.get(), Entry::Handled(t) if t == at) {
-                    record.remove();
-                }
-            }
-            inner.handled.pop_front();
+    /// Records in the map, and how many of them are handled ones.
+    #[cfg(test)]
+    fn records(&self) -> (usize, usize) {
+        let inner = lock(&self.inner);
+        (inner.entries.len(), inner.kept)
+    }
+
+    /// Whether `entry` is a handled record still remembered at `now`: among
+    /// the newest `capacity` made, and not older than `max_age`.
+    fn remembers(&self, made: u64, entry: &Entry, now: SystemTime) -> bool {
+        let Entry::Handled { at, order } = entry else {
+            return false;
+        };
+        let newest = usize::try_from(made - order).is_ok_and(|age| age < self.capacity);
+        let expired = now.duration_since(*at).is_ok_and(|age| age > self.max_age);
+        newest && !expired
+    }
+
+    /// Drops the forgotten records once there are twice `capacity` of
+    /// handled ones, leaving at most `capacity`.
+    fn sweep_if_due(&self, inner: &mut Inner, now: SystemTime) {
+        if inner.kept <= self.capacity.saturating_mul(2) {
+            return;
         }
+        let made = inner.made;
+        inner.entries.retain(|_, entry| {
+            matches!(entry, Entry::InFlight(_)) || self.remembers(made, entry, now)
+        });
+        inner.kept = inner
+            .entries
+            .values()
+            .filter(|entry| matches!(entry, Entry::Handled { .. }))
+            .count();
     }
 }
 
@@ -336,16 +382,27 @@ impl fmt::Debug for MemoryStore {
 impl DeliveryStore for MemoryStore {
     fn claim(&self, event_id: &str, now: SystemTime) -> Claim {
         let key = Key::of(event_id);
-        let mut inner = lock(&self.inner);
-        self.evict(&mut inner, now);
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        inner.last = Some(now);
+        let made = inner.made;
         match inner.entries.entry(key) {
-            MapEntry::Occupied(mut record) => match record.get_mut() {
-                Entry::Handled(_) => Claim::AlreadyHandled,
-                Entry::InFlight(signal) => {
-                    let signal = signal.get_or_insert_with(Arc::default);
-                    Claim::InFlight(InFlight::new(Arc::clone(signal).wait()))
+            MapEntry::Occupied(mut record) => {
+                if self.remembers(made, record.get(), now) {
+                    return Claim::AlreadyHandled;
                 }
-            },
+                match record.get_mut() {
+                    Entry::InFlight(signal) => {
+                        let signal = signal.get_or_insert_with(Arc::default);
+                        Claim::InFlight(InFlight::new(Arc::clone(signal).wait()))
+                    }
+                    forgotten @ Entry::Handled { .. } => {
+                        *forgotten = Entry::InFlight(None);
+                        inner.kept -= 1;
+                        Claim::Claimed
+                    }
+                }
+            }
             MapEntry::Vacant(slot) => {
                 slot.insert(Entry::InFlight(None));
                 Claim::Claimed
@@ -356,7 +413,8 @@ impl DeliveryStore for MemoryStore {
     fn finish(&self, event_id: &str, handled: bool, now: SystemTime) {
         let key = Key::of(event_id);
         let signal = {
-            let mut inner = lock(&self.inner);
+            let mut guard = lock(&self.inner);
+            let inner = &mut *guard;
             let MapEntry::Occupied(mut record) = inner.entries.entry(key) else {
                 return;
             };
@@ -367,10 +425,14 @@ impl DeliveryStore for MemoryStore {
             };
             let signal = signal.take();
             if handled {
-                record.insert(Entry::Handled(now));
-                let key = record.key().clone();
-                inner.handled.push_back((key, now));
-                self.evict(&mut inner, now);
+                inner.made += 1;
+                record.insert(Entry::Handled {
+                    at: now,
+                    order: inner.made,
+                });
+                inner.kept += 1;
+                inner.last = Some(now);
+                self.sweep_if_due(inner, now);
             } else {
                 record.remove();
             }
@@ -433,6 +495,62 @@ mod tests {
         // "a" was evicted first.
         assert!(matches!(store.claim("a", at(0)), Claim::Claimed));
         assert!(matches!(store.claim("c", at(0)), Claim::AlreadyHandled));
+    }
+
+    #[test]
+    fn forgotten_records_are_swept_at_twice_the_capacity() {
+        let store = MemoryStore::with_bounds(100, Duration::from_secs(3600));
+        let id = |i: usize| format!("00000000-0000-4000-8000-{i:012x}");
+        let mut most = 0;
+        for i in 0..1_000 {
+            assert!(matches!(store.claim(&id(i), at(0)), Claim::Claimed));
+            store.finish(&id(i), true, at(0));
+            let (records, kept) = store.records();
+            assert_eq!(records, kept);
+            most = most.max(records);
+        }
+        // Each 201st record makes a sweep, down to the newest 100: the last
+        // one came at the 908th, and 92 were added since.
+        assert_eq!(most, 200);
+        assert_eq!(store.records(), (192, 192));
+        assert_eq!(store.handled_len(), 100);
+        // The newest 100 are remembered; the one before them is not, though
+        // its record waits in the map for the next sweep.
+        assert!(matches!(
+            store.claim(&id(999), at(1)),
+            Claim::AlreadyHandled
+        ));
+        assert!(matches!(
+            store.claim(&id(900), at(1)),
+            Claim::AlreadyHandled
+        ));
+        assert!(matches!(store.claim(&id(899), at(1)), Claim::Claimed));
+        // Claiming a forgotten record reuses it: one handled record fewer.
+        assert_eq!(store.records(), (192, 191));
+        // A swept one is claimed anew.
+        assert!(matches!(store.claim(&id(100), at(1)), Claim::Claimed));
+        assert_eq!(store.records(), (193, 191));
+    }
+
+    #[test]
+    fn a_sweep_keeps_claims_in_flight_and_drops_expired_records() {
+        let store = MemoryStore::with_bounds(2, Duration::from_secs(60));
+        assert!(matches!(store.claim("slow", at(0)), Claim::Claimed));
+        for (i, id) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            let t = if i < 2 { 0 } else { 100 };
+            assert!(matches!(store.claim(id, at(t)), Claim::Claimed));
+            store.finish(id, true, at(t));
+        }
+        // The fifth handled record made the sweep: "d" and "e" are the
+        // newest two and fresh; "slow" is still in flight.
+        assert_eq!(store.records(), (3, 2));
+        assert!(matches!(store.claim("slow", at(100)), Claim::InFlight(_)));
+        store.finish("slow", true, at(100));
+        assert!(matches!(
+            store.claim("slow", at(101)),
+            Claim::AlreadyHandled
+        ));
+        assert!(matches!(store.claim("c", at(101)), Claim::Claimed));
     }
 
     #[test]
@@ -570,14 +688,17 @@ mod tests {
         assert_eq!(store.handled_len(), 2);
     }
 
-    /// The store against a model that keeps ids as plain strings, over
-    /// random sequences of claims and finishes of UUID-shaped ids (in both
-    /// cases), other text, releases, stray finishes, eviction by count and
-    /// by age: every answer and the number remembered agree.
+    /// The store against a model that keeps ids as plain strings and
+    /// evicts the oldest record at once, over random sequences of claims
+    /// and finishes of UUID-shaped ids (in both cases), other text,
+    /// releases, stray finishes, eviction by count and by age: every answer
+    /// and the number remembered agree, and the records kept for the lazy
+    /// sweep stay within twice the capacity.
     #[test]
     fn agrees_with_a_model_keyed_by_text() {
         use proptest::prelude::*;
         use std::collections::HashMap as Map;
+        use std::collections::VecDeque;
 
         #[derive(Clone, Copy, PartialEq, Debug)]
         enum Model {
@@ -642,6 +763,11 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(store.handled_len(), queue.len());
+                // Forgotten records wait for a sweep, at most 2 x capacity.
+                let in_flight = map.values().filter(|m| **m == Model::InFlight).count();
+                let (records, kept) = store.records();
+                prop_assert!(kept <= 2 * capacity, "{} handled records kept", kept);
+                prop_assert_eq!(records, kept + in_flight);
             }
         });
     }
