@@ -279,7 +279,9 @@ struct Inner {
 /// one, far away in memory, every time (on a full store that cost about
 /// two cache misses per delivery, BENCHMARKS.md). The pass runs once per
 /// `capacity` deliveries, under the lock, in time proportional to the
-/// store's size (about a millisecond at the default bound).
+/// store's size: about 5 ms at the default bound, once per 100,000
+/// deliveries, where forgetting one record per delivery cost about 100 ns
+/// each.
 ///
 /// Ids that are UUIDs in canonical lowercase form, as the API sends them,
 /// are kept as their 128 bits, without an allocation of their own; a
@@ -352,14 +354,13 @@ impl MemoryStore {
             return;
         }
         let made = inner.made;
+        let mut kept = 0;
         inner.entries.retain(|_, entry| {
-            matches!(entry, Entry::InFlight(_)) || self.remembers(made, entry, now)
+            let remembered = self.remembers(made, entry, now);
+            kept += usize::from(remembered);
+            remembered || matches!(entry, Entry::InFlight(_))
         });
-        inner.kept = inner
-            .entries
-            .values()
-            .filter(|entry| matches!(entry, Entry::Handled { .. }))
-            .count();
+        inner.kept = kept;
     }
 }
 
