@@ -14,8 +14,7 @@
 //! - `tag_compare`: the 32-byte tag comparison on its own, four ways.
 //! - `store`: `MemoryStore` claim then finish of a new UUID-shaped id, as
 //!   each delivery does, in a store full at 1,000 and at 100,000 ids (the
-//!   default), so each one also forgets the oldest (and every `capacity`
-//!   steps sweeps the forgotten ones).
+//!   default), so each one also evicts the oldest.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,7 @@
 //! Deduplication of redelivered events.
 
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -118,9 +118,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 enum Entry {
     /// Being handled; the signal exists once a second delivery waits on it.
     InFlight(Option<Arc<Signal>>),
-    /// Handled at `at` (see [`nanos`]), the `order`-th handled record the
-    /// store made.
-    Handled { at: u64, order: u64 },
+    /// Handled at this time (see [`nanos`]).
+    Handled(u64),
 }
 
 /// `time` in nanoseconds since the Unix epoch: eight bytes a record instead
@@ -179,11 +178,12 @@ impl Hasher for IdHasher {
 /// An event id as the store keeps it.
 ///
 /// The API's ids are UUIDs in their canonical lowercase form: those are
-/// kept as their 128 bits, in a map of their own with 16-byte keys, so a
-/// delivery costs no allocation for its id and a sweep follows no pointer.
-/// Any other text is kept as it is, in a second map. The two forms never
-/// stand for the same id: only the canonical lowercase text of a UUID
-/// becomes `Uuid`, and it is the only text that gives those bits.
+/// kept as their 128 bits, in a map of their own with 16-byte keys and
+/// inline in the eviction queue, so a delivery costs no allocation for its
+/// id and the queue's oldest id needs no pointer to be followed. Any other
+/// text is kept as it is, in a second map. The two forms never stand for
+/// the same id: only the canonical lowercase text of a UUID becomes
+/// `Uuid`, and it is the only text that gives those bits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Key {
     Uuid(Uuid),
@@ -191,7 +191,7 @@ enum Key {
 }
 
 /// The bits of a UUID: the high and low halves, two `u64` rather than a
-/// `u128`, whose 16-byte alignment would make every map entry larger.
+/// `u128`, whose 16-byte alignment would make every record larger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Uuid([u64; 2]);
 
@@ -262,52 +262,28 @@ type IdMap<K> = HashMap<K, Entry, BuildHasherDefault<IdHasher>>;
 
 #[derive(Default)]
 struct Inner {
-    /// Records of canonical UUID ids: 40 bytes each in the map.
+    /// Records of canonical UUID ids: 32 bytes each in the map.
     uuids: IdMap<Uuid>,
     /// Records of any other id.
     texts: IdMap<Arc<str>>,
-    /// Handled records made so far; the last one made has this `order`.
-    made: u64,
-    /// Handled records in the maps: the remembered ones and the forgotten
-    /// ones no sweep has removed yet.
-    kept: usize,
-    /// The time of the last claim or handled finish, which
-    /// [`MemoryStore::handled_len`] counts ages against.
-    last: Option<u64>,
-}
-
-impl Inner {
-    fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.uuids.values().chain(self.texts.values())
-    }
+    /// Handled events, oldest first, for eviction by count and age: 32
+    /// bytes each.
+    handled: VecDeque<(Key, u64)>,
 }
 
 /// The default [`DeliveryStore`]: in memory, bounded in count and age.
 ///
-/// It remembers the `capacity` most recently handled events, each for up
-/// to `max_age` (defaults: 100 000 events, 24 hours: the API retries over
-/// "a few hours"). In-flight events are not counted: they are bounded by
-/// the number of concurrent deliveries. Memory is lost on restart and not
-/// shared between processes; implement [`DeliveryStore`] over a shared
-/// database for that.
-///
-/// Forgetting is lazy: a claim treats a record that is no longer among
-/// the newest `capacity`, or is older than `max_age`, as absent, and the
-/// records accumulate until there are twice `capacity` of them; one pass
-/// then drops the forgotten ones. A delivery so touches only its own
-/// record, where removing the oldest record at once would touch another
-/// one, far away in memory, every time (on a full store that cost about
-/// two cache misses per delivery, BENCHMARKS.md). The pass runs once per
-/// `capacity` deliveries, under the lock, in time proportional to the
-/// store's size: about 5 ms at the default bound, once per 100,000
-/// deliveries, where forgetting one record per delivery cost about 100 ns
-/// each.
+/// It remembers up to `capacity` handled events for up to `max_age`
+/// (defaults: 100 000 events, 24 hours: the API retries over "a few hours").
+/// In-flight events are not counted: they are bounded by the number of
+/// concurrent deliveries. Memory is lost on restart and not shared between
+/// processes; implement [`DeliveryStore`] over a shared database for that.
 ///
 /// Ids that are UUIDs in canonical lowercase form, as the API sends them,
-/// are kept as their 128 bits, without an allocation of their own; a
-/// record takes 41 bytes of the map, some 11 MB when it is full at the
-/// default bound (twice `capacity` records in 262,144 slots). Other ids
-/// are kept as text.
+/// are kept as their 128 bits, without an allocation of their own; with
+/// the map and the eviction queue a remembered event takes about 80
+/// bytes, some 8 MB when full at the default bound. Other ids are kept as
+/// text.
 pub struct MemoryStore {
     capacity: usize,
     max_age: Duration,
@@ -325,8 +301,7 @@ impl MemoryStore {
         Self::with_bounds(Self::DEFAULT_CAPACITY, Self::DEFAULT_MAX_AGE)
     }
 
-    /// A store remembering the `capacity` most recently handled events, each
-    /// for up to `max_age`.
+    /// A store remembering at most `capacity` handled events for `max_age`.
     pub fn with_bounds(capacity: usize, max_age: Duration) -> Self {
         Self {
             capacity,
@@ -335,55 +310,28 @@ impl MemoryStore {
         }
     }
 
-    /// Number of handled events remembered as of the last claim or handled
-    /// finish. It counts them, in time proportional to the store's size.
+    /// Number of handled events remembered now.
     pub fn handled_len(&self) -> usize {
-        let inner = lock(&self.inner);
-        let Some(last) = inner.last else {
-            return 0;
-        };
-        inner
-            .entries()
-            .filter(|entry| self.remembers(inner.made, entry, last))
-            .count()
+        lock(&self.inner).handled.len()
     }
 
-    /// Records in the maps, and how many of them are handled ones.
-    #[cfg(test)]
-    fn records(&self) -> (usize, usize) {
-        let inner = lock(&self.inner);
-        (inner.uuids.len() + inner.texts.len(), inner.kept)
-    }
-
-    /// Whether `entry` is a handled record still remembered at `now`: among
-    /// the newest `capacity` made, and not older than `max_age`.
-    fn remembers(&self, made: u64, entry: &Entry, now: u64) -> bool {
-        let Entry::Handled { at, order } = entry else {
-            return false;
-        };
-        let newest = usize::try_from(made - order).is_ok_and(|age| age < self.capacity);
-        let expired = now
-            .checked_sub(*at)
-            .is_some_and(|age| u128::from(age) > self.max_age.as_nanos());
-        newest && !expired
-    }
-
-    /// Drops the forgotten records once there are twice `capacity` of
-    /// handled ones, leaving at most `capacity`.
-    fn sweep_if_due(&self, inner: &mut Inner, now: u64) {
-        if inner.kept <= self.capacity.saturating_mul(2) {
-            return;
+    fn evict(&self, inner: &mut Inner, now: u64) {
+        while let Some((id, at)) = inner.handled.front() {
+            let expired = now
+                .checked_sub(*at)
+                .is_some_and(|age| u128::from(age) > self.max_age.as_nanos());
+            if inner.handled.len() <= self.capacity && !expired {
+                break;
+            }
+            // The record goes only if it is still this one: the id may have
+            // been released and handled again since (a later queue entry).
+            let at = *at;
+            match id {
+                Key::Uuid(bits) => forget(inner.uuids.entry(*bits), at),
+                Key::Text(text) => forget(inner.texts.entry(Arc::clone(text)), at),
+            }
+            inner.handled.pop_front();
         }
-        let made = inner.made;
-        let mut kept = 0;
-        let mut keep = |entry: &mut Entry| {
-            let remembered = self.remembers(made, entry, now);
-            kept += usize::from(remembered);
-            remembered || matches!(entry, Entry::InFlight(_))
-        };
-        inner.uuids.retain(|_, entry| keep(entry));
-        inner.texts.retain(|_, entry| keep(entry));
-        inner.kept = kept;
     }
 }
 
@@ -407,14 +355,11 @@ impl DeliveryStore for MemoryStore {
     fn claim(&self, event_id: &str, now: SystemTime) -> Claim {
         let now = nanos(now);
         let key = Key::of(event_id);
-        let mut guard = lock(&self.inner);
-        let inner = &mut *guard;
-        inner.last = Some(now);
-        let made = inner.made;
-        let remembered = |entry: &Entry| self.remembers(made, entry, now);
+        let mut inner = lock(&self.inner);
+        self.evict(&mut inner, now);
         match key {
-            Key::Uuid(bits) => claim_record(inner.uuids.entry(bits), &mut inner.kept, remembered),
-            Key::Text(text) => claim_record(inner.texts.entry(text), &mut inner.kept, remembered),
+            Key::Uuid(bits) => claim_record(inner.uuids.entry(bits)),
+            Key::Text(text) => claim_record(inner.texts.entry(text)),
         }
     }
 
@@ -424,18 +369,18 @@ impl DeliveryStore for MemoryStore {
         let signal = {
             let mut guard = lock(&self.inner);
             let inner = &mut *guard;
-            let ended = match key {
-                Key::Uuid(bits) => finish_record(inner.uuids.entry(bits), handled, now, inner.made),
-                Key::Text(text) => finish_record(inner.texts.entry(text), handled, now, inner.made),
+            let ended = match &key {
+                Key::Uuid(bits) => finish_record(inner.uuids.entry(*bits), handled, now),
+                Key::Text(text) => finish_record(inner.texts.entry(Arc::clone(text)), handled, now),
             };
+            // Only a claim in flight ends: a stray `finish` for an event
+            // handled already must not erase its record.
             let Some(signal) = ended else {
                 return;
             };
             if handled {
-                inner.made += 1;
-                inner.kept += 1;
-                inner.last = Some(now);
-                self.sweep_if_due(inner, now);
+                inner.handled.push_back((key, now));
+                self.evict(inner, now);
             }
             signal
         };
@@ -445,24 +390,14 @@ impl DeliveryStore for MemoryStore {
     }
 }
 
-/// [`DeliveryStore::claim`] on the id's record, `remembered` telling
-/// whether a handled record still counts.
-fn claim_record<K>(
-    record: MapEntry<'_, K, Entry>,
-    kept: &mut usize,
-    remembered: impl Fn(&Entry) -> bool,
-) -> Claim {
+/// [`DeliveryStore::claim`] on the id's record.
+fn claim_record<K>(record: MapEntry<'_, K, Entry>) -> Claim {
     match record {
         MapEntry::Occupied(mut record) => match record.get_mut() {
+            Entry::Handled(_) => Claim::AlreadyHandled,
             Entry::InFlight(signal) => {
                 let signal = signal.get_or_insert_with(Arc::default);
                 Claim::InFlight(InFlight::new(Arc::clone(signal).wait()))
-            }
-            handled if remembered(handled) => Claim::AlreadyHandled,
-            forgotten => {
-                *forgotten = Entry::InFlight(None);
-                *kept -= 1;
-                Claim::Claimed
             }
         },
         MapEntry::Vacant(slot) => {
@@ -472,15 +407,13 @@ fn claim_record<K>(
     }
 }
 
-/// Ends the claim on the id's record: records it as the handled record
-/// after the `made`-th, or removes it. `None` when the record is not in
-/// flight (a stray `finish` for an event handled already must not erase
-/// its record), else the signal of the deliveries waiting on it.
+/// Ends the claim on the id's record: marks it handled at `now`, or
+/// removes it. `None` when the record is not in flight, else the signal of
+/// the deliveries waiting on it.
 fn finish_record<K>(
     record: MapEntry<'_, K, Entry>,
     handled: bool,
     now: u64,
-    made: u64,
 ) -> Option<Option<Arc<Signal>>> {
     let MapEntry::Occupied(mut record) = record else {
         return None;
@@ -490,14 +423,20 @@ fn finish_record<K>(
     };
     let signal = signal.take();
     if handled {
-        record.insert(Entry::Handled {
-            at: now,
-            order: made + 1,
-        });
+        record.insert(Entry::Handled(now));
     } else {
         record.remove();
     }
     Some(signal)
+}
+
+/// Evicts the id's record if it is still the one handled at `at`.
+fn forget<K>(record: MapEntry<'_, K, Entry>, at: u64) {
+    if let MapEntry::Occupied(record) = record {
+        if matches!(record.get(), Entry::Handled(t) if *t == at) {
+            record.remove();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -551,62 +490,6 @@ mod tests {
         // "a" was evicted first.
         assert!(matches!(store.claim("a", at(0)), Claim::Claimed));
         assert!(matches!(store.claim("c", at(0)), Claim::AlreadyHandled));
-    }
-
-    #[test]
-    fn forgotten_records_are_swept_at_twice_the_capacity() {
-        let store = MemoryStore::with_bounds(100, Duration::from_secs(3600));
-        let id = |i: usize| format!("00000000-0000-4000-8000-{i:012x}");
-        let mut most = 0;
-        for i in 0..1_000 {
-            assert!(matches!(store.claim(&id(i), at(0)), Claim::Claimed));
-            store.finish(&id(i), true, at(0));
-            let (records, kept) = store.records();
-            assert_eq!(records, kept);
-            most = most.max(records);
-        }
-        // Each 201st record makes a sweep, down to the newest 100: the last
-        // one came at the 908th, and 92 were added since.
-        assert_eq!(most, 200);
-        assert_eq!(store.records(), (192, 192));
-        assert_eq!(store.handled_len(), 100);
-        // The newest 100 are remembered; the one before them is not, though
-        // its record waits in the map for the next sweep.
-        assert!(matches!(
-            store.claim(&id(999), at(1)),
-            Claim::AlreadyHandled
-        ));
-        assert!(matches!(
-            store.claim(&id(900), at(1)),
-            Claim::AlreadyHandled
-        ));
-        assert!(matches!(store.claim(&id(899), at(1)), Claim::Claimed));
-        // Claiming a forgotten record reuses it: one handled record fewer.
-        assert_eq!(store.records(), (192, 191));
-        // A swept one is claimed anew.
-        assert!(matches!(store.claim(&id(100), at(1)), Claim::Claimed));
-        assert_eq!(store.records(), (193, 191));
-    }
-
-    #[test]
-    fn a_sweep_keeps_claims_in_flight_and_drops_expired_records() {
-        let store = MemoryStore::with_bounds(2, Duration::from_secs(60));
-        assert!(matches!(store.claim("slow", at(0)), Claim::Claimed));
-        for (i, id) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
-            let t = if i < 2 { 0 } else { 100 };
-            assert!(matches!(store.claim(id, at(t)), Claim::Claimed));
-            store.finish(id, true, at(t));
-        }
-        // The fifth handled record made the sweep: "d" and "e" are the
-        // newest two and fresh; "slow" is still in flight.
-        assert_eq!(store.records(), (3, 2));
-        assert!(matches!(store.claim("slow", at(100)), Claim::InFlight(_)));
-        store.finish("slow", true, at(100));
-        assert!(matches!(
-            store.claim("slow", at(101)),
-            Claim::AlreadyHandled
-        ));
-        assert!(matches!(store.claim("c", at(101)), Claim::Claimed));
     }
 
     #[test]
@@ -688,8 +571,9 @@ mod tests {
             Key::of(id),
             Key::Uuid(Uuid([0xd921_bf95_cc9f_4851, 0xb6ab_9f1a_b79d_b4df]))
         );
-        // A record of a UUID id: its key and its entry, 40 bytes.
-        assert_eq!(std::mem::size_of::<(Uuid, Entry)>(), 40);
+        // A UUID id's record in the map, and in the eviction queue.
+        assert_eq!(std::mem::size_of::<(Uuid, Entry)>(), 32);
+        assert_eq!(std::mem::size_of::<(Key, u64)>(), 32);
     }
 
     proptest::proptest! {
@@ -745,17 +629,14 @@ mod tests {
         assert_eq!(store.handled_len(), 2);
     }
 
-    /// The store against a model that keeps ids as plain strings and
-    /// evicts the oldest record at once, over random sequences of claims
-    /// and finishes of UUID-shaped ids (in both cases), other text,
-    /// releases, stray finishes, eviction by count and by age: every answer
-    /// and the number remembered agree, and the records kept for the lazy
-    /// sweep stay within twice the capacity.
+    /// The store against a model that keeps ids as plain strings, over
+    /// random sequences of claims and finishes of UUID-shaped ids (in both
+    /// cases), other text, releases, stray finishes, eviction by count and
+    /// by age: every answer and the number remembered agree.
     #[test]
     fn agrees_with_a_model_keyed_by_text() {
         use proptest::prelude::*;
         use std::collections::HashMap as Map;
-        use std::collections::VecDeque;
 
         #[derive(Clone, Copy, PartialEq, Debug)]
         enum Model {
@@ -820,11 +701,6 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(store.handled_len(), queue.len());
-                // Forgotten records wait for a sweep, at most 2 x capacity.
-                let in_flight = map.values().filter(|m| **m == Model::InFlight).count();
-                let (records, kept) = store.records();
-                prop_assert!(kept <= 2 * capacity, "{} handled records kept", kept);
-                prop_assert_eq!(records, kept + in_flight);
             }
         });
     }
