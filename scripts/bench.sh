@@ -102,12 +102,15 @@ wait_for_port() {
     return 1
 }
 
-# start_bench_server LABEL MODE [extra args]
+# shellcheck source=scripts/servers.sh
+source "$ROOT/scripts/servers.sh"
+
+# start_bench_server LABEL SERVER: SERVER as scripts/servers.sh names it.
 start_bench_server() {
-    local label=$1 mode=$2
-    shift 2
+    local label=$1
+    server_args "$2"
     : >"$OUT/$label.addr"
-    "${SERVER_CPU[@]}" "$BIN/bench-server" --mode "$mode" --addr 127.0.0.1:0 --log "$SERVER_LOG" "$@" \
+    "${SERVER_CPU[@]}" "$BIN/bench-server" "${SERVER_ARGS[@]}" --addr 127.0.0.1:0 --log "$SERVER_LOG" \
         >"$OUT/$label.addr" 2>"$OUT/$label.server.log" &
     SERVER_PID=$!
     for _ in $(seq 1 200); do
@@ -160,14 +163,7 @@ LABELS=(bare ours ours-event ours-borrowed)
 for round in $(seq 1 "$ROUNDS"); do
     for label in "${LABELS[@]}"; do
         echo "== $label (round $round of $ROUNDS)"
-        case $label in
-            bare) start_bench_server bare bare ;;
-            verify) start_bench_server verify verify ;;
-            parse) start_bench_server parse parse ;;
-            ours) start_bench_server ours ours --handler task ;;
-            ours-event) start_bench_server ours-event ours --handler event ;;
-            ours-borrowed) start_bench_server ours-borrowed ours --handler borrowed ;;
-        esac
+        start_bench_server "$label" "$label"
         loadgen "$label" "http://$ADDR/webhooks" "${LOAD[@]}"
         stop_server
     done

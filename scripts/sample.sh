@@ -19,15 +19,9 @@ MODE=${1:-ours-event}
 SECONDS_LOAD=${2:-10}
 command -v perf >/dev/null || { echo "perf is needed (apt-get install linux-perf)" >&2; exit 2; }
 
-case $MODE in
-    bare) SERVER_ARGS=(--mode bare) ;;
-    verify) SERVER_ARGS=(--mode verify) ;;
-    parse) SERVER_ARGS=(--mode parse) ;;
-    ours) SERVER_ARGS=(--mode ours --handler task) ;;
-    ours-event) SERVER_ARGS=(--mode ours --handler event) ;;
-    ours-borrowed) SERVER_ARGS=(--mode ours --handler borrowed) ;;
-    *) echo "mode: bare, verify, parse, ours, ours-event or ours-borrowed" >&2; exit 2 ;;
-esac
+# shellcheck source=scripts/servers.sh
+source "$ROOT/scripts/servers.sh"
+server_args "$MODE" || exit 2
 
 cargo build --release -p ricloud-webhook-bench --bins
 BIN="$ROOT/target/release"

@@ -266,23 +266,29 @@ async fn keep_alive_serves_several_requests_on_one_connection() {
     let server = Server::start(Config::default()).await;
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
     for _ in 0..3 {
-        let req = String::from_utf8(delivery(&new_id(), "task.succeeded"))
-            .expect("utf-8")
-            .replace("Connection: close\r\n", "");
-        stream.write_all(req.as_bytes()).await.expect("write");
-        let mut buf = vec![0u8; 1024];
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
-            .await
-            .expect("in time")
-            .expect("read");
-        assert!(
-            buf[..n].starts_with(b"HTTP/1.1 200"),
-            "{:?}",
-            String::from_utf8_lossy(&buf[..n])
-        );
+        delivered_kept_alive(&mut stream).await;
     }
     assert_eq!(server.probe.handled.load(Ordering::SeqCst), 3);
     server.shutdown().await.expect("join").expect("serve");
+}
+
+/// Sends a new `task.succeeded` delivery on `stream` without
+/// `Connection: close` and checks it is answered 200.
+async fn delivered_kept_alive(stream: &mut TcpStream) {
+    let request = String::from_utf8(delivery(&new_id(), "task.succeeded"))
+        .expect("utf-8")
+        .replace("Connection: close\r\n", "");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,13 +339,8 @@ async fn slow_loris_after_a_first_request_is_closed_after_the_header_timeout() {
         .idle_timeout(Duration::from_secs(60));
     let server = Server::start(config).await;
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-    let request = String::from_utf8(delivery(&new_id(), "task.succeeded"))
-        .expect("utf-8")
-        .replace("Connection: close\r\n", "");
-    stream.write_all(request.as_bytes()).await.expect("write");
+    delivered_kept_alive(&mut stream).await;
     let mut buf = vec![0u8; 1024];
-    let n = stream.read(&mut buf).await.expect("read");
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
     // The next request's head, a byte every 50 ms: the connection must be
     // closed before the head is done (it would take 4 s).
     let head = b"POST /webhooks/x HTTP/1.1\r\nHost: x\r\nX-Padding: 0123456789012345678901234567890123456789\r\n";
@@ -569,13 +570,7 @@ async fn connections_idle_after_a_request_are_closed() {
     let config = Config::default().idle_timeout(Duration::from_millis(300));
     let server = Server::start(config).await;
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-    let request = String::from_utf8(delivery(&new_id(), "task.succeeded"))
-        .expect("utf-8")
-        .replace("Connection: close\r\n", "");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut buf = vec![0u8; 1024];
-    let n = stream.read(&mut buf).await.expect("read");
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    delivered_kept_alive(&mut stream).await;
     assert!(
         closed_within(&mut stream, Duration::from_secs(5)).await,
         "idle connection still open 5 s after a 300 ms idle timeout"
