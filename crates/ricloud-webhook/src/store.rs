@@ -369,16 +369,18 @@ impl DeliveryStore for MemoryStore {
         let signal = {
             let mut guard = lock(&self.inner);
             let inner = &mut *guard;
-            let ended = match &key {
-                Key::Uuid(bits) => finish_record(inner.uuids.entry(*bits), handled, now),
-                Key::Text(text) => finish_record(inner.texts.entry(Arc::clone(text)), handled, now),
+            let ended = match key {
+                Key::Uuid(bits) => finish_record(inner.uuids.entry(bits), handled, now)
+                    .map(|(signal, kept)| (signal, kept.map(Key::Uuid))),
+                Key::Text(text) => finish_record(inner.texts.entry(text), handled, now)
+                    .map(|(signal, kept)| (signal, kept.map(Key::Text))),
             };
             // Only a claim in flight ends: a stray `finish` for an event
             // handled already must not erase its record.
-            let Some(signal) = ended else {
+            let Some((signal, kept)) = ended else {
                 return;
             };
-            if handled {
+            if let Some(key) = kept {
                 inner.handled.push_back((key, now));
                 self.evict(inner, now);
             }
@@ -408,13 +410,14 @@ fn claim_record<K>(record: MapEntry<'_, K, Entry>) -> Claim {
 }
 
 /// Ends the claim on the id's record: marks it handled at `now`, or
-/// removes it. `None` when the record is not in flight, else the signal of
-/// the deliveries waiting on it.
-fn finish_record<K>(
+/// removes it. `None` when the record is not in flight; else the signal
+/// of the deliveries waiting on it and, when handled, the map's own key
+/// for the eviction queue (a text id's `Arc` is then shared, not copied).
+fn finish_record<K: Clone>(
     record: MapEntry<'_, K, Entry>,
     handled: bool,
     now: u64,
-) -> Option<Option<Arc<Signal>>> {
+) -> Option<(Option<Arc<Signal>>, Option<K>)> {
     let MapEntry::Occupied(mut record) = record else {
         return None;
     };
@@ -424,10 +427,11 @@ fn finish_record<K>(
     let signal = signal.take();
     if handled {
         record.insert(Entry::Handled(now));
+        Some((signal, Some(record.key().clone())))
     } else {
         record.remove();
+        Some((signal, None))
     }
-    Some(signal)
 }
 
 /// Evicts the id's record if it is still the one handled at `at`.
@@ -477,6 +481,20 @@ mod tests {
         store.finish("a", false, at(0));
         assert!(matches!(store.claim("a", at(1)), Claim::Claimed));
         assert_eq!(store.handled_len(), 0);
+    }
+
+    #[test]
+    fn a_text_id_is_kept_once_for_the_map_and_the_queue() {
+        let store = MemoryStore::new();
+        assert!(matches!(store.claim("evt_1", at(0)), Claim::Claimed));
+        store.finish("evt_1", true, at(0));
+        let inner = lock(&store.inner);
+        let (key, _) = inner.texts.iter().next().expect("a record");
+        // One for the map's key, one for the queue's: the same allocation.
+        assert_eq!(Arc::strong_count(key), 2);
+        assert!(
+            matches!(inner.handled.front(), Some((Key::Text(text), _)) if Arc::ptr_eq(text, key))
+        );
     }
 
     #[test]
