@@ -380,12 +380,9 @@ mod tests {
         let Admit::Deliver(parts, body, declared) = service.shared.admit(request) else {
             panic!("a delivery");
         };
+        let fits = |name: &str, size: usize| assert!(size <= 1016, "{name}: {size} bytes");
         let delivering = Arc::clone(&service.shared).deliver(parts, body, declared);
-        assert!(
-            std::mem::size_of_val(&delivering) <= 1016,
-            "{}",
-            std::mem::size_of_val(&delivering)
-        );
+        fits("delivery", std::mem::size_of_val(&delivering));
         let headers = http::HeaderMap::new();
         let receiving = service.receiver().receive(Delivery {
             method: &Method::POST,
@@ -393,11 +390,7 @@ mod tests {
             headers: &headers,
             body: RawBody::new(),
         });
-        assert!(
-            std::mem::size_of_val(&receiving) <= 1016,
-            "{}",
-            std::mem::size_of_val(&receiving)
-        );
+        fits("receiver", std::mem::size_of_val(&receiving));
     }
 
     #[test]
