@@ -129,10 +129,39 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The byte at the reader, or 0 past the end: a byte that no JSON text
+    /// has outside a string, so the end stops every token as a wrong byte
+    /// would, and [`fail`](Self::fail) tells the two apart.
     #[inline(always)]
-    fn ws(&mut self) {
+    fn at(&self) -> u8 {
+        self.bytes().get(self.pos).copied().unwrap_or(0)
+    }
+
+    /// The error for the byte at the reader: [`JsonError::Eof`] past the
+    /// end, else [`JsonError::Syntax`] at it.
+    #[cold]
+    fn fail(&self) -> JsonError {
+        if self.pos >= self.bytes().len() {
+            JsonError::Eof
+        } else {
+            JsonError::Syntax(self.pos)
+        }
+    }
+
+    /// Skips whitespace and returns the byte after it (0 at the end). No
+    /// whitespace, the usual case between tokens, costs one comparison.
+    #[inline(always)]
+    fn ws(&mut self) -> u8 {
+        let next = self.at();
+        if next > b' ' {
+            return next;
+        }
+        self.ws_run(next)
+    }
+
+    fn ws_run(&mut self, mut next: u8) -> u8 {
         const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.pos) {
+        while let b' ' | b'\n' | b'\r' | b'\t' = next {
             self.pos += 1;
             // Then a run of spaces (indentation), up to eight at a time: the
             // first non-space byte is the lowest non-zero byte of the xor.
@@ -144,7 +173,9 @@ impl<'a> Reader<'a> {
                 }
                 self.pos += 8;
             }
+            next = self.at();
         }
+        next
     }
 
     /// The next eight bytes as a little-endian word, if there are eight.
@@ -262,23 +293,23 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     fn number(&mut self) -> Result<bool> {
         let mut integer = true;
-        if self.peek()? == b'-' {
+        if self.at() == b'-' {
             self.pos += 1;
         }
-        match self.peek()? {
+        match self.at() {
             b'0' => self.pos += 1,
             b'1'..=b'9' => self.digits(),
-            _ => return Err(JsonError::Syntax(self.pos)),
+            _ => return Err(self.fail()),
         }
-        if self.bytes().get(self.pos) == Some(&b'.') {
+        if self.at() == b'.' {
             self.pos += 1;
             integer = false;
             self.at_least_one_digit()?;
         }
-        if let Some(b'e' | b'E') = self.bytes().get(self.pos) {
+        if let b'e' | b'E' = self.at() {
             self.pos += 1;
             integer = false;
-            if let Some(b'+' | b'-') = self.bytes().get(self.pos) {
+            if let b'+' | b'-' = self.at() {
                 self.pos += 1;
             }
             self.at_least_one_digit()?;
@@ -288,24 +319,30 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     fn digits(&mut self) {
-        while let Some(b'0'..=b'9') = self.bytes().get(self.pos) {
+        while self.at().is_ascii_digit() {
             self.pos += 1;
         }
     }
 
     fn at_least_one_digit(&mut self) -> Result<()> {
-        if !self.peek()?.is_ascii_digit() {
-            return Err(JsonError::Syntax(self.pos));
+        if !self.at().is_ascii_digit() {
+            return Err(self.fail());
         }
         self.digits();
         Ok(())
     }
 
+    /// `true`, `false` or `null`, compared whole; the byte loop only finds
+    /// where a wrong one goes wrong.
     #[inline(always)]
     fn literal(&mut self, word: &[u8]) -> Result<()> {
+        if self.bytes().get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            return Ok(());
+        }
         for &expected in word {
-            if self.peek()? != expected {
-                return Err(JsonError::Syntax(self.pos));
+            if self.at() != expected {
+                return Err(self.fail());
             }
             self.pos += 1;
         }
@@ -326,8 +363,7 @@ impl<'a> Reader<'a> {
         let mut object = false;
         let innermost = |objects: u128, open: u32| open > 0 && (objects >> (open - 1)) & 1 == 1;
         'value: loop {
-            self.ws();
-            match self.peek()? {
+            match self.ws() {
                 c @ (b'{' | b'[') => {
                     if depth + open >= MAX_DEPTH {
                         return Err(JsonError::Syntax(self.pos));
@@ -340,14 +376,15 @@ impl<'a> Reader<'a> {
                         objects &= !(1 << open);
                     }
                     open += 1;
-                    self.ws();
-                    if self.peek()? == if object { b'}' } else { b']' } {
+                    let next = self.ws();
+                    // `}` and `]` are two code points after `{` and `[`.
+                    if next == c + 2 {
                         self.pos += 1;
                         open -= 1;
                         object = innermost(objects, open);
                     } else {
                         if object {
-                            self.key()?;
+                            self.key(next)?;
                         }
                         continue 'value;
                     }
@@ -359,19 +396,18 @@ impl<'a> Reader<'a> {
                 b't' => self.literal(b"true")?,
                 b'f' => self.literal(b"false")?,
                 b'n' => self.literal(b"null")?,
-                _ => return Err(JsonError::Syntax(self.pos)),
+                _ => return Err(self.fail()),
             }
             // After a value: close containers, or go on to the next element.
             loop {
                 if open == 0 {
                     return Ok(());
                 }
-                self.ws();
-                match (self.peek()?, object) {
+                match (self.ws(), object) {
                     (b',', true) => {
                         self.pos += 1;
-                        self.ws();
-                        self.key()?;
+                        let next = self.ws();
+                        self.key(next)?;
                         continue 'value;
                     }
                     (b',', false) => {
@@ -383,42 +419,49 @@ impl<'a> Reader<'a> {
                         open -= 1;
                         object = innermost(objects, open);
                     }
-                    _ => return Err(JsonError::Syntax(self.pos)),
+                    _ => return Err(self.fail()),
                 }
             }
         }
     }
 
-    /// An object key and its colon, the reader at the key's quote.
+    /// An object key and its colon, the reader at the key, whose first
+    /// byte is `first`.
     #[inline(always)]
-    fn key(&mut self) -> Result<()> {
-        if self.peek()? != b'"' {
-            return Err(JsonError::Syntax(self.pos));
+    fn key(&mut self, first: u8) -> Result<()> {
+        if first != b'"' {
+            return Err(self.fail());
         }
         self.skip_string()?;
-        self.ws();
-        self.expect(b':')
+        if self.ws() != b':' {
+            return Err(self.fail());
+        }
+        self.pos += 1;
+        Ok(())
     }
 
     /// Moves past the string's plain characters to the next `"`, `\` or
     /// control character, eight bytes at a time.
     #[inline(always)]
     fn scan_plain(&mut self) {
-        const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-        const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-        const QUOTE: u64 = u64::from_le_bytes([b'"'; 8]);
-        const BACKSLASH: u64 = u64::from_le_bytes([b'\\'; 8]);
-        const SPACE: u64 = u64::from_le_bytes([0x20; 8]);
+        const fn each(byte: u8) -> u64 {
+            u64::from_le_bytes([byte; 8])
+        }
         while let Some(word) = self.word() {
-            // A set high bit for each byte below 0x20, `"` or `\` (the
-            // classic "has a zero byte" test on `word ^ pattern`; bytes of
-            // 0x80 and above never set it). A borrow can also set the bit of
-            // a later byte, never of an earlier one: the lowest set bit is
-            // exactly the first special byte (the word is little-endian).
-            let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-            let special = (word.wrapping_sub(SPACE) & !word & HIGH)
-                | has_zero(word ^ QUOTE)
-                | has_zero(word ^ BACKSLASH);
+            // A set high bit for each byte below 0x20, `"` or `\`, with the
+            // classic test for bytes below `n`: `(v - n) & !v`, bytes of
+            // 0x80 and above never setting it. Flipping bit 1 turns `"`
+            // (0x22) into 0x20 and keeps the bytes below 0x20 below it, so
+            // one test on `word ^ 0x02` finds both, and a second one on
+            // `word ^ '\\'` (below 1: zero) finds backslashes. A borrow can
+            // also set the bit of a later byte, never of an earlier one: the
+            // lowest set bit is exactly the first special byte (the word is
+            // little-endian).
+            let quote_or_control = word ^ each(0x02);
+            let backslash = word ^ each(b'\\');
+            let special = (quote_or_control.wrapping_sub(each(0x21)) & !quote_or_control
+                | backslash.wrapping_sub(each(0x01)) & !backslash)
+                & each(0x80);
             if special != 0 {
                 self.pos += (special.trailing_zeros() / 8) as usize;
                 return;
@@ -440,7 +483,7 @@ impl<'a> Reader<'a> {
         self.pos += 1;
         loop {
             self.scan_plain();
-            match self.peek()? {
+            match self.at() {
                 b'"' => {
                     self.pos += 1;
                     return Ok(());
@@ -449,7 +492,7 @@ impl<'a> Reader<'a> {
                     self.pos += 1;
                     self.escape()?;
                 }
-                _ => return Err(JsonError::Syntax(self.pos)),
+                _ => return Err(self.fail()),
             }
         }
     }
@@ -560,7 +603,11 @@ mod tests {
         // A quote, backslash or control byte at each position of an
         // eight-byte word, after each length of plain prefix.
         for prefix in 0..20 {
-            for special in ["\"", "\\n", "\t", "\u{1}", "\u{1f}"] {
+            // The neighbours of `"` (`!`, `#`) and of the control bytes
+            // (space) are plain and must not stop the scan.
+            for special in [
+                "\"", "\\n", "\t", "\u{0}", "\u{1}", "\u{1f}", " ", "!", "#", "\u{7f}",
+            ] {
                 let plain = "é".repeat(prefix / 2) + &"x".repeat(prefix % 2);
                 let text = format!(r#""{plain}{special}z""#);
                 let body = with_data(&text);
