@@ -156,6 +156,14 @@ impl<'a> Reader<'a> {
         if next > b' ' {
             return next;
         }
+        // Then the one space after a colon of pretty-printed JSON.
+        if next == b' ' {
+            let after = self.bytes().get(self.pos + 1).copied().unwrap_or(0);
+            if after > b' ' {
+                self.pos += 1;
+                return after;
+            }
+        }
         self.ws_run(next)
     }
 
