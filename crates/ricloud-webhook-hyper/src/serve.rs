@@ -117,6 +117,9 @@ pub async fn serve(
         let (first, idle) = (config.header_read_timeout, config.idle_timeout);
         tasks.spawn(async move {
             tokio::select! {
+                // In this order, not a random one: no random number drawn
+                // each time the connection wakes (twice a request).
+                biased;
                 ended = connection => {
                     if let Err(e) = ended {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
