@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,13 +13,16 @@ use http::{Request, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::service::ResponseFuture;
 use crate::WebhookService;
+
+/// A connection as `serve` runs it.
+type Connection =
+    hyper_util::server::conn::auto::Connection<'static, TokioIo<TcpStream>, Tracked, TokioExecutor>;
 
 /// How long the accept loop pauses after an error of the listener itself
 /// (out of file descriptors, out of memory) before accepting again.
@@ -72,14 +76,17 @@ pub async fn serve(
         .header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     let connections = Arc::new(Semaphore::new(config.max_connections));
-    let graceful = GracefulShutdown::new();
+    let draining = Arc::new(Draining::default());
+    // One task per connection, and one watching it for idleness.
     let mut tasks = JoinSet::new();
+    let mut watchers = JoinSet::new();
 
     tokio::pin!(shutdown);
     loop {
-        // Finished connections leave the set as they go, so it holds only
-        // the open ones.
+        // Finished connections leave the sets as they go, so they hold
+        // only the open ones.
         while tasks.try_join_next().is_some() {}
+        while watchers.try_join_next().is_some() {}
         let permit = tokio::select! {
             () = &mut shutdown => break,
             permit = Arc::clone(&connections).acquire_owned() => match permit {
@@ -113,23 +120,18 @@ pub async fn serve(
         let connection = builder
             .serve_connection(TokioIo::new(stream), tracked)
             .into_owned();
-        let connection = graceful.watch(connection);
+        let task = tasks.spawn(serve_connection(
+            connection,
+            Arc::clone(&draining),
+            peer,
+            permit,
+        ));
         let (first, idle) = (config.header_read_timeout, config.idle_timeout);
-        tasks.spawn(async move {
-            tokio::select! {
-                // In this order, not a random one: no random number drawn
-                // each time the connection wakes (twice a request).
-                biased;
-                ended = connection => {
-                    if let Err(e) = ended {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-                () = activity.idle(first, idle) => {
-                    tracing::debug!(%peer, "closing a connection with no request in progress");
-                }
+        watchers.spawn(async move {
+            if activity.idle(first, idle, &task).await {
+                tracing::debug!(%peer, "closing a connection with no request in progress");
+                task.abort();
             }
-            drop(permit);
         });
     }
 
@@ -139,7 +141,9 @@ pub async fn serve(
         grace_secs = config.shutdown_grace.as_secs(),
         "shutting down: letting in-flight deliveries finish"
     );
-    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+    draining.begin();
+    let drained = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(config.shutdown_grace, drained)
         .await
         .is_err()
     {
@@ -148,7 +152,60 @@ pub async fn serve(
     // Closes whatever is still open: dropping a connection drops its
     // deliveries, which releases their claims.
     tasks.shutdown().await;
+    watchers.shutdown().await;
     Ok(())
+}
+
+/// The notice to the connections that the server is shutting down.
+#[derive(Default)]
+struct Draining {
+    begun: AtomicBool,
+    notify: Arc<Notify>,
+}
+
+impl Draining {
+    fn begin(&self) {
+        self.begun.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+}
+
+/// Serves one connection; once the server shuts down, finishes its
+/// requests in progress and closes it (HTTP/1: `Connection: close` on the
+/// response in progress, or closing at once when idle; HTTP/2: `GOAWAY`).
+///
+/// The shutdown notice is waited for without being polled on every wake
+/// of the connection (twice a request): its waker is registered once, at
+/// the first poll, and the notice's flag is read at each wake, a load
+/// instead of a poll of the notice. The task's waker never changes, since
+/// `serve` spawns the task itself.
+async fn serve_connection(
+    connection: Connection,
+    draining: Arc<Draining>,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    let mut connection = std::pin::pin!(connection);
+    let mut notice = std::pin::pin!(Arc::clone(&draining.notify).notified_owned());
+    let (mut waiting, mut closing) = (false, false);
+    let ended = std::future::poll_fn(|cx| {
+        if !waiting {
+            // Registered before the flag is read: a shutdown between the
+            // two wakes this task.
+            waiting = true;
+            let _ = notice.as_mut().poll(cx);
+        }
+        if !closing && draining.begun.load(Ordering::SeqCst) {
+            closing = true;
+            connection.as_mut().graceful_shutdown();
+        }
+        connection.as_mut().poll(cx)
+    })
+    .await;
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+    drop(permit);
 }
 
 /// Accept errors that concern one connection, not the listener.
@@ -189,13 +246,19 @@ impl Activity {
     /// resolves up to a quarter late.
     ///
     /// Counters instead of a clock or a timer per request: a request costs
-    /// two atomic additions, and the connection one timer per tick.
-    async fn idle(&self, headers: Duration, idle: Duration) {
+    /// two atomic additions, and the connection one timer per tick, in a
+    /// task of its own (so the connection's task, woken twice a request,
+    /// does not poll the timer). Resolves to false instead once the
+    /// connection's `task` has ended.
+    async fn idle(&self, headers: Duration, idle: Duration, task: &AbortHandle) -> bool {
         let tick = (headers.min(idle) / 4).max(Duration::from_millis(10));
         let mut quiet = Duration::ZERO;
         let mut seen = 0;
         loop {
             tokio::time::sleep(tick).await;
+            if task.is_finished() {
+                return false;
+            }
             let started = self.started.load(Ordering::Relaxed);
             if started != seen || self.in_flight.load(Ordering::Relaxed) > 0 {
                 seen = started;
@@ -211,7 +274,7 @@ impl Activity {
                 headers.min(idle)
             };
             if quiet >= limit {
-                return;
+                return true;
             }
         }
     }

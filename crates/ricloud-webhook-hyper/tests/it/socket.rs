@@ -272,6 +272,21 @@ async fn keep_alive_serves_several_requests_on_one_connection() {
     server.shutdown().await.expect("join").expect("serve");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_an_idle_kept_alive_connection_at_once() {
+    // Defaults: a 30 s grace period and a 10 s header timeout, so only the
+    // shutdown itself can close the connection within 3 s.
+    let server = Server::start(Config::default()).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    delivered_kept_alive(&mut stream).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(3), server.shutdown()).await;
+    assert!(
+        stopped.is_ok(),
+        "serve waited for an idle kept-alive connection"
+    );
+    assert!(closed_within(&mut stream, Duration::from_secs(1)).await);
+}
+
 /// Sends a new `task.succeeded` delivery on `stream` without
 /// `Connection: close` and checks it is answered 200.
 async fn delivered_kept_alive(stream: &mut TcpStream) {
