@@ -325,3 +325,37 @@ impl Drop for InProgress {
         self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The idle watcher of a connection that never sends a request fires
+    /// after the header timeout; the watcher of a connection whose task has
+    /// ended stops at its next look without firing, so watchers do not
+    /// outlive their connections.
+    #[tokio::test]
+    async fn the_idle_watcher_fires_or_stops_with_its_connection() {
+        let timeout = Duration::from_millis(40);
+        let mut tasks = JoinSet::new();
+        let silent = tasks.spawn(std::future::pending::<()>());
+        let activity = Activity::default();
+        let fired = tokio::time::timeout(
+            Duration::from_secs(5),
+            activity.idle(timeout, timeout, &silent),
+        )
+        .await;
+        assert_eq!(fired, Ok(true));
+
+        let ended = tasks.spawn(async {});
+        while !ended.is_finished() {
+            tokio::task::yield_now().await;
+        }
+        let stopped = tokio::time::timeout(
+            Duration::from_secs(5),
+            Activity::default().idle(timeout, timeout, &ended),
+        )
+        .await;
+        assert_eq!(stopped, Ok(false));
+    }
+}
