@@ -113,11 +113,7 @@ start_bench_server() {
     "${SERVER_CPU[@]}" "$BIN/bench-server" "${SERVER_ARGS[@]}" --addr 127.0.0.1:0 --log "$SERVER_LOG" \
         >"$OUT/$label.addr" 2>"$OUT/$label.server.log" &
     SERVER_PID=$!
-    for _ in $(seq 1 200); do
-        [[ -s "$OUT/$label.addr" ]] && break
-        sleep 0.05
-    done
-    ADDR=$(head -n1 "$OUT/$label.addr")
+    ADDR=$(server_address "$OUT/$label.addr" 10)
     [[ -n "$ADDR" ]] || { echo "bench-server $label did not start" >&2; exit 1; }
 }
 

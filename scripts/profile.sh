@@ -39,11 +39,7 @@ valgrind --tool=callgrind --callgrind-out-file="$PROFILE" \
     "$BIN/bench-server" "${SERVER_ARGS[@]}" --threads 1 --log info \
     >"$ADDR_FILE" 2>"$OUT/profile-$MODE.log" &
 SERVER=$!
-for _ in $(seq 1 300); do
-    [[ -s "$ADDR_FILE" ]] && break
-    sleep 0.1
-done
-ADDR=$(head -n1 "$ADDR_FILE")
+ADDR=$(server_address "$ADDR_FILE" 30)
 [[ -n "$ADDR" ]] || { echo "bench-server did not start under valgrind" >&2; kill "$SERVER"; exit 1; }
 # Few connections: under valgrind the server runs some 50 times slower.
 "$BIN/loadgen" --url "http://$ADDR/webhooks" --connections 8 --duration "${SECONDS_LOAD}s" \

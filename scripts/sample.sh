@@ -44,11 +44,7 @@ trap 'rm -f "$ADDR_FILE" "$LOAD_FILE" "$LOAD_LOG"' EXIT
 "${SERVER_CPU[@]}" "$BIN/bench-server" "${SERVER_ARGS[@]}" --addr 127.0.0.1:0 --log info \
     >"$ADDR_FILE" 2>"$OUT/sample-$MODE.log" &
 SERVER=$!
-for _ in $(seq 1 200); do
-    [[ -s "$ADDR_FILE" ]] && break
-    sleep 0.05
-done
-ADDR=$(head -n1 "$ADDR_FILE")
+ADDR=$(server_address "$ADDR_FILE" 10)
 [[ -n "$ADDR" ]] || { echo "bench-server did not start" >&2; kill "$SERVER"; exit 1; }
 # The load generator signs its deliveries first (several seconds); sample
 # only while it sends, from its warm-up on.

@@ -21,3 +21,14 @@ server_args() {
             ;;
     esac
 }
+
+# server_address FILE SECONDS: waits up to SECONDS for bench-server's first
+# line (the address it bound) in FILE and prints it; prints nothing if none
+# came (the caller says which server did not start).
+server_address() {
+    local file=$1 deadline=$((SECONDS + $2))
+    while [[ ! -s "$file" ]] && ((SECONDS < deadline)); do
+        sleep 0.05
+    done
+    head -n1 "$file"
+}
