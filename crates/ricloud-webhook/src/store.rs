@@ -179,20 +179,17 @@ impl Hasher for IdHasher {
 /// `Uuid`, and it is the only text that gives those bits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Key {
-    Uuid(Uuid),
+    /// The high and low halves: two `u64` rather than a `u128`, whose
+    /// 16-byte alignment would make every record larger.
+    Uuid([u64; 2]),
     Text(Arc<str>),
 }
-
-/// The bits of a UUID: the high and low halves, two `u64` rather than a
-/// `u128`, whose 16-byte alignment would make every record larger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Uuid([u64; 2]);
 
 impl Key {
     fn of(id: &str) -> Self {
         canonical_uuid(id).map_or_else(
             || Self::Text(Arc::from(id)),
-            |bits| Self::Uuid(Uuid([(bits >> 64) as u64, bits as u64])),
+            |bits| Self::Uuid([(bits >> 64) as u64, bits as u64]),
         )
     }
 }
@@ -202,7 +199,7 @@ impl Hash for Key {
         // The two forms never stand for the same id (above), so a UUID's
         // words and a text's bytes may hash alike without harm.
         match self {
-            Self::Uuid(Uuid([high, low])) => {
+            Self::Uuid([high, low]) => {
                 state.write_u64(*high);
                 state.write_u64(*low);
             }
@@ -331,21 +328,21 @@ impl Handled {
         }
     }
 
-    fn contains(&self, key: &Key, hash: u32) -> bool {
-        self.find(hash, |number| {
+    fn contains(&self, key: &Key) -> bool {
+        self.find(slot_hash(key), |number| {
             self.record(number).is_some_and(|(other, _)| other == key)
         })
         .is_some()
     }
 
     /// Records `key` (not recorded yet) as handled at `at`.
-    fn push(&mut self, key: Key, hash: u32, at: u64) {
+    fn push(&mut self, key: Key, at: u64) {
         if (self.queue.len() + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
         let number = self.front.wrapping_add(self.queue.len() as u64) as u32;
+        place(&mut self.slots, slot_hash(&key), number);
         self.queue.push_back((key, at));
-        place(&mut self.slots, hash, number);
     }
 
     /// Doubles the index and places every record again.
@@ -495,11 +492,10 @@ impl DeliveryStore for MemoryStore {
     fn claim(&self, event_id: &str, now: SystemTime) -> Claim {
         let now = nanos(now);
         let key = Key::of(event_id);
-        let hash = slot_hash(&key);
         let mut guard = lock(&self.inner);
         let inner = &mut *guard;
         self.evict(&mut inner.handled, now);
-        if inner.handled.contains(&key, hash) {
+        if inner.handled.contains(&key) {
             return Claim::AlreadyHandled;
         }
         match inner.in_flight.entry(key) {
@@ -527,8 +523,7 @@ impl DeliveryStore for MemoryStore {
                 return;
             };
             if handled {
-                let hash = slot_hash(&key);
-                inner.handled.push(key, hash, now);
+                inner.handled.push(key, now);
                 self.evict(&mut inner.handled, now);
             }
             signal
@@ -650,8 +645,7 @@ mod tests {
                 } else {
                     let key = Key::of(&format!("{next:08x}-0000-4000-8000-000000000000"));
                     next += 1;
-                    let hash = slot_hash(&key);
-                    handled.push(key, hash, 0);
+                    handled.push(key, 0);
                 }
                 let used = handled.slots.iter().filter(|s| **s != EMPTY).count();
                 prop_assert_eq!(used, handled.len());
@@ -659,10 +653,10 @@ mod tests {
                 for (i, (key, _)) in handled.queue.iter().enumerate() {
                     let number = handled.front.wrapping_add(i as u64) as u32;
                     prop_assert!(handled.find(slot_hash(key), |n| n == number).is_some());
-                    prop_assert!(handled.contains(key, slot_hash(key)));
+                    prop_assert!(handled.contains(key));
                 }
                 for key in &forgotten {
-                    prop_assert!(!handled.contains(key, slot_hash(key)));
+                    prop_assert!(!handled.contains(key));
                 }
             }
         }
@@ -758,7 +752,7 @@ mod tests {
         }
         assert_eq!(
             Key::of(id),
-            Key::Uuid(Uuid([0xd921_bf95_cc9f_4851, 0xb6ab_9f1a_b79d_b4df]))
+            Key::Uuid([0xd921_bf95_cc9f_4851, 0xb6ab_9f1a_b79d_b4df])
         );
         // A UUID id's record in the queue.
         assert_eq!(std::mem::size_of::<(Key, u64)>(), 32);
