@@ -35,6 +35,9 @@ use ricloud_webhook::{
 use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
+mod common;
+use common::body_of;
+
 const SECRET: &str = "nImrOk-vkjdfLCJQ4GFblOo-8Lw2DGmm";
 const T: u64 = 1_896_602_237;
 /// The reference vectors; the `task.succeeded` body is the template of a
@@ -58,20 +61,6 @@ fn main() -> anyhow::Result<()> {
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-/// A JSON-looking body of exactly `len` bytes.
-///
-/// Static, so that handing a clone to `verify_at` costs no reference count:
-/// the adapter moves the body in, it does not clone it.
-fn body_of(len: usize) -> Bytes {
-    let mut body = br#"{"id": "d921bf95-cc9f-4851-b6ab-9f1ab79db4df", "data": ""#.to_vec();
-    while body.len() + 2 < len {
-        body.push(b'a' + (body.len() % 26) as u8);
-    }
-    body.extend_from_slice(b"\"}");
-    body.truncate(len);
-    Bytes::from_static(Box::leak(body.into_boxed_slice()))
 }
 
 fn sha256_limit(c: &mut Criterion, secret: &Secret) -> anyhow::Result<()> {

@@ -87,8 +87,8 @@
 //!   which only a successful verification produces.
 //! - **No leaks.** [`Secret`] prints `[redacted]`, has no `Display` and is
 //!   wiped on drop. No error, log line or panic message holds a secret, an
-//!   expected signature or the body. (The keyed HMAC states derived from the
-//!   secrets are not wiped: `hmac` 0.12 does not support it.)
+//!   expected signature or the body. The keyed HMAC states derived from the
+//!   secrets, which sign as well as the secrets do, are wiped on drop too.
 //!
 //! # Status table
 //!
@@ -128,6 +128,7 @@ mod body;
 mod dispatch;
 mod event;
 mod json;
+mod mac;
 mod receiver;
 mod resources;
 mod secret;
