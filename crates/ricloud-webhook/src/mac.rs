@@ -11,10 +11,13 @@
 //! - **A tag costs the compressions and little else.** Per message, the
 //!   inner chaining value (32 bytes) is copied, the message is hashed
 //!   through `block-buffer` (the buffer sha2 uses, which hands whole blocks
-//!   of the input to the compression function without a copy), and the
-//!   outer hash is one block built on the stack. `hmac`'s pre-keyed state
-//!   clones and finalises two whole hashers: about 12 ns more per message,
-//!   7 % of a 64-byte delivery's HMAC (`benches/paired.rs`, BENCHMARKS.md).
+//!   of the input to the compression function without a copy), or, when it
+//!   fits in two blocks with its padding, copied into them on the stack and
+//!   compressed in one call; the outer hash is one block built on the
+//!   stack. `hmac`'s pre-keyed state clones and finalises two whole
+//!   hashers: about 12 ns more per message, 7 % of a 64-byte delivery's
+//!   HMAC, and the two-block path about 4 ns less again
+//!   (`benches/paired.rs`, BENCHMARKS.md).
 //!
 //! Nothing here branches on the key or the message's bytes: SHA-256's
 //! compression is data-independent, and the only branches are on lengths.
@@ -29,6 +32,10 @@ use zeroize::Zeroize;
 
 /// SHA-256's block length in bytes.
 const BLOCK: usize = 64;
+
+/// The longest message hashed from two blocks on the stack: two blocks
+/// less the padding byte and the 8-byte length.
+const SHORT: usize = 2 * BLOCK - 9;
 
 /// SHA-256's initial chaining value (FIPS 180-4, 5.3.3).
 const IV: [u32; 8] = [
@@ -75,6 +82,40 @@ impl Keyed {
     /// The tag of the message made of the pieces of `head`, then those of
     /// `rest`.
     pub(crate) fn tag<B: AsRef<[u8]>>(&self, head: &[&[u8]], rest: &[B]) -> [u8; 32] {
+        let len = head.iter().map(|p| p.len()).sum::<usize>()
+            + rest.iter().map(|p| p.as_ref().len()).sum::<usize>();
+        let state = if len <= SHORT {
+            self.inner_short(head, rest, len)
+        } else {
+            self.inner_long(head, rest)
+        };
+        self.outer(&state)
+    }
+
+    /// The inner hash of a message of at most [`SHORT`] bytes: copied with
+    /// its padding into two blocks on the stack, compressed in one call.
+    fn inner_short<B: AsRef<[u8]>>(&self, head: &[&[u8]], rest: &[B], len: usize) -> [u32; 8] {
+        let mut blocks = [GenericArray::<u8, U64>::default(); 2];
+        let mut bytes = [0u8; 2 * BLOCK];
+        let mut at = 0;
+        let pieces = head.iter().copied().chain(rest.iter().map(AsRef::as_ref));
+        for piece in pieces {
+            bytes[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
+        }
+        bytes[len] = 0x80;
+        let used = if len < BLOCK - 8 { 1 } else { 2 };
+        let bits = ((BLOCK + len) as u64) * 8;
+        bytes[used * BLOCK - 8..used * BLOCK].copy_from_slice(&bits.to_be_bytes());
+        for (block, chunk) in blocks.iter_mut().zip(bytes.chunks_exact(BLOCK)) {
+            block.copy_from_slice(chunk);
+        }
+        let mut state = self.inner;
+        sha2::compress256(&mut state, &blocks[..used]);
+        state
+    }
+
+    fn inner_long<B: AsRef<[u8]>>(&self, head: &[&[u8]], rest: &[B]) -> [u32; 8] {
         let mut state = self.inner;
         let mut buffer = BlockBuffer::<U64, Eager>::default();
         // Bytes hashed so far, the key's block included.
@@ -92,10 +133,14 @@ impl Keyed {
         buffer.len64_padding_be(len.wrapping_mul(8), |block| {
             sha2::compress256(&mut state, std::slice::from_ref(block));
         });
+        state
+    }
+
+    fn outer(&self, state: &[u32; 8]) -> [u8; 32] {
         // The outer hash: its key block, then one block holding the inner
         // hash, the padding byte and the length (64 + 32 bytes, in bits).
         let mut block = [0u8; BLOCK];
-        write_words(&mut block[..32], &state);
+        write_words(&mut block[..32], state);
         block[32] = 0x80;
         block[BLOCK - 8..].copy_from_slice(&((BLOCK as u64 + 32) * 8).to_be_bytes());
         let mut outer = self.outer;
@@ -199,6 +244,28 @@ mod tests {
                 theirs.finalize().into_bytes()[..],
                 "key of {len} bytes"
             );
+        }
+    }
+
+    #[test]
+    fn every_message_length_across_both_paths() {
+        // One block and two on the stack (up to 55 and up to 119 bytes),
+        // then the block buffer; each length as one piece and as two.
+        let key = b"EZVNcphl95WzskoobnuXh_28qCZG_blz";
+        let keyed = Keyed::new(key);
+        let message: Vec<u8> = (0..300).map(|i| (i * 11 + 5) as u8).collect();
+        for len in 0..=300 {
+            let message = &message[..len];
+            let mut theirs = Hmac::<Sha256>::new_from_slice(key).expect("any length");
+            theirs.update(message);
+            let theirs = theirs.finalize().into_bytes();
+            assert_eq!(
+                keyed.tag(&[message], &[] as &[&[u8]])[..],
+                theirs[..],
+                "{len} bytes"
+            );
+            let (a, b) = message.split_at(len / 3);
+            assert_eq!(keyed.tag(&[a], &[b])[..], theirs[..], "{len} bytes in two");
         }
     }
 
