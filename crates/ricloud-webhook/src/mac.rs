@@ -60,7 +60,11 @@ pub(crate) struct Keyed {
 
 impl Keyed {
     /// Keys HMAC with `key`: hashed first when longer than a block, then
-    /// padded with zeros to a block (RFC 2104).
+    /// padded with zeros to a block (RFC 2104). The padded key and its two
+    /// pad blocks are wiped once hashed; a key longer than a block also
+    /// passes through sha2's hasher, whose buffer (the key's last bytes) is
+    /// left on the stack, as the `hmac` crate leaves it. The API's secrets
+    /// are 32 characters, well under a block.
     pub(crate) fn new(key: &[u8]) -> Self {
         let mut block = [0u8; BLOCK];
         match block.get_mut(..key.len()) {
