@@ -3,7 +3,9 @@
 //! documented window; then sign-then-verify round trips.
 //!
 //! Shared by `fuzz/fuzz_targets/verify.rs` and the corpus replay test of the
-//! core crate; it uses only the core crate's public API.
+//! core crate; it uses the core crate's public API, and the `hmac` crate as
+//! an independent oracle for the tags `sign` makes (the core crate computes
+//! HMAC-SHA256 itself, `src/mac.rs`).
 //!
 //! Input layout (simple framing so that `fuzz/make_corpus.py` can write
 //! seeds from the reference vectors):
@@ -19,9 +21,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hmac::{Hmac, Mac};
 use ricloud_webhook::{
     sign, Bytes, RawBody, Secret, SecretError, SignatureHeader, Verifier, VerifyError,
 };
+use sha2::Sha256;
 
 /// The default window, as documented: 600 s old, 300 s ahead, both inclusive.
 const MAX_AGE: u64 = 600;
@@ -151,6 +155,11 @@ fn round_trips(input: &Input<'_>, secret: &Secret) {
     let t = input.clock as u64;
     let body = input.body;
     let header = sign(secret, t, body);
+    // The tag is HMAC-SHA256 of `<t>.<body>` as the `hmac` crate computes it.
+    let mut mac = Hmac::<Sha256>::new_from_slice(input.secret).expect("any key length");
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    assert_eq!(header.signature()[..], mac.finalize().into_bytes()[..]);
     let text = header.to_string();
     assert_eq!(SignatureHeader::parse(text.as_bytes()), Ok(header));
     assert_eq!(header.timestamp(), t);
