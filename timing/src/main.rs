@@ -94,19 +94,28 @@ fn body() -> Vec<u8> {
     br#"{"id": "d921bf95-cc9f-4851-b6ab-9f1ab79db4df", "resource": "event", "type": "task", "action": "succeeded", "data": {"id": "f3e4"}}"#.to_vec()
 }
 
-/// The whole public verification path: parse, HMAC, compare.
-fn verify_ours(runner: &mut CtRunner, rng: &mut BenchRng) {
-    let secret = Secret::new(b"EZVNcphl95WzskoobnuXh_28qCZG_blz".to_vec()).expect("secret");
-    let body = body();
-    let tag = *sign(&secret, T, &body).signature();
-    let verifier = Verifier::new(secret).with_window(TimeWindow::unchecked());
+/// The secret the deliveries are signed with.
+const SECRET: &[u8] = b"EZVNcphl95WzskoobnuXh_28qCZG_blz";
+
+/// The two classes' headers for `tag`: wrong in its first byte (Left),
+/// wrong in its last (Right).
+fn headers(tag: [u8; 32]) -> (String, String) {
     let (first, last) = corrupted(tag);
-    let first = SignatureHeader::new(T, first).to_string();
-    let last = SignatureHeader::new(T, last).to_string();
-    let now = UNIX_EPOCH + Duration::from_secs(T);
-    let body = ricloud_webhook::Bytes::from(body);
-    // Both classes are read from the same buffer, refilled outside the timed
-    // closure, so the two never differ by address or cache placement.
+    (
+        SignatureHeader::new(T, first).to_string(),
+        SignatureHeader::new(T, last).to_string(),
+    )
+}
+
+/// Times `f` on each sample's header. Both classes are read from the same
+/// buffer, refilled outside the timed closure, so the two never differ by
+/// address or cache placement.
+fn each_class<T>(
+    runner: &mut CtRunner,
+    rng: &mut BenchRng,
+    (first, last): &(String, String),
+    f: impl Fn(&[u8]) -> T,
+) {
     let mut header = first.clone().into_bytes();
     for left in classes(rng) {
         header.copy_from_slice(if left {
@@ -114,12 +123,28 @@ fn verify_ours(runner: &mut CtRunner, rng: &mut BenchRng) {
         } else {
             last.as_bytes()
         });
-        runner.run_one(class(left), || {
-            verifier
-                .verify_at(Some(black_box(&header[..])), body.clone(), now)
-                .is_ok()
-        });
+        runner.run_one(class(left), || f(black_box(&header[..])));
     }
+}
+
+/// `Verifier::verify_at` keyed with `key` on the two classes' headers,
+/// whose tags are one byte off the tag under [`SECRET`].
+fn verify_with(runner: &mut CtRunner, rng: &mut BenchRng, key: &[u8]) {
+    let secret = Secret::new(SECRET.to_vec()).expect("secret");
+    let body = body();
+    let headers = headers(*sign(&secret, T, &body).signature());
+    let verifier = Verifier::new(Secret::new(key.to_vec()).expect("secret"))
+        .with_window(TimeWindow::unchecked());
+    let now = UNIX_EPOCH + Duration::from_secs(T);
+    let body = ricloud_webhook::Bytes::from(body);
+    each_class(runner, rng, &headers, |header| {
+        verifier.verify_at(Some(header), body.clone(), now).is_ok()
+    });
+}
+
+/// The whole public verification path: parse, HMAC, compare.
+fn verify_ours(runner: &mut CtRunner, rng: &mut BenchRng) {
+    verify_with(runner, rng, SECRET);
 }
 
 /// `verify_ours` with a verifier keyed with another secret: the same two
@@ -128,29 +153,7 @@ fn verify_ours(runner: &mut CtRunner, rng: &mut BenchRng) {
 /// headers' own bytes (public: the sender chose them), not from how close
 /// they are to the expected tag; compare its |t| with `verify_ours`.
 fn verify_control(runner: &mut CtRunner, rng: &mut BenchRng) {
-    let secret = Secret::new(b"EZVNcphl95WzskoobnuXh_28qCZG_blz".to_vec()).expect("secret");
-    let other = Secret::new(b"another-secret-altogether-0123456".to_vec()).expect("secret");
-    let body = body();
-    let tag = *sign(&secret, T, &body).signature();
-    let verifier = Verifier::new(other).with_window(TimeWindow::unchecked());
-    let (first, last) = corrupted(tag);
-    let first = SignatureHeader::new(T, first).to_string();
-    let last = SignatureHeader::new(T, last).to_string();
-    let now = UNIX_EPOCH + Duration::from_secs(T);
-    let body = ricloud_webhook::Bytes::from(body);
-    let mut header = first.clone().into_bytes();
-    for left in classes(rng) {
-        header.copy_from_slice(if left {
-            first.as_bytes()
-        } else {
-            last.as_bytes()
-        });
-        runner.run_one(class(left), || {
-            verifier
-                .verify_at(Some(black_box(&header[..])), body.clone(), now)
-                .is_ok()
-        });
-    }
+    verify_with(runner, rng, b"another-secret-altogether-0123456");
 }
 
 /// Parsing the two classes' headers alone. The classes differ in the
@@ -158,52 +161,29 @@ fn verify_control(runner: &mut CtRunner, rng: &mut BenchRng) {
 /// is timing that depends on public input, and shows in `verify_ours` too
 /// without telling anything about the expected tag.
 fn parse_ours(runner: &mut CtRunner, rng: &mut BenchRng) {
-    let tag = random_tag(rng);
-    let (first, last) = corrupted(tag);
-    let first = SignatureHeader::new(T, first).to_string();
-    let last = SignatureHeader::new(T, last).to_string();
-    let mut header = first.clone().into_bytes();
-    for left in classes(rng) {
-        header.copy_from_slice(if left {
-            first.as_bytes()
-        } else {
-            last.as_bytes()
-        });
-        runner.run_one(class(left), || {
-            SignatureHeader::parse(black_box(&header[..])).is_ok()
-        });
-    }
+    let headers = headers(random_tag(rng));
+    each_class(runner, rng, &headers, |header| {
+        SignatureHeader::parse(header).is_ok()
+    });
 }
 
 /// The same HMAC path with an early-exit comparison: the leak is a few
 /// nanoseconds under ~1 µs of HMAC, the hardest case for dudect.
 fn verify_naive(runner: &mut CtRunner, rng: &mut BenchRng) {
-    let key = b"EZVNcphl95WzskoobnuXh_28qCZG_blz";
-    let keyed = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+    let keyed = Hmac::<Sha256>::new_from_slice(SECRET).expect("any key length");
     let body = body();
     let mut mac = keyed.clone();
     mac.update(format!("{T}.").as_bytes());
     mac.update(&body);
-    let tag: [u8; 32] = mac.finalize().into_bytes().into();
-    let (first, last) = corrupted(tag);
-    let first = SignatureHeader::new(T, first).to_string();
-    let last = SignatureHeader::new(T, last).to_string();
-    let mut header = first.clone().into_bytes();
-    for left in classes(rng) {
-        header.copy_from_slice(if left {
-            first.as_bytes()
-        } else {
-            last.as_bytes()
-        });
-        runner.run_one(class(left), || {
-            let parsed = SignatureHeader::parse(black_box(&header[..])).expect("valid");
-            let mut mac = keyed.clone();
-            mac.update(format!("{}.", parsed.timestamp()).as_bytes());
-            mac.update(&body);
-            let expected: [u8; 32] = mac.finalize().into_bytes().into();
-            naive_eq(&expected, parsed.signature())
-        });
-    }
+    let headers = headers(mac.finalize().into_bytes().into());
+    each_class(runner, rng, &headers, |header| {
+        let parsed = SignatureHeader::parse(header).expect("valid");
+        let mut mac = keyed.clone();
+        mac.update(format!("{}.", parsed.timestamp()).as_bytes());
+        mac.update(&body);
+        let expected: [u8; 32] = mac.finalize().into_bytes().into();
+        naive_eq(&expected, parsed.signature())
+    });
 }
 
 ctbench_main!(
