@@ -2,10 +2,11 @@
 
 use std::fmt;
 
-use crate::mac::Keyed;
-use crate::Secret;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+
+use crate::mac::Keyed;
+use crate::Secret;
 
 /// The name of the header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "Ricloud-Signature";
