@@ -27,7 +27,6 @@
 use block_buffer::generic_array::typenum::U64;
 use block_buffer::generic_array::GenericArray;
 use block_buffer::{BlockBuffer, Eager};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 /// SHA-256's block length in bytes.
@@ -60,19 +59,19 @@ pub(crate) struct Keyed {
 
 impl Keyed {
     /// Keys HMAC with `key`: hashed first when longer than a block, then
-    /// padded with zeros to a block (RFC 2104). The padded key and its two
-    /// pad blocks are wiped once hashed; a key longer than a block also
-    /// passes through sha2's hasher, whose buffer (the key's last bytes) is
-    /// left on the stack, as the `hmac` crate leaves it. The API's secrets
-    /// are 32 characters, well under a block.
+    /// padded with zeros to a block (RFC 2104). Every copy this makes of
+    /// the key's bytes is wiped once hashed: the padded key, its two pad
+    /// blocks, and for a key longer than a block its last partial block and
+    /// the chaining values of its hash (the `hmac` crate leaves those in
+    /// sha2's hasher). The API's secrets are 32 characters, under a block.
     pub(crate) fn new(key: &[u8]) -> Self {
         let mut block = [0u8; BLOCK];
         match block.get_mut(..key.len()) {
             Some(head) => head.copy_from_slice(key),
             None => {
-                let mut hasher = Sha256::new();
-                hasher.update(key);
-                hasher.finalize_into(GenericArray::from_mut_slice(&mut block[..32]));
+                let mut digest = sha256(key);
+                block[..32].copy_from_slice(&digest);
+                digest.zeroize();
             }
         }
         let keyed = Self {
@@ -174,6 +173,35 @@ fn pad_block(key: &[u8; BLOCK], pad: u8) -> [u32; 8] {
     state
 }
 
+/// SHA-256 of `data` (a key longer than a block), leaving no copy of its
+/// bytes but the digest: its whole blocks are compressed where they are,
+/// the last partial one is copied with the padding into blocks on the
+/// stack, wiped after, as the chaining values are.
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut state = IV;
+    let (whole, tail) = data.split_at(data.len() - data.len() % BLOCK);
+    compress_blocks(&mut state, whole);
+    let mut last = [0u8; 2 * BLOCK];
+    last[..tail.len()].copy_from_slice(tail);
+    last[tail.len()] = 0x80;
+    let used = if tail.len() < BLOCK - 8 { 1 } else { 2 } * BLOCK;
+    let bits = (data.len() as u64).wrapping_mul(8);
+    last[used - 8..used].copy_from_slice(&bits.to_be_bytes());
+    compress_blocks(&mut state, &last[..used]);
+    last.zeroize();
+    let mut digest = [0u8; 32];
+    write_words(&mut digest, &state);
+    state.zeroize();
+    digest
+}
+
+/// Compresses each whole block of `bytes`, where it is.
+fn compress_blocks(state: &mut [u32; 8], bytes: &[u8]) {
+    for chunk in bytes.chunks_exact(BLOCK) {
+        sha2::compress256(state, std::slice::from_ref(GenericArray::from_slice(chunk)));
+    }
+}
+
 fn compress(state: &mut [u32; 8], block: &[u8; BLOCK]) {
     let block: &GenericArray<u8, U64> = block.into();
     sha2::compress256(state, std::slice::from_ref(block));
@@ -192,6 +220,7 @@ mod tests {
     use super::*;
     use hmac::{Hmac, Mac};
     use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
 
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -237,8 +266,9 @@ mod tests {
 
     #[test]
     fn keys_around_the_block_length() {
-        // 64 bytes is used as it is; 65 is hashed first.
-        for len in [1, 31, 32, 33, 63, 64, 65, 127, 128, 129] {
+        // Up to 64 bytes a key is used as it is, from 65 hashed first: its
+        // last partial block in one block with the padding or in two.
+        for len in 0..=300 {
             let key: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
             let ours = Keyed::new(&key).tag(&[b"message"], &[] as &[&[u8]]);
             let mut theirs = Hmac::<Sha256>::new_from_slice(&key).expect("any length");
@@ -247,6 +277,18 @@ mod tests {
                 ours[..],
                 theirs.finalize().into_bytes()[..],
                 "key of {len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn key_digest_is_sha256() {
+        let data: Vec<u8> = (0..300).map(|i| (i * 7 + 3) as u8).collect();
+        for len in 0..=300 {
+            assert_eq!(
+                sha256(&data[..len])[..],
+                Sha256::digest(&data[..len])[..],
+                "{len} bytes"
             );
         }
     }
