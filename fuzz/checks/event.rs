@@ -157,7 +157,27 @@ fn shape(data: &EventData) -> (u8, bool) {
     }
 }
 
+/// A view read by the crate (`Event::data_as`, its own reader with
+/// serde_json behind it) equals serde_json's reading of the same text: the
+/// same value, or an error with the same message.
+macro_rules! same_as_serde_json {
+    ($event:expr, $($ty:ty),+) => {$({
+        let event: &Event = $event;
+        let ours = event.data_as::<$ty>().map_err(|e| e.detail().to_owned());
+        let serde = serde_json::from_str::<$ty>(event.data_json()).map_err(|e| e.to_string());
+        assert_eq!(ours, serde, "{} read otherwise than serde_json reads it", stringify!($ty));
+    })+};
+}
+
 fn views(event: &Event) {
+    same_as_serde_json!(
+        event,
+        serde_json::Value,
+        ricloud_webhook::Task,
+        ricloud_webhook::Poll,
+        ricloud_webhook::Session,
+        ricloud_webhook::WebhookConfig
+    );
     match event.data() {
         EventData::WebhookConfig(Ok(view)) => round_trip!(&view, ricloud_webhook::WebhookConfig),
         EventData::Task(Ok(view)) => round_trip!(&view, ricloud_webhook::Task),

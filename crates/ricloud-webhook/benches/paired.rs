@@ -9,19 +9,25 @@
 //! round is kept. The median of the rounds' ratios is the figure for the
 //! targets (BENCHMARKS.md), the quartiles say how far the machine moved.
 //!
+//! The same way, the typed views of a 1 KiB `task.succeeded` event's
+//! `data` as the crate reads them (`Event::data_as`) against serde_json
+//! reading the same text, the way the crate did before.
+//!
 //! Run with `cargo bench -p ricloud-webhook --bench paired` (`-- 64B` for
-//! one size; `PAIRED_ROUNDS` sets the rounds, 41 by default).
+//! one size, `-- view` for the views; `PAIRED_ROUNDS` sets the rounds, 41
+//! by default).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::{ensure, Context as _};
 use hmac::{Hmac, Mac};
-use ricloud_webhook::{sign, Secret, Verifier};
+use ricloud_webhook::{sign, Event, Secret, Task, Verifier};
+use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
 mod common;
-use common::body_of;
+use common::{body_of, task_template};
 
 const SECRET: &str = "nImrOk-vkjdfLCJQ4GFblOo-8Lw2DGmm";
 const T: u64 = 1_896_602_237;
@@ -90,6 +96,48 @@ fn main() -> anyhow::Result<()> {
             result.high,
         );
     }
+    if filter.is_empty() || filter.iter().any(|f| "view".contains(f.as_str())) {
+        views(rounds)?;
+    }
+    Ok(())
+}
+
+/// The views of `data`: serde_json against the crate's reader.
+fn views(rounds: usize) -> anyhow::Result<()> {
+    let event = Event::from_json(task_template()?.into_bytes())?;
+    println!();
+    println!("| view of a 1 KiB `task.succeeded` | serde_json | `Event::data_as` | ours / serde_json, median of {rounds} paired rounds | quartiles |");
+    println!("|---|---|---|---|---|");
+    view::<Task>(&event, "`Task`", rounds)?;
+    view::<serde_json::Value>(&event, "`serde_json::Value`", rounds)?;
+    Ok(())
+}
+
+fn view<T: DeserializeOwned + PartialEq>(
+    event: &Event,
+    name: &str,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    let reference = serde_json::from_str::<T>(event.data_json())?;
+    ensure!(
+        event.data_as::<T>().ok() == Some(reference),
+        "{name}: not the same view"
+    );
+    let serde = || {
+        black_box(serde_json::from_str::<T>(black_box(event).data_json()).is_ok());
+    };
+    let ours = || {
+        black_box(black_box(event).data_as::<T>().is_ok());
+    };
+    let result = paired(rounds, serde, ours);
+    println!(
+        "| {name} | {} | {} | {:.3}x | {:.3}x to {:.3}x |",
+        nanos(result.a),
+        nanos(result.b),
+        result.ratio,
+        result.low,
+        result.high,
+    );
     Ok(())
 }
 

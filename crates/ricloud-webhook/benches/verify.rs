@@ -36,14 +36,10 @@ use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
 mod common;
-use common::body_of;
+use common::{body_of, task_template, TEMPLATE_ID};
 
 const SECRET: &str = "nImrOk-vkjdfLCJQ4GFblOo-8Lw2DGmm";
 const T: u64 = 1_896_602_237;
-/// The reference vectors; the `task.succeeded` body is the template of a
-/// realistic delivery.
-const VECTORS: &str = include_str!("../tests/data/ricloud-py-signatures.json");
-const TEMPLATE_ID: &str = "d921bf95-cc9f-4851-b6ab-9f1ab79db4df";
 
 fn main() -> anyhow::Result<()> {
     let secret = Secret::new(SECRET)?;
@@ -225,16 +221,8 @@ struct OneDelivery {
 
 impl Deliveries {
     fn new(secret: &Secret) -> anyhow::Result<Self> {
-        let vectors: serde_json::Value = serde_json::from_str(VECTORS)?;
-        let template = vectors["vectors"]
-            .as_array()
-            .and_then(|v| v.iter().find(|v| v["name"] == "task.succeeded"))
-            .and_then(|v| v["body"].as_str())
-            .context("no task.succeeded vector")?
-            .to_owned();
-        ensure!(template.contains(TEMPLATE_ID));
         Ok(Self {
-            template,
+            template: task_template()?,
             secret: secret.clone(),
             next: AtomicU64::new(0),
         })

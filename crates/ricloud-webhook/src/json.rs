@@ -17,6 +17,10 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+mod de;
+
+pub(crate) use de::from_str;
+
 /// Deepest nesting of arrays and objects accepted, the envelope included
 /// (serde_json's own limit is 128).
 pub(crate) const MAX_DEPTH: u32 = 128;
