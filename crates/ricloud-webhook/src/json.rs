@@ -4,7 +4,8 @@
 //! envelope's fields, and where `data` starts and ends) and checks the rest
 //! of the body is well-formed JSON (RFC 8259: UTF-8, no trailing commas, no
 //! comments, nesting at most [`MAX_DEPTH`]) without building anything for it.
-//! `data` is parsed later, by the view a handler asks for.
+//! `data` is parsed later, by the view a handler asks for, with the same
+//! reader's scanning under a serde deserializer (`from_str`, in `de.rs`).
 //!
 //! serde_json's derive does the same work through a generic visitor,
 //! skipping `data` about a byte at a time; this reader skips strings and

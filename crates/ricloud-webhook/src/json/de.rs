@@ -204,7 +204,8 @@ impl<'de> de::Deserializer<'de> for &mut ViewReader<'de> {
             }
             b'"' => match self.r.string()? {
                 Cow::Borrowed(text) => visitor.visit_borrowed_str(text),
-                Cow::Owned(text) => visitor.visit_string(text),
+                // Decoded: serde_json hands such a string over as `visit_str`.
+                Cow::Owned(text) => visitor.visit_str(&text),
             },
             b'-' | b'0'..=b'9' => self.number(visitor),
             b'[' => {
@@ -341,7 +342,7 @@ impl<'de> de::Deserializer<'de> for Key<'de> {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match self.0 {
             Cow::Borrowed(text) => visitor.visit_borrowed_str(text),
-            Cow::Owned(text) => visitor.visit_string(text),
+            Cow::Owned(text) => visitor.visit_str(&text),
         }
     }
 
@@ -621,6 +622,48 @@ mod tests {
         assert!(matches!(view.either, Cow::Owned(ref e) if e == "e"));
         // A `&str` cannot hold a decoded escape: an error, serde_json's.
         assert!(same::<Borrowed<'_>>(r#"{"plain": "\u0070", "either": "e"}"#).is_err());
+    }
+
+    /// Which of a visitor's string methods the text arrived through.
+    #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+    enum Given {
+        Borrowed,
+        Str,
+        String,
+    }
+
+    impl<'de> Deserialize<'de> for Given {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct GivenVisitor;
+            impl<'de> Visitor<'de> for GivenVisitor {
+                type Value = Given;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E>(self, _: &'de str) -> std::result::Result<Given, E> {
+                    Ok(Given::Borrowed)
+                }
+                fn visit_str<E>(self, _: &str) -> std::result::Result<Given, E> {
+                    Ok(Given::Str)
+                }
+                fn visit_string<E>(self, _: String) -> std::result::Result<Given, E> {
+                    Ok(Given::String)
+                }
+            }
+            d.deserialize_any(GivenVisitor)
+        }
+    }
+
+    #[test]
+    fn strings_reach_visitors_as_serde_json_hands_them_over() {
+        // Borrowed without an escape, `visit_str` with one, values and keys.
+        assert_eq!(read_here::<Given>(r#""plain""#), Given::Borrowed);
+        assert_eq!(read_here::<Given>(r#""\u0065scaped""#), Given::Str);
+        let keys: BTreeMap<Given, u8> = read_here(r#"{"plain": 1, "\u0065": 2}"#);
+        assert_eq!(
+            keys.into_iter().collect::<Vec<_>>(),
+            [(Given::Borrowed, 1), (Given::Str, 2)]
+        );
     }
 
     #[test]
