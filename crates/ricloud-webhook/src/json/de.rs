@@ -2,13 +2,13 @@
 //!
 //! A serde [`Deserializer`](de::Deserializer) over [`Reader`]: whitespace
 //! and strings eight bytes at a time, strings borrowed where they have no
-//! escape, the forms of [`serde_json`] for everything else. Whatever it
-//! does not read as serde_json would (an error of any kind, a number that
-//! is not a small integer's, `serde_json`'s own `RawValue`, an enum, bytes,
-//! 128-bit integers) it declines, and [`from_str`] then hands the same text
-//! to serde_json: the result, and every error message, is serde_json's.
-//! The unit tests, a property test and the `event` fuzz target check that
-//! a value it gives is the one serde_json gives.
+//! escape, integers of up to 18 digits read directly. Whatever it does not
+//! read exactly as serde_json would (every other number, serde_json's own
+//! `RawValue`, enums, bytes, 128-bit integers, keys read as numbers, and
+//! any input with an error) it declines, and [`from_str`] then hands the
+//! same text to serde_json: the result, and every error message, is
+//! serde_json's. The unit tests, two property tests and the `event` fuzz
+//! target check that a value it reads itself is the one serde_json reads.
 
 use std::borrow::Cow;
 use std::fmt;
