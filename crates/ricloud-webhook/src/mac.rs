@@ -106,15 +106,13 @@ impl Keyed {
             bytes[at..at + piece.len()].copy_from_slice(piece);
             at += piece.len();
         }
-        bytes[len] = 0x80;
-        let used = if len < BLOCK - 8 { 1 } else { 2 };
-        let bits = ((BLOCK + len) as u64) * 8;
-        bytes[used * BLOCK - 8..used * BLOCK].copy_from_slice(&bits.to_be_bytes());
+        // The key's block came first.
+        let used = pad(&mut bytes, len, ((BLOCK + len) as u64) * 8);
         for (block, chunk) in blocks.iter_mut().zip(bytes.chunks_exact(BLOCK)) {
             block.copy_from_slice(chunk);
         }
         let mut state = self.inner;
-        sha2::compress256(&mut state, &blocks[..used]);
+        sha2::compress256(&mut state, &blocks[..used / BLOCK]);
         state
     }
 
@@ -147,7 +145,7 @@ impl Keyed {
         block[32] = 0x80;
         block[BLOCK - 8..].copy_from_slice(&((BLOCK as u64 + 32) * 8).to_be_bytes());
         let mut outer = self.outer;
-        compress(&mut outer, &block);
+        compress_blocks(&mut outer, &block);
         let mut tag = [0u8; 32];
         write_words(&mut tag, &outer);
         tag
@@ -168,7 +166,7 @@ fn pad_block(key: &[u8; BLOCK], pad: u8) -> [u32; 8] {
         *byte ^= pad;
     }
     let mut state = IV;
-    compress(&mut state, &block);
+    compress_blocks(&mut state, &block);
     block.zeroize();
     state
 }
@@ -183,10 +181,7 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     compress_blocks(&mut state, whole);
     let mut last = [0u8; 2 * BLOCK];
     last[..tail.len()].copy_from_slice(tail);
-    last[tail.len()] = 0x80;
-    let used = if tail.len() < BLOCK - 8 { 1 } else { 2 } * BLOCK;
-    let bits = (data.len() as u64).wrapping_mul(8);
-    last[used - 8..used].copy_from_slice(&bits.to_be_bytes());
+    let used = pad(&mut last, tail.len(), (data.len() as u64).wrapping_mul(8));
     compress_blocks(&mut state, &last[..used]);
     last.zeroize();
     let mut digest = [0u8; 32];
@@ -195,16 +190,22 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     digest
 }
 
+/// Ends the `len` bytes at the start of `blocks` with SHA-256's padding
+/// for a message of `bits` bits in all: the `1` bit, zeros, the length in
+/// the last 8 bytes of one block or, when they do not fit, of two. Returns
+/// the bytes used, a block or two.
+fn pad(blocks: &mut [u8; 2 * BLOCK], len: usize, bits: u64) -> usize {
+    blocks[len] = 0x80;
+    let used = if len < BLOCK - 8 { BLOCK } else { 2 * BLOCK };
+    blocks[used - 8..used].copy_from_slice(&bits.to_be_bytes());
+    used
+}
+
 /// Compresses each whole block of `bytes`, where it is.
 fn compress_blocks(state: &mut [u32; 8], bytes: &[u8]) {
     for chunk in bytes.chunks_exact(BLOCK) {
         sha2::compress256(state, std::slice::from_ref(GenericArray::from_slice(chunk)));
     }
-}
-
-fn compress(state: &mut [u32; 8], block: &[u8; BLOCK]) {
-    let block: &GenericArray<u8, U64> = block.into();
-    sha2::compress256(state, std::slice::from_ref(block));
 }
 
 /// The chaining value as SHA-256 outputs it: big-endian words.
