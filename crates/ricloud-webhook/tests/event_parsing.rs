@@ -5,32 +5,14 @@
 
 use proptest::prelude::*;
 use ricloud_webhook::Event;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 #[path = "../../../fuzz/checks/event.rs"]
 mod event;
+#[path = "support/json_value.rs"]
+mod json_value;
 
-/// Any JSON value, a few levels deep, with awkward strings and numbers.
-fn any_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        any::<String>().prop_map(Value::String),
-        "[\"\\\\/\u{0}-\u{1f}\u{7f}-\u{10ffff}]{0,12}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(5, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((any::<String>(), inner), 0..6)
-                .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
-        ]
-    })
-}
+use json_value::any_value;
 
 /// An envelope field's value: mostly a string, sometimes something else.
 fn field() -> impl Strategy<Value = Value> {

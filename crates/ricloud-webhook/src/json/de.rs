@@ -210,7 +210,7 @@ impl<'de> de::Deserializer<'de> for &mut ViewReader<'de> {
             b'-' | b'0'..=b'9' => self.number(visitor),
             b'[' => {
                 self.open()?;
-                let value = visitor.visit_seq(Elements {
+                let value = visitor.visit_seq(Items {
                     de: self,
                     first: true,
                 })?;
@@ -219,7 +219,7 @@ impl<'de> de::Deserializer<'de> for &mut ViewReader<'de> {
             }
             b'{' => {
                 self.open()?;
-                let value = visitor.visit_map(Members {
+                let value = visitor.visit_map(Items {
                     de: self,
                     first: true,
                 })?;
@@ -285,13 +285,15 @@ impl<'de> de::Deserializer<'de> for &mut ViewReader<'de> {
     }
 }
 
-/// The elements of an array.
-struct Elements<'r, 'de> {
+/// The elements of an array or the members of an object, the reader
+/// inside it.
+struct Items<'r, 'de> {
     de: &'r mut ViewReader<'de>,
+    /// No element has been read yet (none is preceded by a comma).
     first: bool,
 }
 
-impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
+impl<'de> de::SeqAccess<'de> for Items<'_, 'de> {
     type Error = Declined;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
@@ -302,13 +304,7 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
     }
 }
 
-/// The members of an object.
-struct Members<'r, 'de> {
-    de: &'r mut ViewReader<'de>,
-    first: bool,
-}
-
-impl<'de> de::MapAccess<'de> for Members<'_, 'de> {
+impl<'de> de::MapAccess<'de> for Items<'_, 'de> {
     type Error = Declined;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
@@ -380,6 +376,11 @@ impl<'de> de::Deserializer<'de> for Key<'de> {
     }
 }
 
+/// The tests' strategy for any JSON value, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/support/json_value.rs"]
+mod json_value;
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, HashMap};
@@ -388,6 +389,7 @@ mod tests {
     use serde_json::value::RawValue;
     use serde_json::{json, Value};
 
+    use super::json_value::any_value;
     use super::*;
     use crate::{Poll, Session, Task, WebhookConfig};
 
@@ -691,27 +693,6 @@ mod tests {
             read += 1;
         }
         assert!(read >= 4, "only {read} views read");
-    }
-
-    /// Any JSON value, nested a few levels.
-    fn any_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            any::<String>().prop_map(Value::from),
-        ];
-        leaf.prop_recursive(4, 64, 8, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::from),
-                prop::collection::btree_map(any::<String>(), inner, 0..8)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
     }
 
     proptest! {
