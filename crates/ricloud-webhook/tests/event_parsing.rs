@@ -12,7 +12,7 @@ mod event;
 #[path = "support/json_value.rs"]
 mod json_value;
 
-use json_value::any_value;
+use json_value::{any_value, text_of};
 
 /// An envelope field's value: mostly a string, sometimes something else.
 fn field() -> impl Strategy<Value = Value> {
@@ -82,12 +82,7 @@ proptest! {
     /// it is laid out.
     #[test]
     fn well_formed_events_are_read(data in any_value(), pretty in any::<bool>()) {
-        let text = if pretty {
-            serde_json::to_string_pretty(&data)
-        } else {
-            serde_json::to_string(&data)
-        }
-        .expect("serialise");
+        let text = text_of(&data, pretty);
         let body = envelope_with(&text, "");
         event::check(&body);
         let read = Event::from_json(body).expect("a well-formed event");

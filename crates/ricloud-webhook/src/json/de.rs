@@ -389,7 +389,7 @@ mod tests {
     use serde_json::value::RawValue;
     use serde_json::{json, Value};
 
-    use super::json_value::any_value;
+    use super::json_value::{any_value, text_of};
     use super::*;
     use crate::{Poll, Session, Task, WebhookConfig};
 
@@ -698,12 +698,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_value_reads_as_serde_json_reads_it(value in any_value(), pretty in any::<bool>()) {
-            let text = if pretty {
-                serde_json::to_string_pretty(&value)
-            } else {
-                serde_json::to_string(&value)
-            }
-            .expect("serialises");
+            let text = text_of(&value, pretty);
             let alone = read::<Value>(&text);
             prop_assert!(alone.is_ok(), "declined {}", text);
             prop_assert_eq!(alone.ok(), Some(value));

@@ -1,4 +1,4 @@
-//! A proptest strategy for any JSON value, shared by the tests that read
+//! A proptest strategy for any JSON value and its text, shared by the tests that read
 //! generated JSON (`tests/event_parsing.rs`, and the view reader's unit
 //! tests in `src/json/de.rs`, which include this file by path).
 
@@ -25,4 +25,14 @@ pub(crate) fn any_value() -> impl Strategy<Value = Value> {
                 .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
         ]
     })
+}
+
+/// `value` as JSON text, pretty-printed or compact.
+pub(crate) fn text_of(value: &Value, pretty: bool) -> String {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    text.expect("a value serialises")
 }
