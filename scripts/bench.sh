@@ -258,7 +258,7 @@ def check(name, value, target, ok):
 
 print("| ratio | value | target | |")
 print("|---|---|---|---|")
-ours, bare, ref = runs.get("ours"), runs.get("bare"), runs.get("reference")
+bare, ref = runs.get("bare"), runs.get("reference")
 for name in ["bare", "verify", "parse", "ours", "ours-event", "ours-borrowed"]:
     d = runs.get(name)
     if d:
