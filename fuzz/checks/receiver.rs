@@ -709,8 +709,9 @@ impl Model {
             }
             self.handled.remove(&event.id);
         }
-        // Worst failure so far: 1 no handler, 2 acknowledged, 3 retry or
-        // view mismatch, 4 panic; redelivery is asked for from 3 up.
+        // Worst failure so far: 1 no handler, 2 acknowledged or view
+        // mismatch (acknowledged by default), 3 retry, 4 panic; redelivery
+        // is asked for from 3 up.
         let mut worst = 1;
         let slug = event.slug();
         for (i, route) in self.routes.iter().enumerate() {
@@ -732,7 +733,7 @@ impl Model {
                 View::WebhookConfig => serde_json::from_str::<WebhookConfig>(data).is_ok(),
             };
             if !fits {
-                worst = worst.max(3);
+                worst = worst.max(2);
                 continue;
             }
             let attempt = self.attempts.entry((i, event.id.clone())).or_insert(0);

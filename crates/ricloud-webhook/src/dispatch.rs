@@ -254,6 +254,22 @@ struct Route {
 #[derive(Default)]
 pub struct Dispatcher {
     routes: Vec<Route>,
+    on_view_mismatch: OnViewMismatch,
+}
+
+/// What a delivery is answered when the data does not fit a handler's
+/// typed view (see [`Dispatcher::on_view_mismatch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnViewMismatch {
+    /// 200, with an ERROR log line naming the event id and the view: the
+    /// same data will not fit on a redelivery either, so retrying it for
+    /// hours helps no one. The default.
+    #[default]
+    Acknowledge,
+    /// 500, so the API redelivers (useful while a view is being fixed and
+    /// deployed within the API's retry period).
+    Redeliver,
 }
 
 impl Dispatcher {
@@ -283,6 +299,14 @@ impl Dispatcher {
         self
     }
 
+    /// Sets what a delivery is answered when its data does not fit a
+    /// handler's typed view (default [`OnViewMismatch::Acknowledge`]).
+    #[must_use]
+    pub fn on_view_mismatch(mut self, policy: OnViewMismatch) -> Self {
+        self.on_view_mismatch = policy;
+        self
+    }
+
     /// Number of registered handlers.
     pub fn len(&self) -> usize {
         self.routes.len()
@@ -305,8 +329,9 @@ impl Dispatcher {
     /// the combined result.
     ///
     /// All matching handlers run even when one fails. A panic in a handler is
-    /// caught and counts as asking for redelivery; so does a typed view that
-    /// does not fit the data (the handler could not run). The receiver
+    /// caught and counts as asking for redelivery. A typed view that does
+    /// not fit the data (the handler could not run) is acknowledged or
+    /// redelivered as [`Dispatcher::on_view_mismatch`] says. The receiver
     /// deduplicates whole events, so a redelivery runs every matching
     /// handler again, those that succeeded included: handlers sharing an
     /// event should be idempotent.
@@ -321,6 +346,7 @@ impl Dispatcher {
                     tracing::debug!(detail = view_error.detail(), "view does not fit");
                     Err(Dispatched::ViewMismatch {
                         view: view_error.view().unwrap_or(route.view),
+                        redeliver: self.on_view_mismatch == OnViewMismatch::Redeliver,
                     })
                 }
                 Err(panic) => Err(Dispatched::Panicked {
@@ -372,8 +398,16 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 
 impl fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.routes.iter().map(|r| (&r.pattern, r.view)))
+        f.debug_struct("Dispatcher")
+            .field(
+                "routes",
+                &self
+                    .routes
+                    .iter()
+                    .map(|r| (&r.pattern, r.view))
+                    .collect::<Vec<_>>(),
+            )
+            .field("on_view_mismatch", &self.on_view_mismatch)
             .finish()
     }
 }
@@ -403,6 +437,9 @@ pub enum Dispatched {
     ViewMismatch {
         /// The view's type name.
         view: &'static str,
+        /// Whether the dispatcher asks for redelivery of such events
+        /// ([`OnViewMismatch::Redeliver`]) rather than acknowledging them.
+        redeliver: bool,
     },
     /// A handler panicked.
     Panicked {
@@ -421,8 +458,14 @@ impl Dispatched {
         match self {
             Self::Handled { .. } => 0,
             Self::NoHandler => 1,
-            Self::Acknowledged { .. } => 2,
-            Self::Retry { .. } | Self::ViewMismatch { .. } => 3,
+            Self::Acknowledged { .. }
+            | Self::ViewMismatch {
+                redeliver: false, ..
+            } => 2,
+            Self::Retry { .. }
+            | Self::ViewMismatch {
+                redeliver: true, ..
+            } => 3,
             Self::Panicked { .. } => 4,
         }
     }

@@ -4,12 +4,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
-use serde::de::{DeserializeOwned, Deserializer, Error as _};
-use serde::ser::{Error as _, SerializeStruct, Serializer};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use crate::json::{self, JsonError};
+use serde_json::value::RawValue;
 
 use crate::resources::{Poll, Session, Task, WebhookConfig};
 
@@ -29,10 +26,10 @@ pub const DOCUMENTED_SLUGS: [&str; 7] = [
 ///
 /// Only `id`, `type` and `action` are required: the envelope tolerates
 /// missing and extra fields, and events of types this crate does not know
-/// parse like any other. `data` is kept as the raw JSON text it arrived as
-/// (checked to be well-formed JSON, not parsed further): [`Event::data`]
-/// parses the typed view for the documented slugs, [`Event::data_as`] any
-/// type, and [`Event::data_json`] gives the text itself.
+/// parse like any other. `data` is kept as the JSON text it arrived as
+/// (serde_json checks that it is well-formed without building it):
+/// [`Event::data`] parses the typed view for the documented slugs,
+/// [`Event::data_as`] any type, and [`Event::data_json`] gives the text.
 ///
 /// ```
 /// use ricloud_webhook::{Event, EventData};
@@ -49,7 +46,26 @@ pub const DOCUMENTED_SLUGS: [&str; 7] = [
 /// assert_eq!(data["state"], "succeeded");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
+///
+/// # What the envelope accepts
+///
+/// The body is read by serde_json into a derived struct, after a check
+/// that the whole body is UTF-8. Beyond what JSON itself requires:
+///
+/// - **Duplicate keys**: an envelope field given twice (`"id"` twice, say)
+///   refuses the body ([`EventError::NotAnEvent`]). Unknown fields are
+///   skipped, repeated or not. Inside `data`, a repeated key is left to the
+///   view: serde_json refuses it for a field of a typed view, and a
+///   [`serde_json::Value`] keeps the last one.
+/// - **Invalid UTF-8** anywhere in the body, even in a field nothing reads,
+///   refuses it ([`EventError::NotUtf8`]).
+/// - **Deep nesting**: `data` and unknown fields are skipped without
+///   recursion, so any depth is read without risk to the stack; a view of
+///   `data` nested more than 128 levels deep fails with a [`ViewError`]
+///   (serde_json's recursion limit).
+/// - The body must be an object (serde's derive would also read an array
+///   of the fields in order) and its `id` non-empty.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Event {
     /// The event's identifier (a UUID), also the last segment of the URL.
     pub id: String,
@@ -67,48 +83,75 @@ pub struct Event {
     pub date_created: Option<String>,
     /// When the event was delivered, if it was.
     pub date_delivered: Option<String>,
-    /// `data` as received (a slice of `raw`, checked to be well-formed
-    /// UTF-8 JSON), `null` when absent.
+    /// `data` as received (a slice of `raw`), `null` when absent.
     data: Bytes,
-    /// The body exactly as received and signed; empty for an event
-    /// deserialised from elsewhere.
+    /// The body exactly as received and signed.
     raw: Bytes,
 }
 
+/// The envelope as serde_json reads it, borrowing from the body.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(default)]
+    resource: Option<String>,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    retries: Option<u64>,
+    #[serde(default)]
+    date_created: Option<String>,
+    #[serde(default)]
+    date_delivered: Option<String>,
+}
+
 /// `data` when it is absent or `null`.
-const NULL: &[u8] = b"null";
+const NULL: &str = "null";
 
 impl Event {
     /// Parses an event from the raw body, keeping the bytes.
     ///
-    /// The whole body must be well-formed JSON text (RFC 8259: UTF-8
-    /// throughout, nesting at most 128 deep), `data` included, and an
-    /// object; `data` is not parsed further until a view asks for it.
-    ///
     /// # Errors
-    /// [`EventError`] when the body is not JSON, not an object, or lacks a
-    /// string `id`, `type` or `action`.
+    /// [`EventError`] when the body is not UTF-8, not JSON, not an object,
+    /// or lacks a string `id`, `type` or `action` (see the type's docs for
+    /// what else is refused).
     pub fn from_json(body: impl Into<Bytes>) -> Result<Self, EventError> {
         let raw = body.into();
-        let env = json::envelope(&raw).map_err(|e| EventError::from_reader(&raw, e))?;
-        let owned = |text: Option<Cow<'_, str>>| text.map(Cow::into_owned);
-        let id = owned(env.id).unwrap_or_default();
-        if id.is_empty() {
+        let text = std::str::from_utf8(&raw).map_err(|e| EventError::NotUtf8 {
+            offset: e.valid_up_to(),
+        })?;
+        let env: Envelope<'_> = serde_json::from_str(text).map_err(EventError::from_json)?;
+        // serde's derive also reads a struct from an array of its fields.
+        let start = text.len() - text.trim_start().len();
+        if !text[start..].starts_with('{') {
+            let line = 1 + text[..start].matches('\n').count();
+            let column = start - text[..start].rfind('\n').map_or(0, |i| i + 1) + 1;
+            return Err(EventError::NotAnEvent { line, column });
+        }
+        if env.id.is_empty() {
             return Err(EventError::EmptyId);
         }
         // A view into the body, not a copy.
-        let data = env
-            .data
-            .map_or_else(|| Bytes::from_static(NULL), |range| raw.slice(range));
+        let data = env.data.map_or_else(
+            || Bytes::from_static(NULL.as_bytes()),
+            |d| raw.slice_ref(d.get().as_bytes()),
+        );
         Ok(Self {
-            id,
-            resource: owned(env.resource),
-            kind: owned(env.kind).unwrap_or_default(),
-            action: owned(env.action).unwrap_or_default(),
-            state: owned(env.state),
+            id: env.id.into_owned(),
+            resource: env.resource,
+            kind: env.kind.into_owned(),
+            action: env.action.into_owned(),
+            state: env.state,
             retries: env.retries,
-            date_created: owned(env.date_created),
-            date_delivered: owned(env.date_delivered),
+            date_created: env.date_created,
+            date_delivered: env.date_delivered,
             data,
             raw,
         })
@@ -124,27 +167,19 @@ impl Event {
         self.kind == kind && self.action == action
     }
 
-    /// The body exactly as received (empty for an event deserialised from
-    /// elsewhere than [`Event::from_json`]).
+    /// The body exactly as received and signed.
     pub fn raw(&self) -> &Bytes {
         &self.raw
     }
 
     /// `data` as JSON text, exactly as received; `null` when it was absent.
     pub fn data_json(&self) -> &str {
-        // Always UTF-8: `from_json` checked the whole body, and `data` from
-        // elsewhere is serde_json's output.
-        std::str::from_utf8(&self.data).unwrap_or("null")
+        // Always UTF-8: `from_json` checked the whole body.
+        std::str::from_utf8(&self.data).unwrap_or(NULL)
     }
 
-    /// Parses `data` as `T`: a [`serde_json::Value`], one of this crate's
-    /// views, or a type of your own.
-    ///
-    /// The result is what `serde_json::from_str` gives on the same text,
-    /// value or error. The common forms are read by the crate's own
-    /// scanner, about a fifth faster for the views; serde_json reads
-    /// whatever it leaves (floats, long integers, enums, `RawValue`) and
-    /// every input with an error.
+    /// Parses `data` as `T` with serde_json: a [`serde_json::Value`], one
+    /// of this crate's views, or a type of your own.
     ///
     /// # Errors
     /// [`ViewError`] when `data` does not fit `T`.
@@ -153,18 +188,13 @@ impl Event {
     }
 
     /// Parses `data` as a `T` that borrows its text from the event: no
-    /// allocation for its strings, and only the fields `T` names are
-    /// kept. The owned views ([`Task`](crate::Task) and the others) copy
-    /// every string, which costs more than everything else the receiver
-    /// does per delivery (BENCHMARKS.md).
+    /// allocation for its strings, and only the fields `T` names are kept.
     ///
     /// Declare text fields as `Cow<'a, str>` with `#[serde(borrow)]`: they
     /// borrow when the JSON string has no escape and hold a decoded copy
     /// when it has one. A `&'a str` field cannot hold a string with an
     /// escape and makes the whole view fail on one, so keep it for text
-    /// that never has one (states, dates, UUIDs). serde borrows only for a
-    /// `Cow` field itself: an `Option<Cow<'a, str>>` always copies, while an
-    /// `Option<&'a str>` borrows.
+    /// that never has one (states, dates, UUIDs).
     ///
     /// ```
     /// use std::borrow::Cow;
@@ -198,117 +228,60 @@ impl Event {
     /// `Err`; `data` itself stays available either way.
     pub fn data(&self) -> EventData {
         match (self.kind.as_str(), self.action.as_str()) {
-            ("webhook_config", "test") => EventData::WebhookConfig(view(self.data_json())),
-            ("task", _) => EventData::Task(view(self.data_json())),
-            ("poll", _) => EventData::Poll(view(self.data_json())),
-            ("session", "expired") => EventData::Session(view(self.data_json())),
+            ("webhook_config", "test") => EventData::WebhookConfig(self.data_as()),
+            ("task", _) => EventData::Task(self.data_as()),
+            ("poll", _) => EventData::Poll(self.data_as()),
+            ("session", "expired") => EventData::Session(self.data_as()),
             _ => EventData::Other,
         }
     }
 }
 
-/// Parses a typed view from `data`'s JSON text, as serde_json would, with
-/// the envelope's scanner where it can (`json::from_str`).
 fn view<'a, T: Deserialize<'a>>(data: &'a str) -> Result<T, ViewError> {
-    json::from_str(data).map_err(|e| ViewError {
+    serde_json::from_str(data).map_err(|e| ViewError {
         detail: e.to_string(),
         view: None,
     })
 }
 
-impl PartialEq for Event {
-    fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
-            && self.resource == other.resource
-            && self.kind == other.kind
-            && self.action == other.action
-            && self.state == other.state
-            && self.retries == other.retries
-            && self.date_created == other.date_created
-            && self.date_delivered == other.date_delivered
-            && self.data == other.data
-            && self.raw == other.raw
-    }
+/// The envelope as written back: the fields present, `data` as received.
+#[derive(Serialize)]
+struct Written<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    action: &'a str,
+    data: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retries: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date_created: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date_delivered: Option<&'a str>,
 }
-
-impl Eq for Event {}
 
 impl Serialize for Event {
-    /// The envelope's fields, with `data` as JSON (parsed from the kept
-    /// text, so any serde format gets a value, not a string).
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let data: Value = serde_json::from_slice(&self.data).map_err(S::Error::custom)?;
-        let optional = [
-            self.resource.is_some(),
-            self.state.is_some(),
-            self.retries.is_some(),
-            self.date_created.is_some(),
-            self.date_delivered.is_some(),
-        ];
-        let len = 4 + optional.iter().filter(|present| **present).count();
-        let mut out = serializer.serialize_struct("Event", len)?;
-        out.serialize_field("id", &self.id)?;
-        if let Some(resource) = &self.resource {
-            out.serialize_field("resource", resource)?;
+    /// The envelope's fields, with `data` as the JSON text received (meant
+    /// for serde_json, which writes it unchanged).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let data: &RawValue =
+            serde_json::from_str(self.data_json()).map_err(serde::ser::Error::custom)?;
+        Written {
+            id: &self.id,
+            resource: self.resource.as_deref(),
+            kind: &self.kind,
+            action: &self.action,
+            data,
+            state: self.state.as_deref(),
+            retries: self.retries,
+            date_created: self.date_created.as_deref(),
+            date_delivered: self.date_delivered.as_deref(),
         }
-        out.serialize_field("type", &self.kind)?;
-        out.serialize_field("action", &self.action)?;
-        out.serialize_field("data", &data)?;
-        if let Some(state) = &self.state {
-            out.serialize_field("state", state)?;
-        }
-        if let Some(retries) = &self.retries {
-            out.serialize_field("retries", retries)?;
-        }
-        if let Some(date) = &self.date_created {
-            out.serialize_field("date_created", date)?;
-        }
-        if let Some(date) = &self.date_delivered {
-            out.serialize_field("date_delivered", date)?;
-        }
-        out.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Event {
-    /// From any serde format; [`Event::raw`] is then empty. For a received
-    /// body use [`Event::from_json`], which keeps the bytes. (From
-    /// serde_json, `data` may nest one level less than with `from_json`:
-    /// serde_json's own recursion limit applies first.)
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Through JSON text and the one envelope reader, so the same rules
-        // hold whatever the format. A `Value` keeps only the last of two
-        // equal keys, so the envelope's own keys are collected first, and a
-        // repeated one is refused as `from_json` refuses it.
-        let value = deserializer.deserialize_map(UniqueKeys)?;
-        let text = serde_json::to_vec(&value).map_err(D::Error::custom)?;
-        let mut event = Self::from_json(text).map_err(D::Error::custom)?;
-        event.raw = Bytes::new();
-        Ok(event)
-    }
-}
-
-/// A JSON object whose keys are each present once.
-struct UniqueKeys;
-
-impl<'de> serde::de::Visitor<'de> for UniqueKeys {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an event object")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = serde_json::Map::new();
-        while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
-                // The key is not quoted: error messages never repeat the body.
-                return Err(A::Error::custom("the event repeats a field"));
-            }
-            let value = access.next_value::<Value>()?;
-            map.insert(key, value);
-        }
-        Ok(Value::Object(map))
+        .serialize(serializer)
     }
 }
 
@@ -345,8 +318,8 @@ pub enum EventData {
 /// `data` does not fit the typed view of the event's slug.
 ///
 /// `Display` names the problem without quoting the data; [`ViewError::detail`]
-/// has serde's message, which may quote a fragment of the body (log it at
-/// debug level only).
+/// has serde_json's message, which may quote a fragment of the body (log it
+/// at debug level only).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ViewError {
     detail: String,
@@ -366,7 +339,7 @@ impl ViewError {
         self
     }
 
-    /// serde's description, which may quote part of the event body.
+    /// serde_json's description, which may quote part of the event body.
     pub fn detail(&self) -> &str {
         &self.detail
     }
@@ -390,7 +363,12 @@ impl std::error::Error for ViewError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EventError {
-    /// The body is not valid JSON (or not UTF-8).
+    /// The body is not UTF-8.
+    NotUtf8 {
+        /// Where the first invalid byte is, in bytes from the start.
+        offset: usize,
+    },
+    /// The body is not valid JSON.
     NotJson {
         /// Line of the error, 1-based.
         line: usize,
@@ -398,9 +376,9 @@ pub enum EventError {
         column: usize,
     },
     /// The JSON is valid but not an event: not an object, a required field
-    /// missing, or a field repeated or of the wrong type (`id`, `type` and
-    /// `action` are strings; `retries` a non-negative integer or null; the
-    /// other envelope fields strings or null; `data` anything).
+    /// missing, or an envelope field repeated or of the wrong type (`id`,
+    /// `type` and `action` are strings; `retries` a non-negative integer or
+    /// null; the other envelope fields strings or null; `data` anything).
     NotAnEvent {
         /// Line of the error, 1-based.
         line: usize,
@@ -414,35 +392,24 @@ pub enum EventError {
 }
 
 impl EventError {
-    fn from_reader(body: &[u8], e: JsonError) -> Self {
-        match e {
-            JsonError::Eof => Self::Truncated,
-            JsonError::Syntax(at) => {
-                let (line, column) = line_column(body, at);
+    fn from_json(e: serde_json::Error) -> Self {
+        let (line, column) = (e.line(), e.column());
+        match e.classify() {
+            serde_json::error::Category::Eof => Self::Truncated,
+            serde_json::error::Category::Data => Self::NotAnEvent { line, column },
+            serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
                 Self::NotJson { line, column }
-            }
-            JsonError::Shape(at) => {
-                let (line, column) = line_column(body, at);
-                Self::NotAnEvent { line, column }
             }
         }
     }
 }
 
-/// 1-based line and column (in bytes) of `offset` in `body`.
-fn line_column(body: &[u8], offset: usize) -> (usize, usize) {
-    let before = body.get(..offset).unwrap_or(body);
-    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    (line, offset - line_start + 1)
-}
-
 impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::NotUtf8 { offset } => {
+                write!(f, "body is not UTF-8 (invalid byte at offset {offset})")
+            }
             Self::NotJson { line, column } => {
                 write!(f, "body is not valid JSON (line {line}, column {column})")
             }
@@ -461,11 +428,16 @@ impl std::error::Error for EventError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
+    fn event(body: &[u8]) -> Result<Event, EventError> {
+        Event::from_json(body.to_vec())
+    }
 
     #[test]
     fn unknown_slug_and_extra_fields_parse() {
-        let e = Event::from_json(
-            &br#"{"id":"x","type":"invoice","action":"paid","data":[1,2],"new_field":{"a":1}}"#[..],
+        let e = event(
+            br#"{"id":"x","type":"invoice","action":"paid","data":[1,2],"new_field":{"a":1}}"#,
         )
         .expect("event");
         assert_eq!(e.slug(), "invoice.paid");
@@ -476,11 +448,16 @@ mod tests {
     }
 
     #[test]
+    fn data_is_a_view_into_the_body() {
+        let e = event(br#"{"id":"x","type":"t","action":"a","data":{"k":1}}"#).expect("event");
+        let (raw, data) = (e.raw().as_ptr() as usize, e.data_json().as_ptr() as usize);
+        assert!(data > raw && data < raw + e.raw().len());
+    }
+
+    #[test]
     fn known_slug_with_misfit_data_still_parses() {
-        let e = Event::from_json(
-            &br#"{"id":"x","type":"task","action":"succeeded","data":"oops"}"#[..],
-        )
-        .expect("event");
+        let e = event(br#"{"id":"x","type":"task","action":"succeeded","data":"oops"}"#)
+            .expect("event");
         let EventData::Task(Err(err)) = e.data() else {
             panic!("expected a view error");
         };
@@ -491,62 +468,105 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_event() {
-        assert_eq!(Event::from_json(Bytes::new()), Err(EventError::Truncated));
-        assert_eq!(
-            Event::from_json(&b"{\"id\":"[..]),
-            Err(EventError::Truncated)
-        );
+        assert_eq!(event(b""), Err(EventError::Truncated));
+        assert_eq!(event(b"{\"id\":"), Err(EventError::Truncated));
+        assert!(matches!(event(b"{x"), Err(EventError::NotJson { .. })));
         assert!(matches!(
-            Event::from_json(&b"not json"[..]),
+            event(b"not json"),
             Err(EventError::NotJson { .. })
         ));
-        assert!(matches!(
-            Event::from_json(&b"{}"[..]),
-            Err(EventError::NotAnEvent { .. })
-        ));
-        assert!(matches!(
-            Event::from_json(&b"[1]"[..]),
-            Err(EventError::NotAnEvent { .. })
-        ));
-        // serde's derive reads a struct from an array of its fields too.
+        assert!(matches!(event(b"{}"), Err(EventError::NotAnEvent { .. })));
+        assert!(matches!(event(b"[1]"), Err(EventError::NotAnEvent { .. })));
+        // serde's derive reads a struct from an array of its fields; an event is an object.
         assert_eq!(
-            Event::from_json(&br#" ["x", null, "task", "succeeded"]"#[..]),
+            event(br#" ["x", null, "task", "succeeded"]"#),
             Err(EventError::NotAnEvent { line: 1, column: 2 })
         );
-        assert_eq!(Event::from_json(&b"[1,"[..]), Err(EventError::Truncated));
-        // Invalid UTF-8 is refused even in a field nothing reads.
-        assert_eq!(
-            Event::from_json(
-                &b"{\"id\":\"x\",\"type\":\"t\",\"action\":\"a\",\n\"other\":\"\xff\"}"[..]
-            ),
-            Err(EventError::NotJson {
-                line: 2,
-                column: 10
-            })
-        );
         assert!(matches!(
-            Event::from_json(&br#"{"id":5,"type":"t","action":"a"}"#[..]),
+            event(br#"{"id":5,"type":"t","action":"a"}"#),
+            Err(EventError::NotAnEvent { .. })
+        ));
+        assert!(matches!(
+            event(br#"{"id":"x","type":"t","action":"a","retries":-1}"#),
             Err(EventError::NotAnEvent { .. })
         ));
         assert_eq!(
-            Event::from_json(&br#"{"id":"","type":"t","action":"a"}"#[..]),
+            event(br#"{"id":"","type":"t","action":"a"}"#),
             Err(EventError::EmptyId)
         );
         assert!(matches!(
-            Event::from_json(&b"{\"id\":\"\xff\",\"type\":\"t\",\"action\":\"a\"}"[..]),
+            event(br#"{"id":"x","type":"t","action":"a"} trailing"#),
             Err(EventError::NotJson { .. })
         ));
     }
 
     #[test]
+    fn invalid_utf8_is_refused_wherever_it_is() {
+        // In a field nothing reads (serde_json alone would skip it unchecked).
+        assert_eq!(
+            event(b"{\"id\":\"x\",\"type\":\"t\",\"action\":\"a\",\n\"other\":\"\xff\"}"),
+            Err(EventError::NotUtf8 { offset: 44 })
+        );
+        assert_eq!(
+            event(b"{\"id\":\"\xff\",\"type\":\"t\",\"action\":\"a\"}"),
+            Err(EventError::NotUtf8 { offset: 7 })
+        );
+        assert!(matches!(
+            event(b"{\"id\":\"x\",\"type\":\"t\",\"action\":\"a\",\"data\":\"\xc3\"}"),
+            Err(EventError::NotUtf8 { .. })
+        ));
+    }
+
+    #[test]
+    fn repeated_envelope_fields_are_refused_and_others_left_alone() {
+        let repeated = br#"{"id":"x","type":"t","action":"a","data":1,"data":2}"#;
+        assert!(matches!(
+            event(repeated),
+            Err(EventError::NotAnEvent { .. })
+        ));
+        let repeated = br#"{"id":"a","id":"b","type":"t","action":"a"}"#;
+        assert!(matches!(
+            event(repeated),
+            Err(EventError::NotAnEvent { .. })
+        ));
+        // An unknown field twice is skipped twice.
+        let unknown = br#"{"id":"a","type":"t","action":"a","x":1,"x":2}"#;
+        assert!(event(unknown).is_ok());
+        // Inside `data`: a typed view refuses a repeated field, a Value keeps the last.
+        let inner = br#"{"id":"a","type":"task","action":"succeeded","data":{"id":"t","id":"u"}}"#;
+        let e = event(inner).expect("event");
+        assert!(matches!(e.data(), EventData::Task(Err(_))));
+        assert_eq!(e.data_as::<Value>(), Ok(serde_json::json!({"id": "u"})));
+    }
+
+    #[test]
+    fn deep_nesting_is_read_and_left_to_the_views() {
+        let nested = |depth: usize| {
+            format!(
+                r#"{{"id":"x","type":"t","action":"a","data":{}{},"other":{}null{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth),
+                "{\"a\":".repeat(depth),
+                "}".repeat(depth),
+            )
+        };
+        let e = Event::from_json(nested(100_000)).expect("any depth is skipped without recursion");
+        assert_eq!(e.data_json().len(), 200_000);
+        assert!(
+            e.data_as::<Value>().is_err(),
+            "beyond serde_json's limit of 128"
+        );
+        let e = Event::from_json(nested(100)).expect("event");
+        assert!(e.data_as::<Value>().is_ok());
+    }
+
+    #[test]
     fn round_trips_through_json() {
-        let e = Event::from_json(
-            &br#"{"id":"x","resource":"event","type":"poll","action":"completed","data":{"id":"p"},"state":"pending","retries":2,"date_created":"d","date_delivered":null}"#[..],
-        )
-        .expect("event");
+        let e = event(br#"{"id":"x","resource":"event","type":"poll","action":"completed","data":{"id":"p"},"state":"pending","retries":2,"date_created":"d","date_delivered":null}"#)
+            .expect("event");
         let again = Event::from_json(serde_json::to_vec(&e).expect("serialise")).expect("event");
         assert_eq!(again.id, e.id);
-        assert_eq!(again.data_as::<Value>(), e.data_as::<Value>());
+        assert_eq!(again.data_json(), e.data_json());
         assert_eq!(again.retries, Some(2));
         assert_eq!(
             serde_json::to_value(&again).ok(),
@@ -559,9 +579,7 @@ mod tests {
         // Found by the `event` fuzz target: without serde_json's
         // `float_roundtrip`, this came back as 1.2345678901236549e29.
         let body = br#"{"id":"a","type":"t","action":"a","data":123456789012365478901234567890}"#;
-        let e = Event::from_json(&body[..]).expect("event");
-        let again = Event::from_json(serde_json::to_vec(&e).expect("serialise")).expect("event");
-        assert_eq!(again.data_as::<Value>(), e.data_as::<Value>());
+        let e = event(body).expect("event");
         assert_eq!(
             e.data_as::<Value>().ok().and_then(|v| v.as_f64()),
             Some(1.234_567_890_123_654_8e29)
@@ -571,7 +589,7 @@ mod tests {
     #[test]
     fn data_is_kept_as_sent() {
         let body = br#"{"id":"x","type":"t","action":"a","data": { "b" : [1, 2.50, "\u00e9"] } }"#;
-        let e = Event::from_json(&body[..]).expect("event");
+        let e = event(body).expect("event");
         assert_eq!(e.data_json(), r#"{ "b" : [1, 2.50, "\u00e9"] }"#);
         assert_eq!(
             e.data_as::<Value>(),
@@ -581,82 +599,30 @@ mod tests {
             &br#"{"id":"x","type":"t","action":"a"}"#[..],
             &br#"{"id":"x","type":"t","action":"a","data":null}"#[..],
         ] {
-            let e = Event::from_json(body).expect("event");
+            let e = event(body).expect("event");
             assert_eq!(e.data_json(), "null");
             assert_eq!(e.data(), EventData::Other);
         }
     }
 
     #[test]
-    fn malformed_or_repeated_data_is_refused() {
+    fn malformed_data_is_refused() {
         for body in [
             &br#"{"id":"x","type":"t","action":"a","data":{"a":}}"#[..],
             &br#"{"id":"x","type":"t","action":"a","data":[1,]}"#[..],
-            &b"{\"id\":\"x\",\"type\":\"t\",\"action\":\"a\",\"data\":\"\xff\"}"[..],
         ] {
             assert!(
-                matches!(Event::from_json(body), Err(EventError::NotJson { .. })),
+                matches!(event(body), Err(EventError::NotJson { .. })),
                 "{}",
                 String::from_utf8_lossy(body)
             );
         }
-        let repeated = &br#"{"id":"x","type":"t","action":"a","data":1,"data":2}"#[..];
-        assert!(matches!(
-            Event::from_json(repeated),
-            Err(EventError::NotAnEvent { .. })
-        ));
-    }
-
-    #[test]
-    fn data_beyond_a_value_parses_and_its_views_refuse_it() {
-        // Well-formed JSON, so the event parses; `data` is only parsed for a
-        // view, which then refuses it with an error, never a panic. Nesting
-        // beyond 128 levels is refused when the event is read.
-        let body = br#"{"id":"x","type":"task","action":"succeeded","data":{"id":"t","id":"u","n":1e400}}"#;
-        let e = Event::from_json(&body[..]).expect("event");
-        assert!(matches!(e.data(), EventData::Task(Err(_))));
-        assert!(e.data_as::<Value>().is_err());
-        assert!(serde_json::to_vec(&e).is_err());
-        let deep = format!(
-            r#"{{"id":"x","type":"t","action":"a","data":{}{}}}"#,
-            "[".repeat(10_000),
-            "]".repeat(10_000)
-        );
-        assert!(matches!(
-            Event::from_json(deep.into_bytes()),
-            Err(EventError::NotJson { line: 1, .. })
-        ));
-    }
-
-    #[test]
-    fn deserialises_from_a_value_without_raw_bytes() {
-        let value = serde_json::json!({"id": "x", "type": "task", "action": "created",
-            "data": {"id": "t1"}, "retries": 1});
-        let e: Event = serde_json::from_value(value.clone()).expect("event");
-        assert!(e.raw().is_empty());
-        assert_eq!(e.retries, Some(1));
-        assert!(matches!(e.data(), EventData::Task(Ok(ref t)) if t.id == "t1"));
-        assert_eq!(serde_json::to_value(&e).ok(), Some(value));
-        // The same rules as a received body.
-        let empty_id = serde_json::json!({"id": "", "type": "t", "action": "a"});
-        assert!(serde_json::from_value::<Event>(empty_id).is_err());
-        assert!(serde_json::from_value::<Event>(serde_json::json!(["x", null, "t", "a"])).is_err());
-        // A repeated field is refused from text too, as `from_json` does
-        // (a `Value` on the way would keep only the last one).
-        let repeated = r#"{"id": "a", "id": "b", "type": "t", "action": "a"}"#;
-        assert!(Event::from_json(repeated).is_err());
-        let error = serde_json::from_str::<Event>(repeated).expect_err("repeated id");
-        assert!(error.to_string().contains("repeats a field"), "{error}");
-        // Repeated keys inside `data` are `data`'s business, as in `from_json`.
-        let inner = r#"{"id": "a", "type": "t", "action": "a", "data": {"k": 1, "k": 2}}"#;
-        assert!(Event::from_json(inner).is_ok());
-        assert!(serde_json::from_str::<Event>(inner).is_ok());
     }
 
     #[test]
     fn debug_leaves_data_out() {
-        let e = Event::from_json(
-            &br#"{"id":"x","type":"session","action":"expired","data":{"id":"s","note":"private"}}"#[..],
+        let e = event(
+            br#"{"id":"x","type":"session","action":"expired","data":{"id":"s","note":"private"}}"#,
         )
         .expect("event");
         assert!(!format!("{e:?}").contains("private"));

@@ -69,40 +69,50 @@
 //!   are covered; the URL path, the other headers and the method are not.
 //!   That is why the receiver requires the event id in the path to equal the
 //!   `id` inside the signed body.
-//! - **Constant time.** The expected tag is compared with the received one
-//!   through `subtle::ConstantTimeEq`, as four 64-bit words with an
-//!   optimisation barrier after each (no branch, no early exit); the crate
-//!   turns on subtle's `core_hint_black_box` feature, which makes that
-//!   barrier `core::hint::black_box` instead of a volatile read. Length
-//!   checks exit early; lengths are public. Each secret is keyed into an
-//!   HMAC state once, at start-up.
+//! - **Constant time.** HMAC-SHA256 is RustCrypto's `hmac` over `sha2`; the
+//!   tag is compared by `hmac`'s `verify_slice` (`subtle`'s constant-time
+//!   equality). The header is parsed strictly, its tag decoded by the
+//!   `base64` crate; lengths are public and may exit early.
+//! - **Keys.** Each secret is keyed into an HMAC state once, at
+//!   construction, and each verification clones that state. The states sign
+//!   as well as the secrets do, so they are treated like them: each lives
+//!   in a heap slot of its own that never moves (adding a previous secret
+//!   moves only pointers), `hmac` and `sha2` wipe it and every per-delivery
+//!   clone on drop (their `zeroize` features), [`Secret`] wipes its bytes,
+//!   and the stack that keying used is overwritten afterwards (`hmac`
+//!   leaves its padded key blocks there). The `key-wipe` check
+//!   (`checks/key-wipe`, run by CI) makes sure of it: it scans every heap
+//!   block the process frees, and the stack below a verification, for the
+//!   key's bytes and its keyed states.
 //! - **Order.** The signature is checked before the timestamp, so nothing
 //!   about the window is revealed to a sender without the secret.
 //! - **Replay window.** By default a timestamp more than 600 s old (ricloud-py's
 //!   default) or more than 300 s ahead is refused ([`TimeWindow`]). Within the
 //!   window, a replayed event is caught by deduplication on its id
-//!   ([`DeliveryStore`]), which remembers handled events for 24 h by default.
+//!   ([`DeliveryStore`]); the in-memory store never forgets an id inside the
+//!   window, and answers 503 when it is full instead.
 //! - **Fail closed.** A [`Verifier`] cannot be built without a secret, and a
 //!   [`Secret`] cannot be empty. Handlers only ever receive a [`VerifiedEvent`],
-//!   which only a successful verification produces.
-//! - **No leaks.** [`Secret`] prints `[redacted]`, has no `Display` and is
-//!   wiped on drop. No error, log line or panic message holds a secret, an
-//!   expected signature or the body. The keyed HMAC states derived from the
-//!   secrets, which sign as well as the secrets do, are wiped on drop too.
+//!   which only a successful verification produces. A store error is never
+//!   an acknowledgement: it is answered 503.
+//! - **No leaks.** [`Secret`] prints `[redacted]` and has no `Display`. No
+//!   error, log line or panic message holds a secret, an expected
+//!   signature or the body.
 //!
 //! # Status table
 //!
 //! | status | when |
 //! |---|---|
-//! | 200 | handled; a duplicate of an event already handled; no handler matches (unknown slugs included, and `webhook_config.test` with no handler); a handler failed with [`HandlerError::acknowledge`] |
+//! | 200 | handled; a duplicate of an event already handled; no handler matches (unknown slugs included, and `webhook_config.test` with no handler); a handler failed with [`HandlerError::acknowledge`]; the data does not fit a handler's typed view (logged at ERROR with the event id and the view; [`OnViewMismatch::Redeliver`] makes it 500) |
 //! | 400 | malformed signature header; verified body that is not an event; path id different from body id |
 //! | 401 | missing signature header; no secret matches; timestamp outside the window |
-//! | 404 | no event id in the path: the receiver takes the last non-empty segment (one trailing `/` allowed) as the id and knows no prefix, so `/webhooks/` reads as the id `webhooks` and gets 400 unless the body's id is `webhooks`; the adapter answers 404 for every path but `<prefix>/<id>` |
+//! | 404 | no event id in the path: the receiver takes the last non-empty segment (one trailing `/` allowed) as the id and knows no prefix; the adapter answers 404 for every path but `<prefix>/<id>` |
 //! | 405 | method other than POST |
-//! | 500 | a handler asked for redelivery, panicked, or its typed view does not fit the data |
-//! | 503 | shutting down |
+//! | 500 | a handler asked for redelivery or panicked |
+//! | 503 | shutting down; the store is full of events inside the replay window; the store failed; another replica is handling the event |
 //!
-//! The adapter adds 413 (body over the limit), 415 (content type not JSON),
+//! A 200 means the handlers ran to an outcome that needs no redelivery and
+//! the store recorded the event as handled. The adapter adds 408, 413, 415,
 //! and 503 with `Retry-After` for overload and handler timeouts.
 //!
 //! # Handlers
@@ -122,13 +132,10 @@
 //!
 //! # Minimum supported Rust version
 //!
-//! Rust 1.85.
+//! Rust 1.89.
 
-mod body;
 mod dispatch;
 mod event;
-mod json;
-mod mac;
 mod receiver;
 mod resources;
 mod secret;
@@ -136,10 +143,9 @@ mod signature;
 mod store;
 mod verify;
 
-pub use body::RawBody;
 pub use dispatch::{
     BoxFuture, Dispatched, Dispatcher, FromEvent, Handler, HandlerError, HandlerResult,
-    VerifiedEvent,
+    OnViewMismatch, VerifiedEvent,
 };
 pub use event::{Event, EventData, EventError, ViewError, DOCUMENTED_SLUGS};
 pub use receiver::{Delivery, Outcome, Reason, Receiver};
@@ -151,15 +157,8 @@ pub use secret::{Secret, SecretError};
 pub use signature::{
     sign, HeaderError, SignatureHeader, MAX_HEADER_LEN, SIGNATURE_HEADER, SIGNATURE_LEN,
 };
-pub use store::{Claim, DeliveryStore, InFlight, MemoryStore};
+pub use store::{Claim, DeliveryStore, InFlight, MemoryStore, StoreError, StoreFuture};
 pub use verify::{TimeWindow, Verified, Verifier, VerifyError};
 
 /// Re-exported for callers that build [`Delivery`] values.
 pub use bytes::Bytes;
-
-/// The constant-time tag comparison the verifier uses, exposed for the
-/// timing-leak check and benchmarks only. Not part of the stable API.
-#[doc(hidden)]
-pub fn __tags_equal(a: &[u8; SIGNATURE_LEN], b: &[u8; SIGNATURE_LEN]) -> bool {
-    bool::from(verify::tags_equal(a, b))
-}

@@ -5,18 +5,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use tracing::field::Empty;
 use tracing::{Instrument, Level};
 
-use crate::store::{Claim, DeliveryStore, MemoryStore};
+use crate::store::{Claim, DeliveryStore, MemoryStore, StoreError};
 use crate::{
-    Dispatched, Dispatcher, Event, EventError, HeaderError, RawBody, VerifiedEvent, Verifier,
-    VerifyError,
+    Dispatched, Dispatcher, Event, EventError, HeaderError, VerifiedEvent, Verifier, VerifyError,
 };
 
-/// [`SIGNATURE_HEADER`](crate::SIGNATURE_HEADER) as a ready header name: a
-/// lookup by `&str` parses and lower-cases the name on every request.
+/// [`SIGNATURE_HEADER`](crate::SIGNATURE_HEADER) as a ready header name.
 const SIGNATURE_HEADER_NAME: HeaderName = HeaderName::from_static("ricloud-signature");
 
 /// One HTTP request as the receiver needs it.
@@ -28,15 +26,17 @@ pub struct Delivery<'a> {
     pub path: &'a str,
     /// The request headers.
     pub headers: &'a HeaderMap,
-    /// The whole body, byte for byte, whole or in chunks (anything that
-    /// converts into [`RawBody`], `Bytes` and `Vec<u8>` among them, with
-    /// `.into()`).
-    pub body: RawBody,
+    /// The whole body, byte for byte.
+    pub body: Bytes,
 }
 
 /// Verifies, parses, deduplicates and dispatches deliveries.
 ///
-/// See the crate documentation for the steps and the status table.
+/// [`Receiver::receive`] runs the whole pipeline. An adapter that wants to
+/// free what it holds for an unverified request before the handlers run
+/// (the hyper adapter's byte budget) calls its two halves:
+/// [`Receiver::verify_at`], which needs no I/O, then
+/// [`Receiver::handle_at`]. See the crate documentation for the status table.
 pub struct Receiver {
     verifier: Verifier,
     dispatcher: Dispatcher,
@@ -57,14 +57,13 @@ impl Receiver {
         }
     }
 
-    /// Sets the level of the `delivery` span that wraps each delivery and
-    /// its handlers, with the event's `event_id` and `slug` (default
-    /// `DEBUG`).
+    /// Sets the level of the `delivery` span that wraps each verified
+    /// delivery and its handlers, with the event's `event_id` and `slug`
+    /// (default `DEBUG`).
     ///
     /// The receiver's own log lines carry `event_id` and `slug` whatever this
     /// level. Raise it to `INFO` to have your handlers' log lines inside the
-    /// span at the `INFO` level too; it costs a span per delivery in the
-    /// subscriber (with `tracing_subscriber::fmt`, about a microsecond).
+    /// span at the `INFO` level too.
     #[must_use]
     pub fn with_span_level(mut self, level: Level) -> Self {
         self.span_level = level;
@@ -104,102 +103,141 @@ impl Receiver {
         self.receive_at(delivery, SystemTime::now()).await
     }
 
-    /// Handles one delivery as if the time were `now`.
-    ///
-    /// Steps, each ending the delivery on failure: shutdown check, method
-    /// and path, signature (then timestamp), event parsing, path id equals
-    /// body id, deduplication, dispatch. Logs the outcome once, with the
-    /// event id and slug, inside the `delivery` span (see
-    /// [`with_span_level`](Self::with_span_level)).
+    /// Handles one delivery as if the time were `now`:
+    /// [`verify_at`](Self::verify_at), then [`handle_at`](Self::handle_at).
     pub async fn receive_at(&self, delivery: Delivery<'_>, now: SystemTime) -> Outcome {
-        let span = delivery_span(self.span_level);
-        let outcome = self
-            .pipeline(delivery, now, &span)
-            .instrument(span.clone())
-            .await;
-        span.in_scope(|| outcome.log());
-        outcome
+        match self.verify_at(delivery, now) {
+            Ok(event) => self.handle_at(event, now).await,
+            Err(refused) => refused,
+        }
     }
 
-    async fn pipeline(
+    /// The steps that need no I/O, each ending the delivery on failure:
+    /// shutdown check, method and path, signature (then timestamp), event
+    /// parsing, path id equal to the body's id. A refusal is logged (at
+    /// `DEBUG` for what a stranger without the secret can cause) and
+    /// returned as the outcome to answer with.
+    ///
+    /// # Errors
+    /// The [`Outcome`] to answer with when the delivery is refused.
+    pub fn verify_at(
         &self,
         delivery: Delivery<'_>,
         now: SystemTime,
-        span: &tracing::Span,
-    ) -> Outcome {
+    ) -> Result<VerifiedEvent, Outcome> {
+        self.verify_inner(delivery, now).inspect_err(Outcome::log)
+    }
+
+    fn verify_inner(
+        &self,
+        delivery: Delivery<'_>,
+        now: SystemTime,
+    ) -> Result<VerifiedEvent, Outcome> {
         if self.is_shutting_down() {
-            return Outcome::new(Reason::ShuttingDown);
+            return Err(Outcome::new(Reason::ShuttingDown));
         }
         if delivery.method != Method::POST {
-            return Outcome::new(Reason::MethodNotAllowed);
+            return Err(Outcome::new(Reason::MethodNotAllowed));
         }
         let Some(path_id) = event_id_from_path(delivery.path) else {
-            return Outcome::new(Reason::NotFound);
+            return Err(Outcome::new(Reason::NotFound));
         };
         let mut values = delivery.headers.get_all(SIGNATURE_HEADER_NAME).iter();
         let header = values.next().map(HeaderValue::as_bytes);
         if values.next().is_some() {
             // Two signatures are never sent by the API; which one a proxy
             // keeps is not ours to guess.
-            return Outcome::new(Reason::Verify(VerifyError::MalformedHeader(
+            return Err(Outcome::new(Reason::Verify(VerifyError::MalformedHeader(
                 HeaderError::Repeated,
-            )));
+            ))));
         }
-        let verified = match self.verifier.verify_at(header, delivery.body, now) {
-            Ok(verified) => verified,
-            Err(e) => return Outcome::new(Reason::Verify(e)),
-        };
-        let event = match VerifiedEvent::parse(verified) {
-            Ok(event) => event,
-            Err(e) => return Outcome::new(Reason::NotAnEvent(e)),
-        };
-        let mut outcome = Outcome {
-            reason: Reason::Duplicate,
+        let verified = self
+            .verifier
+            .verify_at(header, delivery.body, now)
+            .map_err(|e| Outcome::new(Reason::Verify(e)))?;
+        let event =
+            VerifiedEvent::parse(verified).map_err(|e| Outcome::new(Reason::NotAnEvent(e)))?;
+        if event.event().id != path_id {
+            return Err(Outcome {
+                reason: Reason::PathMismatch,
+                event: Some(Arc::clone(event.event())),
+                matched_secret: Some(event.matched_secret()),
+            });
+        }
+        Ok(event)
+    }
+
+    /// Deduplicates and dispatches a verified event, inside the `delivery`
+    /// span, and logs the outcome once.
+    pub async fn handle_at(&self, event: VerifiedEvent, now: SystemTime) -> Outcome {
+        let span = delivery_span(self.span_level, event.event());
+        let reason = self
+            .deduplicate_and_dispatch(&event, now)
+            .instrument(span.clone())
+            .await;
+        let outcome = Outcome {
+            reason,
             event: Some(Arc::clone(event.event())),
             matched_secret: Some(event.matched_secret()),
         };
-        span.record("event_id", event.event().id.as_str());
-        span.record("slug", tracing::field::display(Slug(event.event())));
-        if event.event().id != path_id {
-            outcome.reason = Reason::PathMismatch;
-            return outcome;
-        }
-        outcome.reason = self.deduplicate_and_dispatch(&event, now).await;
+        span.in_scope(|| outcome.log());
         outcome
     }
 
     async fn deduplicate_and_dispatch(&self, event: &VerifiedEvent, now: SystemTime) -> Reason {
+        if self.is_shutting_down() {
+            return Reason::ShuttingDown;
+        }
         let id = event.event().id.as_str();
         loop {
-            match self.store.claim(id, now) {
-                Claim::Claimed => break,
-                Claim::AlreadyHandled => return Reason::Duplicate,
+            match self.store.claim(id, now).await {
+                Ok(Claim::Claimed) => break,
+                Ok(Claim::AlreadyHandled) => return Reason::Duplicate,
                 // The other delivery's outcome decides: handled means this
                 // one is a duplicate; released means this one should try.
-                Claim::InFlight(wait) => {
+                Ok(Claim::InFlight(wait)) => {
                     if wait.await {
                         return Reason::Duplicate;
                     }
                 }
+                Ok(Claim::Busy) => return Reason::Busy,
+                Err(e) => return store_failed(&e),
             }
         }
         let guard = ClaimGuard {
             store: &*self.store,
             id,
-            now,
             armed: true,
         };
         let dispatched = self.dispatcher.dispatch(event).await;
-        guard.finish(dispatched.acknowledges());
-        Reason::Dispatched(dispatched)
+        match guard.finish(dispatched.acknowledges(), now).await {
+            Ok(()) => Reason::Dispatched(dispatched),
+            Err(e) => store_failed(&e),
+        }
     }
 }
 
-/// The span around one delivery; each level needs its own call site.
-fn delivery_span(level: Level) -> tracing::Span {
+/// Logs a store failure with its cause, and the reason to answer with.
+fn store_failed(error: &StoreError) -> Reason {
+    match error {
+        StoreError::Full => Reason::StoreFull,
+        _ => {
+            tracing::error!(error = %error, "delivery store failed");
+            Reason::StoreUnavailable
+        }
+    }
+}
+
+/// The span around one verified delivery; each level needs its own call site.
+fn delivery_span(level: Level, event: &Event) -> tracing::Span {
     macro_rules! span_at {
         ($level:expr) => {
-            tracing::span!($level, "delivery", event_id = Empty, slug = Empty)
+            tracing::span!(
+                $level,
+                "delivery",
+                event_id = event.id.as_str(),
+                slug = %Slug(event)
+            )
         };
     }
     match level {
@@ -211,26 +249,26 @@ fn delivery_span(level: Level) -> tracing::Span {
     }
 }
 
-/// Releases a claim if the delivery is dropped before its handlers finish
+/// Abandons a claim if the delivery is dropped before its handlers finish
 /// (for example by a timeout), so a redelivery runs them.
 struct ClaimGuard<'a> {
     store: &'a dyn DeliveryStore,
     id: &'a str,
-    now: SystemTime,
     armed: bool,
 }
 
 impl ClaimGuard<'_> {
-    fn finish(mut self, handled: bool) {
+    async fn finish(mut self, handled: bool, now: SystemTime) -> Result<(), StoreError> {
+        let result = self.store.finish(self.id, handled, now).await;
         self.armed = false;
-        self.store.finish(self.id, handled, self.now);
+        result
     }
 }
 
 impl Drop for ClaimGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.store.finish(self.id, false, self.now);
+            self.store.abandon(self.id);
         }
     }
 }
@@ -238,10 +276,7 @@ impl Drop for ClaimGuard<'_> {
 /// The last non-empty path segment, tolerating one trailing slash.
 fn event_id_from_path(path: &str) -> Option<&str> {
     let path = path.strip_suffix('/').unwrap_or(path);
-    // A plain loop: for a path this short, `rsplit_once`'s `memrchr` call
-    // costs more than the search.
-    let slash = path.bytes().rposition(|b| b == b'/')?;
-    let id = path.get(slash + 1..)?;
+    let (_, id) = path.rsplit_once('/')?;
     (!id.is_empty()).then_some(id)
 }
 
@@ -320,7 +355,6 @@ impl Outcome {
     /// the line identifies the event whether or not the span is enabled).
     fn log(&self) {
         let status = self.status().as_u16();
-        let secret = self.matched_secret.unwrap_or(0);
         let event_id = self.event_id();
         let slug = self
             .event
@@ -357,13 +391,18 @@ impl Outcome {
                     "handler failed permanently; acknowledged"
                 );
             }
-            Reason::Dispatched(Dispatched::ViewMismatch { view }) => {
+            Reason::Dispatched(Dispatched::ViewMismatch { view, redeliver }) => {
+                let answer = if *redeliver {
+                    "asking for redelivery"
+                } else {
+                    "acknowledged"
+                };
                 tracing::error!(
                     status,
                     event_id,
                     slug,
                     view,
-                    "event data does not fit the handler's view"
+                    "event data does not fit the handler's view; {answer}"
                 );
             }
             Reason::Dispatched(Dispatched::NoHandler) => {
@@ -375,6 +414,7 @@ impl Outcome {
                 );
             }
             reason if self.status().is_success() => {
+                let secret = self.matched_secret.unwrap_or(0);
                 if secret > 0 {
                     tracing::info!(
                         status,
@@ -386,10 +426,12 @@ impl Outcome {
                 }
                 tracing::debug!(status, event_id, slug, %reason, "delivery done");
             }
-            reason if self.status().is_server_error() => {
-                tracing::warn!(status, event_id, slug, %reason, "delivery refused");
+            reason @ (Reason::StoreFull | Reason::StoreUnavailable | Reason::Busy) => {
+                tracing::warn!(status, event_id, slug, %reason, "delivery not taken; asking for redelivery");
             }
-            reason => tracing::warn!(status, event_id, slug, %reason, "delivery rejected"),
+            // Everything else is what a sender without the secret can
+            // cause, at will and in bulk: not worth a line at WARN.
+            reason => tracing::debug!(status, event_id, slug, %reason, "delivery refused"),
         }
     }
 }
@@ -408,7 +450,8 @@ impl fmt::Display for Slug<'_> {
 #[non_exhaustive]
 pub enum Reason {
     /// The handlers ran (or none matched); see the report. 200 unless a
-    /// handler asked for redelivery, panicked, or could not get its view (500).
+    /// handler asked for redelivery or panicked, or a view did not fit and
+    /// the dispatcher redelivers those (500).
     Dispatched(Dispatched),
     /// The event was handled before: 200 without running handlers.
     Duplicate,
@@ -424,6 +467,12 @@ pub enum Reason {
     MethodNotAllowed,
     /// The receiver is shutting down: 503, the API retries later.
     ShuttingDown,
+    /// Another delivery of the event is being handled elsewhere: 503.
+    Busy,
+    /// The delivery store is full of events inside the replay window: 503.
+    StoreFull,
+    /// The delivery store failed: 503, never an acknowledgement.
+    StoreUnavailable,
 }
 
 impl Reason {
@@ -438,7 +487,9 @@ impl Reason {
             Self::NotAnEvent(_) | Self::PathMismatch => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ShuttingDown | Self::Busy | Self::StoreFull | Self::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 }
@@ -456,9 +507,14 @@ impl fmt::Display for Reason {
             Self::Dispatched(Dispatched::Retry { .. }) => {
                 f.write_str("a handler failed; please redeliver")
             }
-            Self::Dispatched(Dispatched::ViewMismatch { view }) => write!(
+            Self::Dispatched(Dispatched::ViewMismatch { view, redeliver }) => write!(
                 f,
-                "event data does not fit the `{view}` view of a handler; please redeliver"
+                "event data does not fit the `{view}` view of a handler{}",
+                if *redeliver {
+                    "; please redeliver"
+                } else {
+                    "; acknowledged"
+                }
             ),
             Self::Dispatched(Dispatched::Panicked { .. }) => {
                 f.write_str("a handler panicked; please redeliver")
@@ -472,6 +528,13 @@ impl fmt::Display for Reason {
             Self::NotFound => f.write_str("path has no event id"),
             Self::MethodNotAllowed => f.write_str("only POST is accepted"),
             Self::ShuttingDown => f.write_str("receiver is shutting down; please redeliver"),
+            Self::Busy => {
+                f.write_str("another delivery of this event is being handled; please redeliver")
+            }
+            Self::StoreFull => f.write_str("too many events to remember; please redeliver"),
+            Self::StoreUnavailable => {
+                f.write_str("the delivery store is unavailable; please redeliver")
+            }
         }
     }
 }

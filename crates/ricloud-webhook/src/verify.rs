@@ -1,14 +1,16 @@
 //! Verification of a delivery against one or more secrets, in constant time.
 
 use std::fmt;
+use std::io::Write as _;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use subtle::{Choice, ConstantTimeEq};
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use sha2::Sha256;
 
-use crate::mac::Keyed;
-use crate::signature::{self, HeaderError, SignatureHeader, SIGNATURE_LEN};
-use crate::{RawBody, Secret, SecretError};
+use crate::signature::{self, HeaderError, SignatureHeader};
+use crate::{Secret, SecretError};
 
 /// How far a signature's timestamp may be from the receiver's clock.
 ///
@@ -83,14 +85,66 @@ impl Default for TimeWindow {
     }
 }
 
+/// A secret's keyed HMAC-SHA256 state, in a heap slot of its own.
+///
+/// The state signs as well as the secret does. It is built once, in place,
+/// and never moves or gets copied afterwards: the slot is boxed, so a
+/// verifier's list of keys moves only pointers when it grows, and `hmac`
+/// wipes the state (and every per-delivery clone of it) when it is dropped.
+pub(crate) struct Key(Box<Hmac<Sha256>>);
+
+impl Key {
+    pub(crate) fn new(secret: &Secret) -> Self {
+        let key = Self::keyed(secret.expose());
+        // Keying runs on the stack in frames below this one: the padded
+        // key blocks `hmac` builds there are not wiped by it, so the stack
+        // they used is overwritten here. `keyed` is never inlined, so its
+        // frames lie within the region this clears.
+        zeroize::zeroize_stack::<KEYING_STACK>();
+        key
+    }
+
+    #[inline(never)]
+    fn keyed(key: &[u8]) -> Self {
+        // HMAC accepts keys of any length, so this never fails; an empty
+        // key cannot reach it (`Secret` refuses one).
+        Self(Box::new(
+            Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length"),
+        ))
+    }
+
+    /// A fresh state for one message, already fed `<timestamp>.`.
+    pub(crate) fn mac(&self, timestamp: u64, body: &[u8]) -> Hmac<Sha256> {
+        let mut mac = (*self.0).clone();
+        // The timestamp's canonical digits: what the parser accepts and the
+        // API signs. `u64::MAX` has 20 digits, so the buffer always fits.
+        let mut digits = [0u8; 21];
+        let unused = {
+            let mut cursor = &mut digits[..];
+            let _ = write!(cursor, "{timestamp}.");
+            cursor.len()
+        };
+        mac.update(&digits[..digits.len() - unused]);
+        mac.update(body);
+        mac
+    }
+}
+
+/// Stack cleared after keying: `hmac` and `sha2` use a few hundred bytes
+/// for it; this leaves room for a debug build's larger frames.
+const KEYING_STACK: usize = 16 * 1024;
+
 /// Checks `Ricloud-Signature` headers against the current secret and any
 /// previous ones still accepted during a rotation.
 ///
-/// Each secret is turned into a keyed HMAC state once, at construction; a
+/// Each secret is keyed into an HMAC-SHA256 state once, at construction; a
 /// verification clones that state, so the key schedule never runs on the
-/// request path. The tag comparison is constant-time. The signature is
-/// checked before the timestamp, so a stranger learns nothing about the
-/// window without a valid signature.
+/// request path. The tag is compared by `hmac`'s `verify_slice`, which is
+/// constant-time. The signature is checked before the timestamp, so a
+/// stranger learns nothing about the window without a valid signature.
+///
+/// Cloning a verifier shares its keyed states; they are wiped when the last
+/// clone is dropped.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -104,19 +158,19 @@ impl Default for TimeWindow {
 /// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
 /// let header = sign(&old, 1_700_000_000, body).to_string();
 ///
-/// let verified = verifier.verify_at(Some(header.as_bytes()), body.to_vec(), now)?;
+/// let verified = verifier.verify_at(Some(header.as_bytes()), &body[..], now)?;
 /// assert_eq!(verified.matched_secret(), 1); // the first previous secret
 ///
 /// let forged = sign(&Secret::new("guess")?, 1_700_000_000, body).to_string();
 /// assert_eq!(
-///     verifier.verify_at(Some(forged.as_bytes()), body.to_vec(), now).unwrap_err(),
+///     verifier.verify_at(Some(forged.as_bytes()), &body[..], now).unwrap_err(),
 ///     VerifyError::SignatureMismatch,
 /// );
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct Verifier {
-    keys: Vec<Keyed>,
+    keys: Arc<Vec<Key>>,
     window: TimeWindow,
 }
 
@@ -124,7 +178,7 @@ impl Verifier {
     /// A verifier for one secret with the default [`TimeWindow`].
     pub fn new(secret: Secret) -> Self {
         Self {
-            keys: vec![signature::keyed(&secret)],
+            keys: Arc::new(vec![Key::new(&secret)]),
             window: TimeWindow::default(),
         }
     }
@@ -136,12 +190,13 @@ impl Verifier {
     /// [`SecretError::NoSecrets`] when the iterator is empty: a verifier
     /// always has a secret.
     pub fn from_secrets(secrets: impl IntoIterator<Item = Secret>) -> Result<Self, SecretError> {
-        let keys: Vec<_> = secrets.into_iter().map(|s| signature::keyed(&s)).collect();
+        // The keys are boxes: growing this list moves pointers, not states.
+        let keys: Vec<Key> = secrets.into_iter().map(|s| Key::new(&s)).collect();
         if keys.is_empty() {
             return Err(SecretError::NoSecrets);
         }
         Ok(Self {
-            keys,
+            keys: Arc::new(keys),
             window: TimeWindow::default(),
         })
     }
@@ -149,9 +204,25 @@ impl Verifier {
     /// Also accepts `secret`, a previous secret kept during a rotation.
     /// Previous secrets are numbered from 1 in the order they are added.
     #[must_use]
-    pub fn with_previous(mut self, secret: Secret) -> Self {
-        self.keys.push(signature::keyed(&secret));
-        self
+    pub fn with_previous(self, secret: Secret) -> Self {
+        let keys = match Arc::try_unwrap(self.keys) {
+            // Only this verifier holds them: move the boxes over.
+            Ok(keys) => keys,
+            // Shared with a clone, which keeps them: copy each state into a
+            // new box (the secrets are gone), clearing the stack the copies
+            // passed through.
+            Err(shared) => {
+                let copies = shared.iter().map(Key::copy).collect();
+                zeroize::zeroize_stack::<KEYING_STACK>();
+                copies
+            }
+        };
+        let mut keys = keys;
+        keys.push(Key::new(&secret));
+        Self {
+            keys: Arc::new(keys),
+            window: self.window,
+        }
     }
 
     /// Sets the accepted time window.
@@ -183,7 +254,7 @@ impl Verifier {
     pub fn verify(
         &self,
         header: Option<&[u8]>,
-        body: impl Into<RawBody>,
+        body: impl Into<Bytes>,
     ) -> Result<Verified, VerifyError> {
         self.verify_at(header, body, SystemTime::now())
     }
@@ -191,9 +262,7 @@ impl Verifier {
     /// Verifies a delivery as if the time were `now`.
     ///
     /// `header` is the raw `Ricloud-Signature` value (`None` when the
-    /// request has none), `body` the raw request body, byte for byte: whole,
-    /// or as a [`RawBody`] of chunks, which are hashed in order and joined
-    /// into one buffer only once the signature matched.
+    /// request has none), `body` the raw request body, byte for byte.
     ///
     /// # Errors
     /// [`VerifyError::MissingHeader`], [`VerifyError::MalformedHeader`],
@@ -203,27 +272,35 @@ impl Verifier {
     pub fn verify_at(
         &self,
         header: Option<&[u8]>,
-        body: impl Into<RawBody>,
+        body: impl Into<Bytes>,
         now: SystemTime,
     ) -> Result<Verified, VerifyError> {
         let header = header.ok_or(VerifyError::MissingHeader)?;
-        let (header, digits) =
-            SignatureHeader::parse_with_digits(header).map_err(VerifyError::MalformedHeader)?;
+        let header = SignatureHeader::parse(header).map_err(VerifyError::MalformedHeader)?;
         let body = body.into();
         let matched = self
             .keys
             .iter()
             .position(|key| {
-                let expected = signature::tag_with_digits(key, digits, body.chunks());
-                bool::from(tags_equal(&expected, header.signature()))
+                key.mac(header.timestamp(), &body)
+                    .verify_slice(header.signature())
+                    .is_ok()
             })
             .ok_or(VerifyError::SignatureMismatch)?;
         self.window.check(header.timestamp(), unix_seconds(now))?;
         Ok(Verified {
-            body: body.into_bytes(),
+            body,
             timestamp: header.timestamp(),
             matched_secret: matched,
         })
+    }
+}
+
+impl Key {
+    /// A copy of the state in a box of its own.
+    #[inline(never)]
+    fn copy(&self) -> Self {
+        Self(Box::new((*self.0).clone()))
     }
 }
 
@@ -234,27 +311,6 @@ impl fmt::Debug for Verifier {
             .field("window", &self.window)
             .finish()
     }
-}
-
-/// Constant-time equality of two tags.
-///
-/// The tags are compared as two `u128` halves with `subtle`, whose `Choice`
-/// passes an optimisation barrier after each comparison and after the
-/// `&`, so the compiler cannot know the running result and stop early. The
-/// crate enables subtle's `core_hint_black_box` feature: the barrier is
-/// then `core::hint::black_box` rather than a volatile read. Two halves
-/// take three barriers where four `u64` words took eight: about 3 ns
-/// against 7 ns on the AMD machine of 2026-11-29 (about 3 ns for both on
-/// the Intel one before), against 14 ns with the volatile read and 20 to
-/// 50 ns byte-wise; see `benches/verify.rs`. The `Choice` becomes a `bool`
-/// only at the caller.
-pub(crate) fn tags_equal(a: &[u8; SIGNATURE_LEN], b: &[u8; SIGNATURE_LEN]) -> Choice {
-    let half = |tag: &[u8; SIGNATURE_LEN], i: usize| {
-        let mut word = [0u8; 16];
-        word.copy_from_slice(&tag[16 * i..16 * (i + 1)]);
-        u128::from_le_bytes(word)
-    };
-    half(a, 0).ct_eq(&half(b, 0)) & half(a, 1).ct_eq(&half(b, 1))
 }
 
 fn unix_seconds(now: SystemTime) -> u64 {
@@ -392,6 +448,60 @@ mod tests {
         verifier.verify_at(Some(header.as_bytes()), &b"{}"[..], at(now))
     }
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn rfc_4231_vectors() {
+        // Test cases 1, 2, 6 and 7: a short key, a key shorter than the
+        // output, and a key longer than a block with a short and a long
+        // message.
+        let long = b"This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.";
+        for (key, data, expected) in [
+            (
+                &[0x0b; 20][..],
+                &b"Hi There"[..],
+                "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+            ),
+            (
+                b"Jefe",
+                b"what do ya want for nothing?",
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            ),
+            (
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First",
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+            ),
+            (
+                &[0xaa; 131],
+                long,
+                "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
+            ),
+        ] {
+            let key = Key::new(&Secret::new(key).expect("non-empty"));
+            let mut mac = (*key.0).clone();
+            mac.update(data);
+            assert_eq!(hex(&mac.finalize().into_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn the_message_is_the_timestamp_a_dot_and_the_body() {
+        let key = Key::new(&secret("k"));
+        for t in [0, 7, 10, T, u64::MAX] {
+            let mut plain = Hmac::<Sha256>::new_from_slice(b"k").expect("any length");
+            plain.update(format!("{t}.").as_bytes());
+            plain.update(b"body");
+            assert_eq!(
+                key.mac(t, b"body").finalize().into_bytes(),
+                plain.finalize().into_bytes(),
+                "{t}"
+            );
+        }
+    }
+
     #[test]
     fn window_edges() {
         let v = Verifier::new(secret("k"));
@@ -473,6 +583,26 @@ mod tests {
     }
 
     #[test]
+    fn adding_a_secret_to_a_shared_verifier_leaves_the_clone_as_it_was() {
+        let first = Verifier::new(secret("new"));
+        let clone = first.clone();
+        let rotated = first.with_previous(secret("old"));
+        let old = signature::sign(&secret("old"), T, b"x").to_string();
+        let new = signature::sign(&secret("new"), T, b"x").to_string();
+        assert_eq!(clone.secret_count(), 1);
+        assert!(clone
+            .verify_at(Some(old.as_bytes()), &b"x"[..], at(T))
+            .is_err());
+        assert_eq!(rotated.secret_count(), 2);
+        for (header, matched) in [(&new, 0), (&old, 1)] {
+            let ok = rotated
+                .verify_at(Some(header.as_bytes()), &b"x"[..], at(T))
+                .expect("valid");
+            assert_eq!(ok.matched_secret(), matched);
+        }
+    }
+
+    #[test]
     fn fails_closed_without_secrets() {
         assert_eq!(
             Verifier::from_secrets(Vec::new()).err(),
@@ -491,19 +621,6 @@ mod tests {
             v.verify_at(Some(b"t=1"), Bytes::new(), at(T)).err(),
             Some(VerifyError::MalformedHeader(HeaderError::MissingSignature))
         );
-    }
-
-    #[test]
-    fn tag_comparison_finds_every_byte() {
-        let a = [7u8; SIGNATURE_LEN];
-        assert!(bool::from(tags_equal(&a, &a)));
-        for i in 0..SIGNATURE_LEN {
-            for bit in 0..8 {
-                let mut b = a;
-                b[i] ^= 1 << bit;
-                assert!(!bool::from(tags_equal(&a, &b)), "byte {i} bit {bit}");
-            }
-        }
     }
 
     #[test]

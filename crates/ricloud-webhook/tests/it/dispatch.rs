@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use ricloud_webhook::{
-    sign, Dispatched, Dispatcher, Event, FromEvent, HandlerError, Poll, Task, VerifiedEvent,
-    Verifier, WebhookConfig,
+    sign, Dispatched, Dispatcher, Event, FromEvent, HandlerError, OnViewMismatch, Poll, Task,
+    VerifiedEvent, Verifier, WebhookConfig,
 };
 
 use crate::{at, block_on, event_body, secret, NOW};
@@ -127,17 +127,44 @@ fn typed_handlers_receive_their_view() {
 }
 
 #[test]
-fn a_view_that_does_not_fit_asks_for_redelivery() {
-    let log = Log::default();
+fn a_view_that_does_not_fit_is_acknowledged_unless_told_otherwise() {
+    let body = br#"{"id":"e1","type":"task","action":"succeeded","data":{"id":{"not":"an id"}}}"#;
+    for (policy, redeliver) in [
+        (None, false),
+        (Some(OnViewMismatch::Acknowledge), false),
+        (Some(OnViewMismatch::Redeliver), true),
+    ] {
+        let log = Log::default();
+        let mut d = Dispatcher::new()
+            .on("task.succeeded", |_: Task| async { Ok(()) })
+            .on("*", recorder(&log, "any"));
+        if let Some(policy) = policy {
+            d = d.on_view_mismatch(policy);
+        }
+        let out = block_on(d.dispatch(&verified(body)));
+        assert_eq!(
+            out,
+            Dispatched::ViewMismatch {
+                view: "Task",
+                redeliver
+            }
+        );
+        assert_eq!(out.acknowledges(), !redeliver);
+        // The catch-all still ran on the raw event.
+        assert_eq!(taken(&log), ["any:task.succeeded"]);
+    }
+}
+
+#[test]
+fn a_redelivered_view_mismatch_loses_to_nothing_and_an_acknowledged_one_to_retry() {
+    let body = br#"{"id":"e1","type":"task","action":"succeeded","data":"not a task"}"#;
     let d = Dispatcher::new()
         .on("task.succeeded", |_: Task| async { Ok(()) })
-        .on("*", recorder(&log, "any"));
-    let body = br#"{"id":"e1","type":"task","action":"succeeded","data":{"id":{"not":"an id"}}}"#;
+        .on("*", |_: Arc<Event>| async {
+            Err(HandlerError::retry("down"))
+        });
     let out = block_on(d.dispatch(&verified(body)));
-    assert_eq!(out, Dispatched::ViewMismatch { view: "Task" });
-    assert!(!out.acknowledges());
-    // The catch-all still ran on the raw event.
-    assert_eq!(taken(&log), ["any:task.succeeded"]);
+    assert!(matches!(out, Dispatched::Retry { .. }), "{out:?}");
 }
 
 #[test]
@@ -149,7 +176,8 @@ fn a_pair_names_the_view_that_does_not_fit() {
     assert_eq!(
         out,
         Dispatched::ViewMismatch {
-            view: "WebhookConfig"
+            view: "WebhookConfig",
+            redeliver: false
         }
     );
     let d = Dispatcher::new().on("task.*", |_: (WebhookConfig, Task)| async { Ok(()) });
@@ -157,7 +185,8 @@ fn a_pair_names_the_view_that_does_not_fit() {
     assert_eq!(
         out,
         Dispatched::ViewMismatch {
-            view: "WebhookConfig"
+            view: "WebhookConfig",
+            redeliver: false
         }
     );
     let event = Arc::new(Event::from_json(&body[..]).expect("event"));

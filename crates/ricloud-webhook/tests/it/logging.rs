@@ -139,7 +139,7 @@ fn no_secret_signature_or_body_at_info_and_above() {
         (body("created"), "wrong-secret"),
     ];
     let text = logged(&receiver, Level::INFO, &deliveries);
-    assert!(text.contains("delivery rejected"), "{text}");
+    assert!(text.contains("handler asked for redelivery"), "{text}");
     assert!(!text.contains(SECRET), "secret logged: {text}");
     assert!(!text.contains(MARKER), "body logged: {text}");
     for (body, key) in &deliveries {
@@ -177,4 +177,21 @@ fn handler_messages_that_quote_the_body_stay_below_info() {
     assert!(!text.contains(MARKER), "body logged at INFO: {text}");
     let text = logged(&quoting(), Level::DEBUG, &deliveries);
     assert!(text.contains(MARKER), "message missing at DEBUG: {text}");
+}
+
+#[test]
+fn refusals_a_stranger_can_cause_are_logged_at_debug_only() {
+    let receiver = failing_receiver();
+    let strangers = [
+        (body("created"), "wrong-secret"),
+        (b"not json".to_vec(), "x"),
+    ];
+    let text = logged(&receiver, Level::INFO, &strangers);
+    assert!(
+        text.is_empty(),
+        "a stranger's refusal logged at INFO or above: {text}"
+    );
+    let text = logged(&receiver, Level::DEBUG, &strangers);
+    assert_eq!(text.matches("delivery refused").count(), 2, "{text}");
+    assert!(text.contains("status=401"), "{text}");
 }

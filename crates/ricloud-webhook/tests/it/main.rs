@@ -5,6 +5,7 @@ mod logging;
 mod props;
 mod receiver;
 mod vectors;
+mod views;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use ricloud_webhook::{
     sign, Claim, Delivery, DeliveryStore, Dispatched, Dispatcher, Event, HandlerError, HeaderError,
-    MemoryStore, Outcome, Reason, Receiver, Verifier, VerifyError,
+    MemoryStore, Outcome, Reason, Receiver, StoreError, StoreFuture, Verifier, VerifyError,
 };
 use tokio::sync::Notify;
 
@@ -408,44 +408,59 @@ fn cancelled_delivery_releases_its_claim() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
+/// A store that records the calls it gets, in front of a memory store, and
+/// fails the calls it is told to.
 #[derive(Default)]
 struct Recording {
     inner: MemoryStore,
     log: std::sync::Mutex<Vec<String>>,
+    fail_claims: std::sync::atomic::AtomicBool,
+    fail_finishes: std::sync::atomic::AtomicBool,
 }
 
-impl DeliveryStore for Recording {
-    fn claim(&self, event_id: &str, now: SystemTime) -> Claim {
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("claim {event_id}"));
-        self.inner.claim(event_id, now)
+impl Recording {
+    fn note(&self, line: String) {
+        self.log.lock().expect("lock").push(line);
+    }
+}
+
+/// The recording store as the receiver owns it, shared with the test.
+struct Rec(Arc<Recording>);
+
+impl DeliveryStore for Rec {
+    fn claim<'a>(&'a self, event_id: &'a str, now: SystemTime) -> StoreFuture<'a, Claim> {
+        self.0.note(format!("claim {event_id}"));
+        if self.0.fail_claims.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::unavailable("database is down")) });
+        }
+        self.0.inner.claim(event_id, now)
     }
 
-    fn finish(&self, event_id: &str, handled: bool, now: SystemTime) {
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("finish {event_id} {handled}"));
-        self.inner.finish(event_id, handled, now);
+    fn finish<'a>(
+        &'a self,
+        event_id: &'a str,
+        handled: bool,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.0.note(format!("finish {event_id} {handled}"));
+        if self.0.fail_finishes.load(Ordering::SeqCst) {
+            self.0.inner.abandon(event_id);
+            return Box::pin(async { Err(StoreError::unavailable("database is down")) });
+        }
+        self.0.inner.finish(event_id, handled, now)
+    }
+
+    fn abandon(&self, event_id: &str) {
+        self.0.note(format!("abandon {event_id}"));
+        self.0.inner.abandon(event_id);
     }
 }
 
 #[test]
 fn custom_store_sees_claims_and_finishes() {
     let store = Arc::new(Recording::default());
-    struct Shared(Arc<Recording>);
-    impl DeliveryStore for Shared {
-        fn claim(&self, id: &str, now: SystemTime) -> Claim {
-            self.0.claim(id, now)
-        }
-        fn finish(&self, id: &str, handled: bool, now: SystemTime) {
-            self.0.finish(id, handled, now);
-        }
-    }
     let (receiver, _) = counting(Dispatcher::new());
-    let receiver = receiver.with_store(Shared(Arc::clone(&store)));
+    let receiver = receiver.with_store(Rec(Arc::clone(&store)));
     let req = Req::event("task", "succeeded");
     receive(&receiver, &req);
     receive(&receiver, &req);
@@ -460,5 +475,73 @@ fn custom_store_sees_claims_and_finishes() {
             format!("finish {ID} true"),
             format!("claim {ID}")
         ]
+    );
+}
+
+#[test]
+fn a_store_that_fails_is_never_an_acknowledgement() {
+    let store = Arc::new(Recording::default());
+    let (receiver, calls) = counting(Dispatcher::new());
+    let receiver = receiver.with_store(Rec(Arc::clone(&store)));
+    let req = Req::event("task", "succeeded");
+
+    // The claim fails: 503, no handler runs.
+    store.fail_claims.store(true, Ordering::SeqCst);
+    let out = receive(&receiver, &req);
+    assert_eq!(out.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(out.reason(), &Reason::StoreUnavailable);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    store.fail_claims.store(false, Ordering::SeqCst);
+
+    // The handlers ran but their outcome could not be recorded: 503, so
+    // the API redelivers and the handlers run again.
+    store.fail_finishes.store(true, Ordering::SeqCst);
+    let out = receive(&receiver, &req);
+    assert_eq!(out.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!out.body().contains("database"), "{}", out.body());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    store.fail_finishes.store(false, Ordering::SeqCst);
+
+    assert_eq!(receive(&receiver, &req).status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(receive(&receiver, &req).reason(), &Reason::Duplicate);
+}
+
+#[test]
+fn a_full_store_answers_503_and_forgets_nothing_in_the_window() {
+    let (receiver, calls) = counting(Dispatcher::new());
+    let receiver = receiver.with_store(MemoryStore::with_bounds(
+        1,
+        std::time::Duration::from_secs(3600),
+    ));
+    let first = Req::event("task", "succeeded");
+    assert_eq!(receive(&receiver, &first).status(), StatusCode::OK);
+    let other_id = "2abc5619-25ab-489b-967e-4d928a831817";
+    let second = Req::signed(other_id, event_body(other_id, "task", "created"), NOW);
+    let out = receive(&receiver, &second);
+    assert_eq!(out.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(out.reason(), &Reason::StoreFull);
+    // The first event is still remembered: a replay is not handled again.
+    assert_eq!(receive(&receiver, &first).reason(), &Reason::Duplicate);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_cancelled_delivery_abandons_its_claim() {
+    let store = Arc::new(Recording::default());
+    let (receiver, _, _gate) = gated(false);
+    let receiver = receiver.with_store(Rec(Arc::clone(&store)));
+    let req = Req::event("task", "succeeded");
+    block_on(async {
+        let timed_out = tokio::time::timeout(
+            std::time::Duration::from_millis(10),
+            receiver.receive_at(req.delivery(), at(NOW)),
+        )
+        .await;
+        assert!(timed_out.is_err());
+    });
+    assert_eq!(
+        *store.log.lock().expect("lock"),
+        [format!("claim {ID}"), format!("abandon {ID}")]
     );
 }
