@@ -1,16 +1,27 @@
-//! Reading a request body without ever holding more than the limit.
+//! Reading a request body within its limit and the shared byte budget.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::Body;
-use http_body_util::BodyExt;
-use ricloud_webhook::RawBody;
+use http_body_util::{BodyExt, Limited};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::SMALL_BODY;
+use crate::Config;
+
+/// The error type bodies are read with.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a body could not be read.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum BodyError {
     /// Over the limit, by `Content-Length` or by counting.
     TooLarge,
+    /// The byte budget stayed spent for longer than the budget wait.
+    NoBudget,
     /// The client stopped sending or the connection broke.
     Broken,
 }
@@ -25,128 +36,148 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// The largest piece a body is kept in once it arrives in more than one
-/// frame.
-///
-/// Pieces of one size are what the allocator reuses best: a refused 5 MiB
-/// upload leaves 80 of them behind for the next one, where a single 5 MiB
-/// buffer per body left holes that the next body did not fit (glibc kept
-/// about 55 MiB more under 100 concurrent uploads). Under glibc's default
-/// mmap threshold (128 KiB), so a piece is never a mapping of its own.
-pub(crate) const PIECE: usize = 64 * 1024;
+/// The bytes all unverified bodies may hold together: one pool for small
+/// bodies, one for the rest, counted in bytes.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    small: Arc<Semaphore>,
+    large: Arc<Semaphore>,
+    wait: Duration,
+}
 
-/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
+impl Budget {
+    pub(crate) fn new(config: &Config) -> Self {
+        let small = config.small_body_share.min(config.body_budget);
+        // A body at the limit must fit in its pool, or it could never be read.
+        let large = (config.body_budget - small).max(config.body_limit);
+        Self {
+            small: Arc::new(Semaphore::new(small.max(SMALL_BODY))),
+            large: Arc::new(Semaphore::new(large)),
+            wait: config.budget_wait,
+        }
+    }
+
+    /// The bytes free in the two pools (small, large).
+    #[cfg(test)]
+    fn available(&self) -> (usize, usize) {
+        (
+            self.small.available_permits(),
+            self.large.available_permits(),
+        )
+    }
+}
+
+/// Bytes taken from the budget; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Held {
+    pool: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+    wait: Duration,
+}
+
+impl Held {
+    fn new(budget: &Budget, declared: Option<u64>) -> Self {
+        let small = declared.is_some_and(|len| len <= SMALL_BODY as u64);
+        Self {
+            pool: Arc::clone(if small { &budget.small } else { &budget.large }),
+            permit: None,
+            wait: budget.wait,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.permit
+            .as_ref()
+            .map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+
+    /// Takes `more` bytes, waiting for them up to the budget wait.
+    async fn take(&mut self, more: usize) -> Result<(), BodyError> {
+        let more = u32::try_from(more).map_err(|_| BodyError::TooLarge)?;
+        let acquire = Arc::clone(&self.pool).acquire_many_owned(more);
+        // The semaphore is never closed: a failure is a wait past the
+        // deadline, a budget that stayed spent.
+        let Ok(Ok(permit)) = tokio::time::timeout(self.wait, acquire).await else {
+            return Err(BodyError::NoBudget);
+        };
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            none => *none = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// Reads the whole body, taking from the budget as bytes arrive.
 ///
-/// A body that arrives as one frame (the usual case for an event) is
-/// returned without a copy. Otherwise frames are copied into pieces of at
-/// most [`PIECE`] bytes, sized from `Content-Length` (already checked
-/// against the limit) when there is one, and each frame is let go at once,
-/// so hyper's read buffer is reused rather than held: the memory a body
-/// holds is its length rounded up to a piece. The verifier hashes the
-/// pieces in order and joins them only for a body whose signature matched.
-pub(crate) async fn read_limited<B>(
-    mut body: B,
+/// The body is polled for its next frame only once the bytes read so far
+/// are paid for, so when the budget is spent the connection is not read
+/// from and the rest of the body waits in the kernel's buffers. A body that
+/// arrives as one frame (the usual case for an event) is returned without
+/// a copy; otherwise frames are copied into one buffer, grown by doubling
+/// (never past `Content-Length` when there is one) and paid for as it
+/// grows, so the memory a body holds is at most twice its length and
+/// always within the budget.
+pub(crate) async fn read<B>(
+    body: B,
     limit: usize,
     declared: Option<u64>,
-) -> Result<RawBody, BodyError>
+    budget: &Budget,
+) -> Result<(Bytes, Held), BodyError>
 where
     B: Body + Unpin,
     B::Data: Into<Bytes>,
+    B::Error: Into<BoxError>,
 {
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(BodyError::TooLarge);
     }
+    let mut held = Held::new(budget, declared);
+    let mut body = Limited::new(body, limit);
     let mut first: Option<Bytes> = None;
-    let mut pieces: Option<Pieces> = None;
-    let mut total = 0usize;
+    let mut joined: Option<BytesMut> = None;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| BodyError::Broken)?;
+        let frame = frame.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                BodyError::TooLarge
+            } else {
+                BodyError::Broken
+            }
+        })?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers carry nothing we use
         };
         let data: Bytes = data.into();
-        total = total.saturating_add(data.len());
-        if total > limit {
-            return Err(BodyError::TooLarge);
+        let len = joined.as_ref().map_or(0, BytesMut::len) + first.as_ref().map_or(0, Bytes::len);
+        let needed = len + data.len();
+        if needed > held.bytes() {
+            let room = match &joined {
+                None if first.is_none() => needed,
+                _ => needed.max(2 * held.bytes()).max(16 * 1024),
+            };
+            let room = declared
+                .and_then(|d| usize::try_from(d).ok())
+                .map_or(room, |d| room.min(d).max(needed))
+                .min(limit);
+            held.take(room - held.bytes()).await?;
         }
-        if let Some(pieces) = &mut pieces {
-            pieces.append(&data);
-        } else if let Some(head) = first.take() {
-            let mut started = Pieces::new(declared);
-            started.append(&head);
-            started.append(&data);
-            pieces = Some(started);
-            // `head` is dropped here, not at the end: it is a view into
-            // hyper's read buffer and would keep that whole allocation
-            // alive for as long as the body is read.
-        } else {
-            first = Some(data);
-        }
-    }
-    Ok(match (pieces, first) {
-        (Some(pieces), _) => pieces.finish(),
-        (None, Some(head)) => RawBody::from(head),
-        (None, None) => RawBody::new(),
-    })
-}
-
-/// A body being copied into pieces of at most [`PIECE`] bytes.
-struct Pieces {
-    body: RawBody,
-    piece: BytesMut,
-    /// How many bytes `piece` is meant to hold before it is sealed.
-    room: usize,
-    declared: Option<usize>,
-}
-
-impl Pieces {
-    fn new(declared: Option<u64>) -> Self {
-        Self {
-            body: RawBody::new(),
-            piece: BytesMut::new(),
-            room: 0,
-            declared: declared.and_then(|d| usize::try_from(d).ok()),
-        }
-    }
-
-    fn append(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            if self.piece.len() == self.room {
-                self.seal();
-                self.room = self.next_room(data.len());
-                self.piece = BytesMut::with_capacity(self.room);
+        match (&mut joined, first.take()) {
+            (Some(buf), _) => buf.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(head)) => {
+                let mut buf = BytesMut::with_capacity(held.bytes());
+                buf.extend_from_slice(&head);
+                buf.extend_from_slice(&data);
+                joined = Some(buf);
             }
-            let take = data.len().min(self.room - self.piece.len());
-            self.piece.extend_from_slice(&data[..take]);
-            data = &data[take..];
         }
     }
-
-    /// The size of the next piece: what `Content-Length` says is left, or,
-    /// without one, twice what the body has so far (at least 8 KiB), never
-    /// more than [`PIECE`].
-    fn next_room(&self, incoming: usize) -> usize {
-        let so_far = self.body.len();
-        let wanted = match self.declared {
-            Some(declared) => declared.saturating_sub(so_far).max(incoming),
-            None => so_far
-                .saturating_add(incoming)
-                .saturating_mul(2)
-                .max(8 * 1024),
-        };
-        wanted.clamp(1, PIECE)
-    }
-
-    fn seal(&mut self) {
-        if !self.piece.is_empty() {
-            self.body.push(std::mem::take(&mut self.piece).freeze());
-        }
-    }
-
-    fn finish(mut self) -> RawBody {
-        self.seal();
-        self.body
-    }
+    let whole = match (joined, first) {
+        (Some(buf), _) => buf.freeze(),
+        (None, Some(one)) => one,
+        (None, None) => Bytes::new(),
+    };
+    Ok((whole, held))
 }
 
 #[cfg(test)]
@@ -160,17 +191,11 @@ mod tests {
     use http_body::Frame;
     use http_body_util::Full;
 
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-    }
-
     /// A body that yields its chunks one frame at a time and counts how many
     /// were pulled.
     struct Chunks {
         chunks: VecDeque<Bytes>,
-        pulled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        pulled: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     impl Body for Chunks {
@@ -190,84 +215,102 @@ mod tests {
         }
     }
 
-    fn chunks(n: usize, size: usize) -> (Chunks, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-        let pulled = std::sync::Arc::default();
+    fn chunks(n: usize, size: usize) -> (Chunks, Arc<std::sync::atomic::AtomicUsize>) {
+        let pulled = Arc::default();
         let body = Chunks {
-            chunks: (0..n).map(|_| Bytes::from(vec![b'x'; size])).collect(),
-            pulled: std::sync::Arc::clone(&pulled),
+            chunks: (0..n).map(|i| Bytes::from(vec![i as u8; size])).collect(),
+            pulled: Arc::clone(&pulled),
         };
         (body, pulled)
     }
 
-    #[test]
-    fn single_frame_is_not_copied() {
+    fn budget(total: usize, small: usize) -> Budget {
+        Budget::new(
+            &Config::default()
+                .body_budget(total)
+                .small_body_share(small)
+                .body_limit(1024)
+                .budget_wait(Duration::from_millis(50)),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_single_frame_is_not_copied_and_pays_its_length() {
         let data = Bytes::from_static(b"{\"id\":\"x\"}");
-        let out = rt()
-            .block_on(read_limited(Full::new(data.clone()), 100, Some(10)))
+        let budget = budget(1 << 20, 1 << 18);
+        let (out, held) = read(Full::new(data.clone()), 100, Some(10), &budget)
+            .await
             .expect("read");
-        assert_eq!(out.chunks().len(), 1);
-        assert_eq!(out.into_bytes().as_ptr(), data.as_ptr());
+        assert_eq!(out.as_ptr(), data.as_ptr());
+        assert_eq!(held.bytes(), 10);
+        assert_eq!(budget.available(), ((1 << 18) - 10, 3 << 18));
+        drop(held);
+        assert_eq!(budget.available(), (1 << 18, 3 << 18));
     }
 
-    #[test]
-    fn frames_are_joined() {
-        let (body, _) = chunks(3, 4);
-        let out = rt().block_on(read_limited(body, 12, None)).expect("read");
-        assert_eq!(out.chunks().len(), 1, "a small body fits one piece");
-        assert_eq!(&out.into_bytes()[..], b"xxxxxxxxxxxx");
-    }
-
-    /// Frames of every size, declared or not, land in pieces of at most
-    /// `PIECE` bytes that hold the body byte for byte, with no piece
-    /// allocated larger than the body needs.
-    #[test]
-    fn large_bodies_are_kept_in_bounded_pieces() {
-        for declared in [true, false] {
-            for frame in [1, 1000, 4096, PIECE - 1, PIECE, PIECE + 1, 3 * PIECE + 5] {
-                let len = 5 * PIECE + 123;
-                let source: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-                let frames: VecDeque<Bytes> =
-                    source.chunks(frame).map(Bytes::copy_from_slice).collect();
-                let body = Chunks {
-                    chunks: frames,
-                    pulled: std::sync::Arc::default(),
-                };
-                let out = rt()
-                    .block_on(read_limited(body, len, declared.then_some(len as u64)))
-                    .expect("read");
-                assert_eq!(out.len(), len);
-                let pieces = out.chunks();
-                assert!(pieces.iter().all(|p| p.len() <= PIECE && !p.is_empty()));
-                let held: usize = pieces.iter().map(Bytes::len).sum();
-                assert_eq!(held, len);
-                if declared {
-                    // Sized from Content-Length: full pieces, then the rest.
-                    assert_eq!(pieces.len(), len.div_ceil(PIECE), "frame {frame}");
-                }
-                assert_eq!(
-                    &out.into_bytes()[..],
-                    &source[..],
-                    "frame {frame}, declared {declared}"
-                );
+    #[tokio::test]
+    async fn frames_are_joined_in_order_within_twice_their_length() {
+        for declared in [None, Some(5000)] {
+            let budget = budget(1 << 20, 1 << 18);
+            let (body, _) = chunks(5, 1000);
+            let (out, held) = read(body, 1 << 20, declared, &budget).await.expect("read");
+            let expected: Vec<u8> = (0..5u8).flat_map(|i| [i; 1000]).collect();
+            assert_eq!(&out[..], &expected[..]);
+            assert!(held.bytes() >= 5000, "{declared:?}: {}", held.bytes());
+            if declared.is_some() {
+                // Never past the declared length.
+                assert_eq!(held.bytes(), 5000);
             }
         }
+        // Many frames: the buffer grows by doubling, paid as it grows.
+        let budget = budget(1 << 22, 1 << 18);
+        let (body, _) = chunks(300, 1000);
+        let (out, held) = read(body, 1 << 20, None, &budget).await.expect("read");
+        assert_eq!(out.len(), 300_000);
+        assert!(
+            held.bytes() >= 300_000 && held.bytes() <= 600_000,
+            "{}",
+            held.bytes()
+        );
     }
 
-    #[test]
-    fn declared_length_over_limit_is_refused_before_reading() {
+    #[tokio::test]
+    async fn declared_length_over_limit_is_refused_before_reading() {
         let (body, pulled) = chunks(3, 4);
-        let out = rt().block_on(read_limited(body, 11, Some(12)));
-        assert!(matches!(out, Err(BodyError::TooLarge)));
+        let out = read(body, 11, Some(12), &budget(1 << 20, 1 << 18)).await;
+        assert_eq!(out.err(), Some(BodyError::TooLarge));
         assert_eq!(pulled.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
-    #[test]
-    fn chunked_body_stops_at_the_limit() {
+    #[tokio::test]
+    async fn a_body_without_length_stops_at_the_limit() {
         let (body, pulled) = chunks(1000, 1024);
-        let out = rt().block_on(read_limited(body, 10 * 1024, None));
-        assert!(matches!(out, Err(BodyError::TooLarge)));
+        let out = read(body, 10 * 1024, None, &budget(1 << 22, 1 << 18)).await;
+        assert_eq!(out.err(), Some(BodyError::TooLarge));
         // Stopped on the 11th chunk, the first past the limit.
         assert_eq!(pulled.load(std::sync::atomic::Ordering::SeqCst), 11);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_stops_reading_then_refuses() {
+        let budget = budget(128 * 1024, 64 * 1024);
+        // A large body takes the whole large pool...
+        let (body, _) = chunks(1, 64 * 1024);
+        let (_, hog) = read(body, 1 << 20, None, &budget).await.expect("read");
+        assert_eq!(budget.available(), (64 * 1024, 0));
+        // ...so the next large one cannot read: its first frame is pulled
+        // and then waits for room, and none comes.
+        let (body, pulled) = chunks(2, 1024);
+        let out = read(body, 1 << 20, None, &budget).await;
+        assert_eq!(out.err(), Some(BodyError::NoBudget));
+        assert_eq!(pulled.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A small body still reads, from its own share.
+        let (body, _) = chunks(2, 1024);
+        assert!(read(body, 1 << 20, Some(2048), &budget).await.is_ok());
+        // Once the hog is gone, room is back.
+        drop(hog);
+        let (body, _) = chunks(2, 1024);
+        assert!(read(body, 1 << 20, None, &budget).await.is_ok());
     }
 
     #[test]

@@ -2,8 +2,16 @@
 
 use std::time::Duration;
 
+/// Bodies whose `Content-Length` is at most this many bytes are small: they
+/// draw on the share of the byte budget kept for them. The API's events are
+/// a few KiB.
+pub const SMALL_BODY: usize = 64 * 1024;
+
 /// Routes and network limits of a [`WebhookService`](crate::WebhookService)
 /// and of [`serve`](crate::serve).
+///
+/// The defaults are safe against senders without the secret: see the
+/// crate's documentation for what each limit protects.
 ///
 /// ```
 /// use std::time::Duration;
@@ -11,7 +19,7 @@ use std::time::Duration;
 ///
 /// let config = Config::default()
 ///     .prefix("/hooks/ricloud")
-///     .body_limit(1024 * 1024)
+///     .body_limit(256 * 1024)
 ///     .delivery_timeout(Duration::from_secs(10));
 /// assert_eq!(config.webhook_prefix(), "/hooks/ricloud");
 /// ```
@@ -19,12 +27,16 @@ use std::time::Duration;
 pub struct Config {
     pub(crate) prefix: String,
     pub(crate) body_limit: usize,
+    pub(crate) body_budget: usize,
+    pub(crate) small_body_share: usize,
+    pub(crate) budget_wait: Duration,
     pub(crate) delivery_timeout: Duration,
     pub(crate) header_read_timeout: Duration,
     pub(crate) body_read_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_deliveries: usize,
     pub(crate) max_connections: usize,
+    pub(crate) max_streams: u32,
     pub(crate) shutdown_grace: Duration,
     pub(crate) retry_after: Duration,
 }
@@ -33,13 +45,17 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             prefix: "/webhooks".to_owned(),
-            body_limit: 5 * 1024 * 1024,
+            body_limit: 1024 * 1024,
+            body_budget: 64 * 1024 * 1024,
+            small_body_share: 16 * 1024 * 1024,
+            budget_wait: Duration::from_secs(2),
             delivery_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_deliveries: 256,
             max_connections: 1024,
+            max_streams: 64,
             shutdown_grace: Duration::from_secs(30),
             retry_after: Duration::from_secs(5),
         }
@@ -61,7 +77,7 @@ impl Config {
         self
     }
 
-    /// The largest body accepted, in bytes (default 5 MiB); larger ones get
+    /// The largest body accepted, in bytes (default 1 MiB); larger ones get
     /// 413 and are never buffered past the limit.
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
@@ -69,7 +85,37 @@ impl Config {
         self
     }
 
-    /// Time allowed to read a body and run the handlers (default 30 s);
+    /// The bytes all bodies not verified yet may hold together (default
+    /// 64 MiB). Reading a body takes from it as the bytes arrive and gives
+    /// them back once the signature is checked. When it is spent, a
+    /// delivery stops reading (its bytes wait in the kernel's socket
+    /// buffers, not in this process) for up to
+    /// [`Config::budget_wait`], then gets 503 with `Retry-After`.
+    #[must_use]
+    pub fn body_budget(mut self, bytes: usize) -> Self {
+        self.body_budget = bytes;
+        self
+    }
+
+    /// The part of [`Config::body_budget`] only small bodies (a
+    /// `Content-Length` of at most [`SMALL_BODY`]) may use (default
+    /// 16 MiB), so large uploads from strangers cannot starve the API's
+    /// events of it.
+    #[must_use]
+    pub fn small_body_share(mut self, bytes: usize) -> Self {
+        self.small_body_share = bytes;
+        self
+    }
+
+    /// How long a delivery waits for room in the byte budget before it is
+    /// answered 503 (default 2 s).
+    #[must_use]
+    pub fn budget_wait(mut self, wait: Duration) -> Self {
+        self.budget_wait = wait;
+        self
+    }
+
+    /// Time allowed for the handlers of a verified delivery (default 30 s);
     /// past it the delivery is answered 503 with `Retry-After` so the API
     /// redelivers, and the handlers are cancelled.
     #[must_use]
@@ -78,13 +124,11 @@ impl Config {
         self
     }
 
-    /// Time allowed for a client to send a request's headers (default 10 s);
-    /// a slower connection is closed. [`serve`](crate::serve) counts it
-    /// from the moment a connection opens (whichever protocol it turns out
-    /// to speak) and, over HTTP/1, from the end of its previous request, so
-    /// it also closes an HTTP/1 connection kept alive with nothing to send.
-    /// Checked every quarter of `min(header_read_timeout, idle_timeout)`:
-    /// a connection may close up to a quarter late.
+    /// Time allowed for a client to send a request's headers (default
+    /// 10 s), counted from the moment a connection opens (whichever
+    /// protocol it turns out to speak) and, over HTTP/1 (hyper's own
+    /// timeout), from the end of its previous response; a slower connection
+    /// is closed.
     #[must_use]
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
@@ -92,9 +136,8 @@ impl Config {
     }
 
     /// Time allowed to receive a delivery's body once its headers are in
-    /// (default 10 s); past it the delivery is answered 408 and its slot
-    /// (see [`Config::max_deliveries`]) is freed, so slow unsigned uploads
-    /// cannot hold the slots for the whole delivery timeout.
+    /// (default 10 s); past it the delivery is answered 408 and its share
+    /// of the byte budget is freed, so a stalled upload holds it no longer.
     #[must_use]
     pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
         self.body_read_timeout = timeout;
@@ -102,20 +145,18 @@ impl Config {
     }
 
     /// How long [`serve`](crate::serve) keeps a connection with no request
-    /// in progress (default 30 s; an HTTP/1 connection is closed sooner
-    /// when [`Config::header_read_timeout`] is shorter). Checked every
-    /// quarter of `min(header_read_timeout, idle_timeout)`, so a connection
-    /// may close up to a quarter late. An idle HTTP/2 connection, or
-    /// a client that stops reading its responses, cannot hold one of the
-    /// [`Config::max_connections`] for good.
+    /// in progress (default 30 s; an HTTP/1 connection is closed sooner,
+    /// by [`Config::header_read_timeout`]). An idle HTTP/2 connection
+    /// cannot hold one of the [`Config::max_connections`] for good.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
     }
 
-    /// Deliveries processed at once (default 256); more get 503 with
-    /// `Retry-After`.
+    /// Verified deliveries handled at once (default 256); more get 503 with
+    /// `Retry-After`. Taken only once a delivery's signature is checked, so
+    /// senders without the secret never hold one.
     #[must_use]
     pub fn max_deliveries(mut self, max: usize) -> Self {
         self.max_deliveries = max.max(1);
@@ -127,6 +168,13 @@ impl Config {
     #[must_use]
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max.max(1);
+        self
+    }
+
+    /// Requests at once on one HTTP/2 connection (default 64).
+    #[must_use]
+    pub fn max_concurrent_streams(mut self, max: u32) -> Self {
+        self.max_streams = max.max(1);
         self
     }
 

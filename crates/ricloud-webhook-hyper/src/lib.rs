@@ -34,9 +34,9 @@
 //! | other method on the webhook path | 405 with `Allow: POST` |
 //! | other path | 404 |
 //! | content type not JSON | 415 |
-//! | body over [`Config::body_limit`] (5 MiB) | 413, before reading when `Content-Length` says so |
+//! | body over [`Config::body_limit`] (1 MiB) | 413, before reading when `Content-Length` says so |
 //! | body not received within [`Config::body_read_timeout`] (10 s) | 408 |
-//! | more than [`Config::max_deliveries`] at once, delivery over [`Config::delivery_timeout`], shutting down | 503 with `Retry-After` |
+//! | byte budget spent for [`Config::budget_wait`], more than [`Config::max_deliveries`] verified deliveries at once, handlers over [`Config::delivery_timeout`], shutting down | 503 with `Retry-After` |
 //!
 //! # Mounting in your own server
 //!
@@ -44,32 +44,46 @@
 //! `tower::Service` for any request body, so it can be given to hyper's
 //! connection builders or mounted in axum with
 //! `Router::route_service("/webhooks/{id}", service)` (the service sees the
-//! full path, so mount it at its prefix, not with `nest_service`).
+//! full path, so mount it at its prefix, not with `nest_service`). The
+//! connection limits below are [`serve`]'s; a server of your own must set
+//! its own.
 //!
-//! # Security
+//! # Security: strangers cannot shut the API out
 //!
-//! Memory per delivery is bounded by the body limit: a body that arrives
-//! in several frames is kept in pieces of at most 64 KiB, hashed piece by
-//! piece, and joined into one buffer only once its signature matched, so a
-//! refused upload costs its length (rounded up to a piece) and no large
-//! allocation; a signed one costs twice its length while it is joined.
-//! Connections are bounded by
-//! [`Config::max_connections`]; slow clients by the header read timeout
-//! (counted from a connection's opening, before its protocol is known, and
-//! over HTTP/1 from the end of its previous request; held by a watcher per
-//! connection, not a timer per request), the body read timeout and the
-//! delivery timeout;
-//! connections with nothing in progress by [`Config::idle_timeout`]. An
-//! error of the listener (out of file descriptors) pauses accepting for a
-//! second instead of ending [`serve`] or spinning; when the shutdown grace
-//! period is over, the connections still open are closed.
+//! Anyone can send a request; only the API holds the secret. What a sender
+//! without it can make this process hold is bounded, and the API's
+//! deliveries get through while it tries:
 //!
-//! What these limits cannot do: a delivery slot is taken before the body is
-//! read (that is what bounds memory), so an unsigned client sending bodies
-//! slowly holds slots for up to the body read timeout each, and enough
-//! connections can keep every slot busy. Limits per client address belong
-//! in the proxy or load balancer in front. Logs carry the status and reason of each rejection,
-//! never the secret, a signature or the body.
+//! - **Bodies** are read only as the byte budget allows
+//!   ([`Config::body_budget`], 64 MiB for all bodies not verified yet). A
+//!   body is paid for as its bytes arrive and given back once its
+//!   signature is checked; when the budget is spent, the next frame is not
+//!   read, so the rest waits in the kernel's socket buffers, not here.
+//!   Small bodies (the API's events are a few KiB) have a share of their
+//!   own ([`Config::small_body_share`], 16 MiB), so large uploads cannot
+//!   starve them. A delivery that finds no room within
+//!   [`Config::budget_wait`] gets 503, and an upload that has not finished
+//!   within [`Config::body_read_timeout`] gets 408 and gives its bytes back.
+//! - **Delivery slots** ([`Config::max_deliveries`]) are taken only after
+//!   verification, so strangers never hold one.
+//! - **Connections** ([`serve`]): at most [`Config::max_connections`];
+//!   hyper's HTTP/1 read buffer is capped at 64 KiB and HTTP/2 windows at
+//!   64 KiB, at most [`Config::max_concurrent_streams`] streams per
+//!   connection; headers must arrive within
+//!   [`Config::header_read_timeout`], and a connection with nothing in
+//!   progress is closed after [`Config::idle_timeout`].
+//!
+//! Memory is therefore bounded by about `body_budget + max_connections ×
+//! 64 KiB` for everything strangers can send, plus, for verified
+//! deliveries only, `max_deliveries × body_limit`. The example receiver's
+//! test runs 300 connections that each send most of a 1 MiB body and hold
+//! it, and checks that it stays under 160 MiB and answers signed deliveries
+//! sent meanwhile with 200.
+//!
+//! What these limits cannot do: a sender with many addresses can still
+//! fill [`Config::max_connections`]; limits per client address belong in
+//! the proxy or load balancer in front. Refusals a stranger can cause are
+//! logged at `DEBUG`; logs never hold the secret, a signature or the body.
 //!
 //! # Feature flags
 //!
@@ -79,13 +93,13 @@
 //!
 //! # Minimum supported Rust version
 //!
-//! Rust 1.85.
+//! Rust 1.89.
 
 mod body;
 mod config;
 mod serve;
 mod service;
 
-pub use config::Config;
+pub use config::{Config, SMALL_BODY};
 pub use serve::serve;
 pub use service::{WebhookResponse, WebhookService};

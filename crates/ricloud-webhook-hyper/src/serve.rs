@@ -2,31 +2,37 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Version};
+use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::task::{AbortHandle, JoinSet};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::service::ResponseFuture;
 use crate::WebhookService;
 
-/// A connection as `serve` runs it.
-type Connection =
-    hyper_util::server::conn::auto::Connection<'static, TokioIo<TcpStream>, Tracked, TokioExecutor>;
-
 /// How long the accept loop pauses after an error of the listener itself
 /// (out of file descriptors, out of memory) before accepting again.
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
+/// hyper's HTTP/1 read buffer per connection, which also bounds a
+/// request's head. hyper reads a body only as it is polled, so this is
+/// what an unread body can hold of this process's memory per connection.
+const MAX_BUF_SIZE: usize = 64 * 1024;
+
+/// HTTP/2 flow-control windows: what a peer may send before the body is
+/// read, per stream and per connection. 64 KiB, the protocol's default, for
+/// the same reason as [`MAX_BUF_SIZE`] (hyper's default is 1 MiB).
+const H2_WINDOW: u32 = 64 * 1024;
 
 /// Serves `service` on `listener` until `shutdown` resolves, then shuts down
 /// gracefully.
@@ -34,20 +40,18 @@ const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 /// Speaks HTTP/1.1 (keep-alive) and HTTP/2 on the same listener, and holds
 /// at most [`Config::max_connections`](crate::Config::max_connections)
 /// connections (more wait in the listen backlog). A connection is closed
-/// when it does not send a request's headers within
-/// [`Config::header_read_timeout`](crate::Config::header_read_timeout)
-/// of opening (before its protocol is known) or, over HTTP/1, of its
-/// previous request finishing; and when it has had no request in progress
-/// for [`Config::idle_timeout`](crate::Config::idle_timeout) (an idle
-/// HTTP/2 connection, a client that stops reading its responses). Both are
-/// checked every quarter of the shorter one, so a connection closes up to
-/// a quarter late.
+/// when its first request's headers have not arrived within
+/// [`Config::header_read_timeout`](crate::Config::header_read_timeout) of
+/// opening, over HTTP/1 when the next request's headers take longer than
+/// that (hyper's own timeout), and when it has had no request in progress
+/// for [`Config::idle_timeout`](crate::Config::idle_timeout).
 ///
 /// On shutdown it stops accepting, makes the receiver answer 503 to new
 /// deliveries, and lets in-flight deliveries finish for up to
-/// [`Config::shutdown_grace`](crate::Config::shutdown_grace); then it
+/// [`Config::shutdown_grace`](crate::Config::shutdown_grace) (hyper-util's
+/// `GracefulShutdown`: `Connection: close` or HTTP/2 `GOAWAY`); then it
 /// closes the connections still open, cancelling their deliveries (whose
-/// claims are released, so the API's redelivery runs them again).
+/// claims are abandoned, so the API's redelivery runs them again).
 ///
 /// An accept error of one connection is skipped; an error of the listener
 /// (out of file descriptors, for one) is logged and accepting resumes after
@@ -65,28 +69,27 @@ pub async fn serve(
 ) -> io::Result<()> {
     let config = service.config().clone();
     let mut builder = Builder::new(TokioExecutor::new());
-    // hyper's own header read timeout is off: it arms a boxed timer for
-    // every request (two operations on the timer wheel, about 1.6k
-    // instructions a delivery), where the connection's watcher below holds
-    // the same limit with two counters a request (BENCHMARKS.md).
     builder
         .http1()
-        .keep_alive(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(None);
-    builder.http2().timer(TokioTimer::new());
+        .keep_alive(true)
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(MAX_BUF_SIZE);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.max_streams)
+        .initial_stream_window_size(H2_WINDOW)
+        .initial_connection_window_size(H2_WINDOW)
+        .max_header_list_size(16 * 1024);
     let connections = Arc::new(Semaphore::new(config.max_connections));
-    let draining = Arc::new(Draining::default());
-    // One task per connection, and one watching it for idleness.
+    let graceful = GracefulShutdown::new();
     let mut tasks = JoinSet::new();
-    let mut watchers = JoinSet::new();
 
     tokio::pin!(shutdown);
     loop {
-        // Finished connections leave the sets as they go, so they hold
-        // only the open ones.
+        // Finished connections leave the set as they go.
         while tasks.try_join_next().is_some() {}
-        while watchers.try_join_next().is_some() {}
         let permit = tokio::select! {
             () = &mut shutdown => break,
             permit = Arc::clone(&connections).acquire_owned() => match permit {
@@ -117,21 +120,24 @@ pub async fn serve(
             service: service.clone(),
             activity: Arc::clone(&activity),
         };
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), tracked)
-            .into_owned();
-        let task = tasks.spawn(serve_connection(
-            connection,
-            Arc::clone(&draining),
-            peer,
-            permit,
-        ));
+        let connection = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(stream), tracked)
+                .into_owned(),
+        );
         let (first, idle) = (config.header_read_timeout, config.idle_timeout);
-        watchers.spawn(async move {
-            if activity.idle(first, idle, &task).await {
-                tracing::debug!(%peer, "closing a connection with no request in progress");
-                task.abort();
+        tasks.spawn(async move {
+            tokio::select! {
+                ended = connection => {
+                    if let Err(e) = ended {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                () = activity.idle(first, idle) => {
+                    tracing::debug!(%peer, "closing a connection with no request in progress");
+                }
             }
+            drop(permit);
         });
     }
 
@@ -141,71 +147,16 @@ pub async fn serve(
         grace_secs = config.shutdown_grace.as_secs(),
         "shutting down: letting in-flight deliveries finish"
     );
-    draining.begin();
-    let drained = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(config.shutdown_grace, drained)
+    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
     // Closes whatever is still open: dropping a connection drops its
-    // deliveries, which releases their claims.
+    // deliveries, which abandons their claims.
     tasks.shutdown().await;
-    watchers.shutdown().await;
     Ok(())
-}
-
-/// The notice to the connections that the server is shutting down.
-#[derive(Default)]
-struct Draining {
-    begun: AtomicBool,
-    notify: Arc<Notify>,
-}
-
-impl Draining {
-    fn begin(&self) {
-        self.begun.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-}
-
-/// Serves one connection; once the server shuts down, finishes its
-/// requests in progress and closes it (HTTP/1: `Connection: close` on the
-/// response in progress, or closing at once when idle; HTTP/2: `GOAWAY`).
-///
-/// The shutdown notice is waited for without being polled on every wake
-/// of the connection (twice a request): its waker is registered once, at
-/// the first poll, and the notice's flag is read at each wake, a load
-/// instead of a poll of the notice. The task's waker never changes, since
-/// `serve` spawns the task itself.
-async fn serve_connection(
-    connection: Connection,
-    draining: Arc<Draining>,
-    peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
-) {
-    let mut connection = std::pin::pin!(connection);
-    let mut notice = std::pin::pin!(Arc::clone(&draining.notify).notified_owned());
-    let (mut waiting, mut closing) = (false, false);
-    let ended = std::future::poll_fn(|cx| {
-        if !waiting {
-            // Registered before the flag is read: a shutdown between the
-            // two wakes this task.
-            waiting = true;
-            let _ = notice.as_mut().poll(cx);
-        }
-        if !closing && draining.begun.load(Ordering::SeqCst) {
-            closing = true;
-            connection.as_mut().graceful_shutdown();
-        }
-        connection.as_mut().poll(cx)
-    })
-    .await;
-    if let Err(e) = ended {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
-    }
-    drop(permit);
 }
 
 /// Accept errors that concern one connection, not the listener.
@@ -224,58 +175,51 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
-/// What a connection is doing, for closing it when it does nothing.
+/// How many requests of a connection are in progress, for closing it when
+/// it has none for too long.
+///
+/// hyper covers HTTP/1 once a request has been read (its header read
+/// timeout also runs while a kept-alive connection waits for the next
+/// one), but neither hyper-util's protocol detection, which waits for a
+/// connection's first bytes, nor hyper's HTTP/2 server has a timeout for a
+/// connection that sends nothing.
 #[derive(Default)]
 struct Activity {
-    /// Requests whose response is not ready yet.
     in_flight: AtomicUsize,
-    /// Requests started on this connection so far.
-    started: AtomicU64,
-    /// Whether the connection speaks HTTP/2 (known from its first request).
-    multiplexed: AtomicBool,
+    changed: Notify,
 }
 
 impl Activity {
+    fn started(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_one();
+    }
+
+    fn ended(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.changed.notify_one();
+        }
+    }
+
     /// Resolves once the connection has had no request in progress for
-    /// `headers` since it opened (no request has started: its first
-    /// request's headers are late), for `headers` since its last request
-    /// over HTTP/1 (the next request's headers are late: a client sending
-    /// them a byte at a time looks the same as one sending nothing), or for
-    /// `idle` since its last request (an idle connection, of either
-    /// protocol). It looks every quarter of the shorter of the two, so it
-    /// resolves up to a quarter late.
-    ///
-    /// Counters instead of a clock or a timer per request: a request costs
-    /// two atomic additions, and the connection one timer per tick, in a
-    /// task of its own (so the connection's task, woken twice a request,
-    /// does not poll the timer). Resolves to false instead once the
-    /// connection's `task` has ended.
-    async fn idle(&self, headers: Duration, idle: Duration, task: &AbortHandle) -> bool {
-        let tick = (headers.min(idle) / 4).max(Duration::from_millis(10));
-        let mut quiet = Duration::ZERO;
-        let mut seen = 0;
+    /// `first` since it opened (before any request), or for `idle` since
+    /// its last request ended. A change stores a notification when nobody
+    /// waits, so none is missed between a look at the count and the wait.
+    async fn idle(&self, first: Duration, idle: Duration) {
+        let mut limit = first;
         loop {
-            tokio::time::sleep(tick).await;
-            if task.is_finished() {
-                return false;
-            }
-            let started = self.started.load(Ordering::Relaxed);
-            if started != seen || self.in_flight.load(Ordering::Relaxed) > 0 {
-                seen = started;
-                quiet = Duration::ZERO;
+            if self.in_flight.load(Ordering::SeqCst) > 0 {
+                self.changed.notified().await;
+                limit = idle;
                 continue;
             }
-            quiet += tick;
-            let limit = if started == 0 {
-                headers
-            } else if self.multiplexed.load(Ordering::Relaxed) {
-                idle
-            } else {
-                headers.min(idle)
-            };
-            if quiet >= limit {
-                return true;
+            if tokio::time::timeout(limit, self.changed.notified())
+                .await
+                .is_err()
+            {
+                return;
             }
+            limit = idle;
         }
     }
 }
@@ -293,11 +237,7 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
     type Future = InProgress;
 
     fn call(&self, request: Request<Incoming>) -> InProgress {
-        if request.version() == Version::HTTP_2 {
-            self.activity.multiplexed.store(true, Ordering::Relaxed);
-        }
-        self.activity.started.fetch_add(1, Ordering::Relaxed);
-        self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.activity.started();
         InProgress {
             response: hyper::service::Service::call(&self.service, request),
             activity: Arc::clone(&self.activity),
@@ -322,7 +262,7 @@ impl Future for InProgress {
 
 impl Drop for InProgress {
     fn drop(&mut self) {
-        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.activity.ended();
     }
 }
 
@@ -330,32 +270,37 @@ impl Drop for InProgress {
 mod tests {
     use super::*;
 
-    /// The idle watcher of a connection that never sends a request fires
-    /// after the header timeout; the watcher of a connection whose task has
-    /// ended stops at its next look without firing, so watchers do not
-    /// outlive their connections.
-    #[tokio::test]
-    async fn the_idle_watcher_fires_or_stops_with_its_connection() {
-        let timeout = Duration::from_millis(40);
-        let mut tasks = JoinSet::new();
-        let silent = tasks.spawn(std::future::pending::<()>());
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_with_nothing_in_progress_is_idle_after_its_limit() {
         let activity = Activity::default();
-        let fired = tokio::time::timeout(
-            Duration::from_secs(5),
-            activity.idle(timeout, timeout, &silent),
-        )
-        .await;
-        assert_eq!(fired, Ok(true));
+        let start = tokio::time::Instant::now();
+        activity
+            .idle(Duration::from_secs(10), Duration::from_secs(30))
+            .await;
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+    }
 
-        let ended = tasks.spawn(async {});
-        while !ended.is_finished() {
-            tokio::task::yield_now().await;
-        }
-        let stopped = tokio::time::timeout(
-            Duration::from_secs(5),
-            Activity::default().idle(timeout, timeout, &ended),
-        )
-        .await;
-        assert_eq!(stopped, Ok(false));
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_progress_holds_off_idleness_and_its_end_starts_the_idle_limit() {
+        let activity = Arc::new(Activity::default());
+        let start = tokio::time::Instant::now();
+        let watcher = {
+            let activity = Arc::clone(&activity);
+            tokio::spawn(async move {
+                activity
+                    .idle(Duration::from_secs(10), Duration::from_secs(30))
+                    .await;
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        activity.started();
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(
+            !watcher.is_finished(),
+            "idle while a request was in progress"
+        );
+        activity.ended();
+        watcher.await.expect("watcher");
+        assert_eq!(start.elapsed(), Duration::from_secs(135));
     }
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
@@ -13,10 +14,10 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
-use ricloud_webhook::{Delivery, RawBody, Receiver};
+use ricloud_webhook::{Delivery, Outcome, Receiver};
 use tokio::sync::Semaphore;
 
-use crate::body::{content_length, read_limited, BodyError};
+use crate::body::{self, content_length, BodyError, BoxError, Budget};
 use crate::Config;
 
 /// The response type of [`WebhookService`].
@@ -30,10 +31,11 @@ pub type WebhookResponse = Response<Full<Bytes>>;
 /// - Other methods on the webhook path: 405 with `Allow: POST`.
 /// - Other paths: 404.
 /// - A content type other than JSON: 415. A body over the limit: 413, refused
-///   from `Content-Length` before reading, or as soon as a chunked body
+///   from `Content-Length` before reading, or as soon as a body without one
 ///   passes the limit.
 /// - A body not received within [`Config::body_read_timeout`]: 408.
-/// - More deliveries at once than [`Config::max_deliveries`], a delivery
+/// - No room in the byte budget within [`Config::budget_wait`], more
+///   verified deliveries at once than [`Config::max_deliveries`], handlers
 ///   slower than [`Config::delivery_timeout`], or a receiver shutting down:
 ///   503 with `Retry-After`.
 ///
@@ -57,6 +59,7 @@ pub struct WebhookService {
 struct Shared {
     receiver: Receiver,
     config: Config,
+    budget: Budget,
     deliveries: Semaphore,
     retry_after: HeaderValue,
 }
@@ -73,6 +76,7 @@ impl WebhookService {
         Self {
             shared: Arc::new(Shared {
                 receiver,
+                budget: Budget::new(&config),
                 deliveries: Semaphore::new(config.max_deliveries),
                 config,
                 retry_after,
@@ -95,20 +99,18 @@ impl WebhookService {
     where
         B: Body + Unpin,
         B::Data: Into<Bytes>,
+        B::Error: Into<BoxError>,
     {
         match self.shared.admit(request) {
-            Admit::Answer(response) => response,
             Admit::Deliver(parts, body, declared) => {
-                let Ok(response) = Arc::clone(&self.shared)
-                    .deliver(parts, body, declared)
-                    .await;
-                response
+                self.shared.deliver(parts, body, declared).await
             }
+            Admit::Answer(response) => response,
         }
     }
 }
 
-/// What the checks that need no body decided.
+/// What the checks on a request's head decided.
 enum Admit<B> {
     /// Answer now (health check, wrong route, method, type or length).
     Answer(WebhookResponse),
@@ -118,8 +120,7 @@ enum Admit<B> {
 }
 
 impl Shared {
-    /// The checks on the request's head, made before anything is read or
-    /// any future is built, so a refused request costs no allocation.
+    /// The checks on the request's head, made before anything is read.
     fn admit<B>(&self, request: Request<B>) -> Admit<B> {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
@@ -139,7 +140,7 @@ impl Shared {
             return Admit::Answer(response);
         }
         if !is_json(parts.headers.get(CONTENT_TYPE)) {
-            tracing::warn!(status = 415, "content type is not JSON");
+            tracing::debug!(status = 415, "content type is not JSON");
             return Admit::Answer(text(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "content type must be application/json",
@@ -152,120 +153,89 @@ impl Shared {
         Admit::Deliver(parts, body, declared)
     }
 
-    /// Reads the body and hands the delivery to the receiver, within the
-    /// delivery slots and the delivery timeout.
-    ///
-    /// This future is what hyper boxes per request, so it is kept small
-    /// (under 1 KiB: see `future_sizes` below): it owns the request's head
-    /// once, the body reader's state is gone before the receiver runs, and
-    /// the receiver's own future is boxed apart. Both allocations then come
-    /// from glibc's per-thread cache; one larger block cost a trip through
-    /// the allocator's bins per request, and made it merge the small blocks
-    /// a typed view had just freed.
-    async fn deliver<B>(
-        self: Arc<Self>,
-        parts: Parts,
-        body: B,
-        declared: Option<u64>,
-    ) -> Result<WebhookResponse, Infallible>
+    /// Reads the body within the budget, verifies it, gives the budget
+    /// back, and only then takes a delivery slot and runs the handlers
+    /// within the delivery timeout.
+    async fn deliver<B>(&self, parts: Parts, body: B, declared: Option<u64>) -> WebhookResponse
     where
         B: Body + Unpin,
         B::Data: Into<Bytes>,
-    {
-        let Ok(_permit) = self.deliveries.try_acquire() else {
-            tracing::warn!(status = 503, "too many deliveries at once");
-            return Ok(self.unavailable("too many deliveries at once; please retry"));
-        };
-        let delivered = tokio::time::timeout(
-            self.config.delivery_timeout,
-            Box::pin(async {
-                let body = match self.read_body(body, declared).await {
-                    Ok(body) => body,
-                    Err(response) => return response,
-                };
-                let delivery = Delivery {
-                    method: &parts.method,
-                    path: parts.uri.path(),
-                    headers: &parts.headers,
-                    body,
-                };
-                let outcome = Box::pin(self.receiver.receive(delivery)).await;
-                // `Outcome::body` is "OK" on success: answer with the static
-                // bytes instead of allocating the same two bytes per delivery.
-                let body = if outcome.status().is_success() {
-                    Bytes::from_static(b"OK")
-                } else {
-                    Bytes::from(outcome.body())
-                };
-                let mut response = text(outcome.status(), body);
-                if outcome.status() == StatusCode::SERVICE_UNAVAILABLE {
-                    response
-                        .headers_mut()
-                        .insert(RETRY_AFTER, self.retry_after.clone());
-                }
-                response
-            }),
-        )
-        .await;
-        Ok(delivered.unwrap_or_else(|_| {
-            tracing::error!(status = 503, "delivery timed out; handlers cancelled");
-            self.unavailable("delivery timed out; please redeliver")
-        }))
-    }
-
-    /// The whole body, or the response refusing it.
-    async fn read_body<B>(&self, body: B, declared: Option<u64>) -> Result<RawBody, WebhookResponse>
-    where
-        B: Body + Unpin,
-        B::Data: Into<Bytes>,
+        B::Error: Into<BoxError>,
     {
         let limit = self.config.body_limit;
-        // Its own, shorter limit: the body comes before the signature is
-        // checked, so anyone can send it slowly. A body that is in already
-        // (the usual case) is taken without building a timer, which costs a
-        // clock reading and a timer entry per delivery.
-        let mut reading = std::pin::pin!(read_limited(body, limit, declared));
-        let first = std::future::poll_fn(|cx| Poll::Ready(reading.as_mut().poll(cx))).await;
-        let read = match first {
-            Poll::Ready(read) => Ok(read),
-            // Boxed: only a body still on its way needs the timer, and
-            // its room in this future would be paid by every delivery.
-            Poll::Pending => {
-                Box::pin(tokio::time::timeout(self.config.body_read_timeout, reading)).await
+        let reading = body::read(body, limit, declared, &self.budget);
+        let (body, held) = match tokio::time::timeout(self.config.body_read_timeout, reading).await
+        {
+            Ok(Ok(read)) => read,
+            Ok(Err(BodyError::TooLarge)) => return too_large(limit),
+            Ok(Err(BodyError::NoBudget)) => {
+                tracing::warn!(status = 503, "byte budget for unverified bodies spent");
+                return self.unavailable("too many bodies being received; please retry");
             }
-        };
-        match read {
-            Ok(Ok(body)) => Ok(body),
-            Ok(Err(BodyError::TooLarge)) => Err(too_large(limit)),
             Ok(Err(BodyError::Broken)) => {
                 tracing::debug!(status = 400, "body could not be read");
-                Err(text(
-                    StatusCode::BAD_REQUEST,
-                    "request body could not be read",
-                ))
+                return text(StatusCode::BAD_REQUEST, "request body could not be read");
             }
             Err(_) => {
-                tracing::warn!(status = 408, "body not received in time");
-                Err(text(
+                tracing::debug!(status = 408, "body not received in time");
+                return text(
                     StatusCode::REQUEST_TIMEOUT,
                     "request body not received in time",
-                ))
+                );
+            }
+        };
+        let delivery = Delivery {
+            method: &parts.method,
+            path: parts.uri.path(),
+            headers: &parts.headers,
+            body,
+        };
+        let now = SystemTime::now();
+        let verified = self.receiver.verify_at(delivery, now);
+        drop(held);
+        let event = match verified {
+            Ok(event) => event,
+            Err(refused) => return self.answer(&refused),
+        };
+        let Ok(_slot) = self.deliveries.try_acquire() else {
+            tracing::warn!(status = 503, "too many deliveries at once");
+            return self.unavailable("too many deliveries at once; please retry");
+        };
+        let handled = self.receiver.handle_at(event, now);
+        match tokio::time::timeout(self.config.delivery_timeout, handled).await {
+            Ok(outcome) => self.answer(&outcome),
+            Err(_) => {
+                tracing::error!(status = 503, "delivery timed out; handlers cancelled");
+                self.unavailable("delivery timed out; please redeliver")
             }
         }
     }
 
+    fn answer(&self, outcome: &Outcome) -> WebhookResponse {
+        let body = if outcome.status().is_success() {
+            Bytes::from_static(b"OK")
+        } else {
+            Bytes::from(outcome.body())
+        };
+        let mut response = text(outcome.status(), body);
+        if outcome.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, self.retry_after.clone());
+        }
+        response
+    }
+
     /// `<prefix>/<id>` or `<prefix>/<id>/`, with a non-empty id of one segment.
     fn is_webhook_path(&self, path: &str) -> bool {
-        let Some(rest) = path.strip_prefix(self.config.prefix.as_str()) else {
-            return false;
-        };
-        let Some(id) = rest.strip_prefix('/') else {
+        let Some(id) = path
+            .strip_prefix(self.config.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+        else {
             return false;
         };
         let id = id.strip_suffix('/').unwrap_or(id);
-        // A plain loop: for an id this short, `contains`'s `memchr` call
-        // costs more than the search.
-        !id.is_empty() && !id.bytes().any(|b| b == b'/')
+        !id.is_empty() && !id.contains('/')
     }
 
     fn unavailable(&self, message: &'static str) -> WebhookResponse {
@@ -278,7 +248,7 @@ impl Shared {
 }
 
 fn too_large(limit: usize) -> WebhookResponse {
-    tracing::warn!(status = 413, limit, "body over the limit");
+    tracing::debug!(status = 413, limit, "body over the limit");
     text(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("body is larger than the {limit} byte limit"),
@@ -318,6 +288,7 @@ impl fmt::Debug for WebhookService {
     }
 }
 
+/// The future of [`WebhookService`]'s `call`.
 pub(crate) type ResponseFuture =
     Pin<Box<dyn Future<Output = Result<WebhookResponse, Infallible>> + Send>>;
 
@@ -325,18 +296,15 @@ impl<B> hyper::service::Service<Request<B>> for WebhookService
 where
     B: Body + Send + Unpin + 'static,
     B::Data: Into<Bytes> + Send,
+    B::Error: Into<BoxError>,
 {
     type Response = WebhookResponse;
     type Error = Infallible;
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<B>) -> Self::Future {
-        match self.shared.admit(request) {
-            Admit::Answer(response) => Box::pin(std::future::ready(Ok(response))),
-            Admit::Deliver(parts, body, declared) => {
-                Box::pin(Arc::clone(&self.shared).deliver(parts, body, declared))
-            }
-        }
+        let service = self.clone();
+        Box::pin(async move { Ok(service.handle(request).await) })
     }
 }
 
@@ -344,6 +312,7 @@ impl<B> tower_service::Service<Request<B>> for WebhookService
 where
     B: Body + Send + Unpin + 'static,
     B::Data: Into<Bytes> + Send,
+    B::Error: Into<BoxError>,
 {
     type Response = WebhookResponse;
     type Error = Infallible;
@@ -363,35 +332,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The future hyper boxes per delivery stays under glibc's per-thread
-    /// cache limit (1,032 bytes with its header), and so does the
-    /// receiver's, boxed apart (see `Shared::deliver`).
-    #[test]
-    fn future_sizes() {
-        let service = WebhookService::new(Receiver::new(
-            ricloud_webhook::Verifier::new(ricloud_webhook::Secret::new("s").expect("secret")),
-            ricloud_webhook::Dispatcher::new(),
-        ));
-        let request = Request::post("/webhooks/e")
-            .header(CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(Bytes::new()))
-            .expect("request");
-        let Admit::Deliver(parts, body, declared) = service.shared.admit(request) else {
-            panic!("a delivery");
-        };
-        let fits = |name: &str, size: usize| assert!(size <= 1016, "{name}: {size} bytes");
-        let delivering = Arc::clone(&service.shared).deliver(parts, body, declared);
-        fits("delivery", std::mem::size_of_val(&delivering));
-        let headers = http::HeaderMap::new();
-        let receiving = service.receiver().receive(Delivery {
-            method: &Method::POST,
-            path: "/webhooks/e",
-            headers: &headers,
-            body: RawBody::new(),
-        });
-        fits("receiver", std::mem::size_of_val(&receiving));
-    }
 
     #[test]
     fn json_content_types() {
