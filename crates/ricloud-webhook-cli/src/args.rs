@@ -50,6 +50,7 @@ fn send_test() -> Command {
         .arg(url().required(true))
         .arg(secret())
         .arg(timeout())
+        .arg(ca_cert())
 }
 
 fn send() -> Command {
@@ -93,6 +94,7 @@ fn send() -> Command {
         )
         .arg(secret())
         .arg(timeout())
+        .arg(ca_cert())
 }
 
 fn sign() -> Command {
@@ -162,9 +164,17 @@ fn verify() -> Command {
 fn url() -> Arg {
     Arg::new("url").long("url").value_name("URL").help(
         "The receiver's base URL as registered in the webhook config, e.g. \
-             http://127.0.0.1:8080/webhooks; the event goes to <URL>/<event id>. \
-             http:// only: for https use a TLS-terminating proxy",
+             https://receiver.example.com/webhooks or http://127.0.0.1:8080/webhooks; \
+             the event goes to <URL>/<event id>",
     )
+}
+
+fn ca_cert() -> Arg {
+    Arg::new("ca-cert")
+        .long("ca-cert")
+        .value_name("FILE")
+        .value_parser(value_parser!(PathBuf))
+        .help("Also trust the PEM certificate(s) in FILE for https:// (a private CA)")
 }
 
 fn secret() -> Arg {

@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
 use ricloud_webhook::{sign, Secret, TimeWindow, Verifier};
 use ricloud_webhook_cli::{
-    event_id, event_url, post_signed, sample_event, unix_seconds, Response, EVENT_SLUGS,
+    event_id, event_url, sample_event, unix_seconds, Response, Sender, EVENT_SLUGS,
 };
 
 use crate::args::SECRET_ENV;
@@ -37,13 +37,13 @@ pub(crate) fn run(mut matches: ArgMatches) -> anyhow::Result<ExitCode> {
 fn send_test(mut m: ArgMatches) -> anyhow::Result<u8> {
     let url = required(&mut m, "url")?;
     let secret = secret(&mut m, "secret")?;
-    let timeout = timeout(&m);
+    let sender = sender(&mut m)?;
     let event = sample_event("webhook_config.test", &url, SystemTime::now())?;
     let body = serde_json::to_vec(&event)?;
     let target = event_url(&url, &event_id(&body)?)?;
     let header = sign(&secret, unix_seconds(SystemTime::now()), &body);
     Ok(
-        match runtime()?.block_on(post_signed(&target, &header, body.into(), timeout)) {
+        match runtime()?.block_on(sender.post_signed(&target, &header, body.into())) {
             Ok(response) if response.is_success() => {
                 println!("valid");
                 VALID
@@ -83,9 +83,10 @@ fn send(mut m: ArgMatches) -> anyhow::Result<u8> {
     let id = event_id(&body).context("cannot build the URL from --body")?;
     let target = event_url(&url, &id)?;
     let secret = secret(&mut m, "secret")?;
+    let sender = sender(&mut m)?;
     let header = sign(&secret, unix_seconds(SystemTime::now()), &body);
     eprintln!("POST {target}");
-    match runtime()?.block_on(post_signed(&target, &header, body.into(), timeout(&m))) {
+    match runtime()?.block_on(sender.post_signed(&target, &header, body.into())) {
         Ok(response) => {
             print_response(&response)?;
             Ok(if response.is_success() {
@@ -175,10 +176,19 @@ fn required(m: &mut ArgMatches, id: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow!("missing --{id}: see --help"))
 }
 
-fn timeout(m: &ArgMatches) -> Duration {
-    m.get_one::<Duration>("timeout")
+/// The HTTP client, with `--timeout` and `--ca-cert`.
+fn sender(m: &mut ArgMatches) -> anyhow::Result<Sender> {
+    let timeout = m
+        .get_one::<Duration>("timeout")
         .copied()
-        .unwrap_or(ricloud_webhook_cli::DEFAULT_TIMEOUT)
+        .unwrap_or(ricloud_webhook_cli::DEFAULT_TIMEOUT);
+    let ca_cert = match m.remove_one::<std::path::PathBuf>("ca-cert") {
+        Some(path) => {
+            Some(std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
+        None => None,
+    };
+    Ok(Sender::new(timeout, ca_cert.as_deref())?)
 }
 
 /// The body, byte for byte: nothing is trimmed or decoded.

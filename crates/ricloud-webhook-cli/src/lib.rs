@@ -1,7 +1,6 @@
 //! The pieces behind the `ricloud-webhook` command-line tool, for tests,
-//! benchmarks and other tools: realistic sample events, random UUIDs, ISO 8601
-//! timestamps, and a small HTTP/1.1 client that delivers a signed event the
-//! way the ricloud API does.
+//! benchmarks and other tools: realistic sample events, and a client that
+//! delivers a signed event the way the ricloud API does, over HTTP or HTTPS.
 //!
 //! ```
 //! use std::time::SystemTime;
@@ -9,13 +8,13 @@
 //! use ricloud_webhook_cli::{event_id, event_url, sample_event, unix_seconds};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let url = "http://127.0.0.1:8080/webhooks";
+//! let url = "https://receiver.example.com/webhooks";
 //! let secret = Secret::new("EZVNcphl95WzskoobnuXh_28qCZG_blz")?;
 //!
 //! // What the API's `webhook_config.test` task sends, and where.
 //! let body = serde_json::to_vec(&sample_event("webhook_config.test", url, SystemTime::now())?)?;
 //! let id = event_id(&body)?;
-//! assert_eq!(event_url(url, &id)?.to_string(), format!("{url}/{id}"));
+//! assert_eq!(event_url(url, &id)?.as_str(), format!("{url}/{id}"));
 //! let header = sign(&secret, unix_seconds(SystemTime::now()), &body);
 //!
 //! // A receiver built on the core crate accepts it.
@@ -26,30 +25,17 @@
 //! # }
 //! ```
 //!
-//! [`post_event`] does all of this and POSTs the event, as
-//! `ricloud-webhook send-test` does:
-//!
-//! ```no_run
-//! # use std::time::SystemTime;
-//! # use ricloud_webhook::Secret;
-//! # use ricloud_webhook_cli::{post_event, sample_event, DEFAULT_TIMEOUT};
-//! # async fn run(secret: Secret) -> Result<(), Box<dyn std::error::Error>> {
-//! let url = "http://127.0.0.1:8080/webhooks";
-//! let event = sample_event("webhook_config.test", url, SystemTime::now())?;
-//! let response = post_event(url, &secret, serde_json::to_vec(&event)?, DEFAULT_TIMEOUT).await?;
-//! println!("{}", if response.is_success() { "valid" } else { "invalid" });
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! The binary (`src/main.rs`, with its `args` and `commands` modules) is a
-//! thin command-line layer over these functions.
+//! [`Sender::post_event`] does all of this and POSTs the event, as
+//! `ricloud-webhook send-test` does. The binary (`src/main.rs`, with its
+//! `args` and `commands` modules) is a thin command-line layer over these
+//! functions.
 //!
 //! # Security
 //!
-//! The client speaks plain HTTP only: there is no TLS, so use it against a
-//! receiver on localhost or through a TLS-terminating proxy. The signature
-//! covers the body and the timestamp, not the URL or other headers.
+//! HTTPS is rustls (ring), checking the receiver's certificate against the
+//! system's authorities and any private CA given to [`Sender::new`]
+//! (`--ca-cert`). Redirects are not followed. The signature covers the body
+//! and the timestamp, not the URL or other headers.
 //!
 //! # Feature flags
 //!
@@ -59,17 +45,13 @@
 //!
 //! # Minimum supported Rust version
 //!
-//! Rust 1.85.
+//! Rust 1.89.
 
-mod clock;
-mod http;
+mod client;
 mod samples;
-mod uuid;
 
-pub use crate::clock::{iso8601_utc, unix_seconds};
-pub use crate::http::{
-    event_id, event_url, post_event, post_signed, Response, SendError, DEFAULT_TIMEOUT,
-    MAX_RESPONSE_BODY,
+pub use crate::client::{
+    event_id, event_url, install_tls_provider, unix_seconds, Response, SendError, Sender,
+    DEFAULT_TIMEOUT, MAX_RESPONSE_BODY,
 };
-pub use crate::samples::{sample_event, SampleError, EVENT_SLUGS};
-pub use crate::uuid::{uuid_v4, uuid_v4_from_bytes};
+pub use crate::samples::{iso8601_utc, sample_event, SampleError, EVENT_SLUGS};

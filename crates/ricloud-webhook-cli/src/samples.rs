@@ -1,13 +1,10 @@
 //! Realistic sample events for every documented slug.
 
 use std::fmt;
-use std::io;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
-
-use crate::clock::iso8601_utc;
-use crate::uuid::{fill_random, push_hex, uuid_v4_from_bytes};
+use uuid::Uuid;
 
 /// The event slugs the API documents (the core crate's list).
 pub const EVENT_SLUGS: [&str; 7] = ricloud_webhook::DOCUMENTED_SLUGS;
@@ -38,30 +35,28 @@ const KEY: u64 = 7;
 /// ```
 ///
 /// # Errors
-/// [`SampleError::UnknownSlug`] for a slug not in [`EVENT_SLUGS`];
-/// [`SampleError::Random`] when the random source fails.
+/// [`SampleError::UnknownSlug`] for a slug not in [`EVENT_SLUGS`].
 pub fn sample_event(slug: &str, url: &str, now: SystemTime) -> Result<Value, SampleError> {
     let Some((kind, action)) = slug.split_once('.').filter(|_| EVENT_SLUGS.contains(&slug)) else {
         return Err(SampleError::UnknownSlug {
             slug: slug.to_owned(),
         });
     };
-    let mut ids = Ids::new().map_err(SampleError::Random)?;
     let ago = |secs: u64| iso8601_utc(now.checked_sub(Duration::from_secs(secs)).unwrap_or(now));
-    let event_id = ids.next();
+    let event_id = new_id();
     let data = match (kind, action) {
         ("webhook_config", _) => json!({
-            "id": ids.next(),
+            "id": new_id(),
             "resource": "webhook_config",
             "organisation": ORGANISATION,
             "url": url,
             "state": "new",
             "date_created": ago(1),
         }),
-        ("session", _) => session(&mut ids, &ago),
-        ("poll", "created") => poll(&mut ids, &ago, false),
-        ("poll", _) => poll(&mut ids, &ago, true),
-        (_, action) => task(&mut ids, &ago, action),
+        ("session", _) => session(&ago),
+        ("poll", "created") => poll(&ago, false),
+        ("poll", _) => poll(&ago, true),
+        (_, action) => task(&ago, action),
     };
     Ok(json!({
         "id": event_id,
@@ -77,16 +72,16 @@ pub fn sample_event(slug: &str, url: &str, now: SystemTime) -> Result<Value, Sam
 }
 
 /// A `session` that has just expired, with its source nested.
-fn session(ids: &mut Ids, ago: &dyn Fn(u64) -> String) -> Value {
-    let user = ids.next();
+fn session(ago: &dyn Fn(u64) -> String) -> Value {
+    let user = new_id();
     json!({
-        "id": ids.next(),
+        "id": new_id(),
         "resource": "session",
         "organisation": ORGANISATION,
         "key": KEY,
         "user": user,
         "source": {
-            "id": ids.next(),
+            "id": new_id(),
             "resource": "source",
             "type": "icloud.account",
             "identifier": "john.appleseed@example.com",
@@ -102,11 +97,11 @@ fn session(ids: &mut Ids, ago: &dyn Fn(u64) -> String) -> Value {
 }
 
 /// A `poll` of two tasks, just created or completed (one task per outcome).
-fn poll(ids: &mut Ids, ago: &dyn Fn(u64) -> String, completed: bool) -> Value {
-    let id = ids.next();
-    let tasks = [ids.next(), ids.next()];
+fn poll(ago: &dyn Fn(u64) -> String, completed: bool) -> Value {
+    let id = new_id();
+    let tasks = [new_id(), new_id()];
     let (pending, succeeded, failed, results, started, finished) = if completed {
-        let result = result(ids, ago, &tasks[0], "messages.sms");
+        let result = result(ago, &tasks[0], "messages.sms");
         (
             vec![],
             vec![&tasks[0]],
@@ -135,9 +130,9 @@ fn poll(ids: &mut Ids, ago: &dyn Fn(u64) -> String, completed: bool) -> Value {
         "resource": "poll",
         "organisation": ORGANISATION,
         "key": KEY,
-        "user": ids.next(),
-        "source": ids.next(),
-        "session": ids.next(),
+        "user": new_id(),
+        "source": new_id(),
+        "session": new_id(),
         "subscription": null,
         "tasks_pending": pending,
         "tasks_processing": [],
@@ -154,12 +149,12 @@ fn poll(ids: &mut Ids, ago: &dyn Fn(u64) -> String, completed: bool) -> Value {
 }
 
 /// A `task` fetching SMS messages, in the state `action` leads to.
-fn task(ids: &mut Ids, ago: &dyn Fn(u64) -> String, action: &str) -> Value {
-    let id = ids.next();
+fn task(ago: &dyn Fn(u64) -> String, action: &str) -> Value {
+    let id = new_id();
     let (state, results, error, started, finished) = match action {
         "succeeded" => (
             "succeeded",
-            vec![result(ids, ago, &id, "messages.sms")],
+            vec![result(ago, &id, "messages.sms")],
             json!(null),
             json!(ago(120)),
             json!(ago(0)),
@@ -178,10 +173,10 @@ fn task(ids: &mut Ids, ago: &dyn Fn(u64) -> String, action: &str) -> Value {
         "resource": "task",
         "organisation": ORGANISATION,
         "key": KEY,
-        "user": ids.next(),
-        "source": ids.next(),
-        "session": ids.next(),
-        "poll": ids.next(),
+        "user": new_id(),
+        "source": new_id(),
+        "session": new_id(),
+        "poll": new_id(),
         "source_type": "icloud.account",
         "type": "fetch.data",
         "target": "messages.sms",
@@ -195,15 +190,15 @@ fn task(ids: &mut Ids, ago: &dyn Fn(u64) -> String, action: &str) -> Value {
 }
 
 /// An `available` result of `task`.
-fn result(ids: &mut Ids, ago: &dyn Fn(u64) -> String, task: &str, identifier: &str) -> Value {
-    let id = ids.next();
+fn result(ago: &dyn Fn(u64) -> String, task: &str, identifier: &str) -> Value {
+    let id = new_id();
     json!({
         "id": id,
         "resource": "result",
         "task": task,
         "identifier": identifier,
         "url": format!("https://storage.example.com/results/{id}.json"),
-        "checksum": ids.md5_like(),
+        "checksum": md5_like(),
         "size": 48_213,
         "state": "available",
         "date_created": ago(1),
@@ -212,46 +207,23 @@ fn result(ids: &mut Ids, ago: &dyn Fn(u64) -> String, task: &str, identifier: &s
     })
 }
 
-/// Random identifiers for one sample, drawn from the OS in a single call.
-struct Ids {
-    pool: [u8; 16 * Ids::CAPACITY],
-    used: usize,
+/// A fresh random identifier (UUID v4, as the API's ids are).
+fn new_id() -> String {
+    Uuid::new_v4().to_string()
 }
 
-impl Ids {
-    /// More than the largest sample needs (a completed poll uses 9).
-    const CAPACITY: usize = 12;
+/// 32 random lowercase hex digits, shaped like an MD5 checksum.
+fn md5_like() -> String {
+    Uuid::new_v4().simple().to_string()
+}
 
-    fn new() -> io::Result<Self> {
-        let mut pool = [0u8; 16 * Self::CAPACITY];
-        fill_random(&mut pool)?;
-        Ok(Self { pool, used: 0 })
-    }
-
-    /// The next 16 random bytes. Past `CAPACITY` it wraps around (repeating
-    /// identifiers) instead of panicking; the tests, which build every
-    /// sample, catch a sample that outgrows the pool.
-    fn next_bytes(&mut self) -> [u8; 16] {
-        debug_assert!(self.used < Self::CAPACITY, "raise Ids::CAPACITY");
-        let start = (self.used % Self::CAPACITY) * 16;
-        self.used += 1;
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&self.pool[start..start + 16]);
-        out
-    }
-
-    fn next(&mut self) -> String {
-        uuid_v4_from_bytes(self.next_bytes())
-    }
-
-    /// 32 lowercase hex digits, shaped like an MD5 checksum.
-    fn md5_like(&mut self) -> String {
-        let mut out = String::with_capacity(32);
-        for b in self.next_bytes() {
-            push_hex(&mut out, b);
-        }
-        out
-    }
+/// `time` in ISO 8601 UTC with milliseconds, as the API writes its dates
+/// (`2026-11-27T10:43:00.123Z`).
+pub fn iso8601_utc(time: SystemTime) -> String {
+    jiff::Timestamp::try_from(time).map_or_else(
+        |_| "1970-01-01T00:00:00.000Z".to_owned(),
+        |t| format!("{t:.3}"),
+    )
 }
 
 /// Why a sample event could not be built.
@@ -263,8 +235,6 @@ pub enum SampleError {
         /// The slug asked for.
         slug: String,
     },
-    /// The operating system's random source failed.
-    Random(io::Error),
 }
 
 impl fmt::Display for SampleError {
@@ -275,19 +245,11 @@ impl fmt::Display for SampleError {
                 "no sample for event `{slug}`: choose one of {}",
                 EVENT_SLUGS.join(", ")
             ),
-            Self::Random(e) => write!(f, "cannot generate identifiers: {e}"),
         }
     }
 }
 
-impl std::error::Error for SampleError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Random(e) => Some(e),
-            Self::UnknownSlug { .. } => None,
-        }
-    }
-}
+impl std::error::Error for SampleError {}
 
 #[cfg(test)]
 mod tests {
@@ -462,6 +424,16 @@ mod tests {
         assert_ne!(a["id"], b["id"]);
         assert_ne!(a["id"], a["data"]["id"]);
         assert_eq!(a["data"]["results"]["data"][0]["task"], a["data"]["id"]);
+    }
+
+    #[test]
+    fn dates_are_iso_8601_utc_with_milliseconds() {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(1_764_240_180_123);
+        assert_eq!(iso8601_utc(at), "2025-11-27T10:43:00.123Z");
+        assert_eq!(
+            iso8601_utc(std::time::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]
