@@ -1,6 +1,6 @@
 //! The handlers and set-up shared by the `receiver` example and its tests.
 //!
-//! Run the example with `cargo run --release --example receiver`.
+//! Run the example with `cargo run --release --bin receiver`.
 
 use std::sync::Arc;
 

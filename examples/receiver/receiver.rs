@@ -1,4 +1,4 @@
-//! A ricloud webhook receiver: `cargo run --release --example receiver`.
+//! A ricloud webhook receiver: `cargo run --release --bin receiver`.
 //!
 //! Environment:
 //! - `RICLOUD_WEBHOOK_SECRET`: the webhook config's secret. When unset, a

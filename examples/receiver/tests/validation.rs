@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use ricloud_webhook::{Receiver, Secret};
-use ricloud_webhook_cli::{post_event, sample_event, EVENT_SLUGS};
+use ricloud_webhook_cli::{sample_event, Sender, EVENT_SLUGS};
 use ricloud_webhook_examples::{dispatcher, verifier};
 use ricloud_webhook_hyper::{serve, WebhookService};
 use tokio::net::TcpListener;
@@ -46,7 +46,9 @@ async fn send(base: &str, secret: &str, slug: &str) -> (u16, String) {
     let id = event["id"].as_str().expect("id").to_owned();
     let body = serde_json::to_vec(&event).expect("json");
     let secret = Secret::new(secret).expect("secret");
-    let response = post_event(base, &secret, body, Duration::from_secs(10))
+    let sender = Sender::new(Duration::from_secs(10), None).expect("client");
+    let response = sender
+        .post_event(base, &secret, body)
         .await
         .expect("delivered");
     (response.status().as_u16(), id)
