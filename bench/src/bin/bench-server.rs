@@ -131,9 +131,15 @@ fn main() -> anyhow::Result<()> {
         drop(out);
         match mode.as_str() {
             "ours" => {
-                let store = store_capacity.map_or_else(MemoryStore::new, |n| {
-                    MemoryStore::with_bounds(n, MemoryStore::DEFAULT_MAX_AGE)
-                });
+                // A store at its steady state: full, forgetting its oldest
+                // event for each new one. The load handles 100,000 events
+                // in a couple of seconds, so the replay window that keeps
+                // them 15 minutes by default is shortened to one second.
+                let store = MemoryStore::with_bounds(
+                    store_capacity.unwrap_or(100_000),
+                    Duration::from_secs(24 * 3600),
+                )
+                .with_replay_window(Duration::from_secs(1));
                 ours(listener, secret, handler, store).await
             }
             "verify" => bare(listener, Some((Verifier::new(secret), Layers::Verify))).await,
@@ -254,9 +260,8 @@ fn check(layers: Option<&(Verifier, Layers)>, headers: &HeaderMap, body: Bytes) 
 async fn bare(listener: TcpListener, layers: Option<(Verifier, Layers)>) -> anyhow::Result<()> {
     let layers = Arc::new(layers);
     // hyper as it is usually set up to protect itself: keep-alive, the
-    // tokio timer and a header read timeout. `ricloud_webhook_hyper::serve`
-    // holds the same header limit with its per-connection watcher instead
-    // of hyper's timer per request (BENCHMARKS.md).
+    // tokio timer and a header read timeout, as `ricloud_webhook_hyper::serve`
+    // sets it up.
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -94,11 +94,18 @@ impl Held {
     /// Takes `more` bytes, waiting for them up to the budget wait.
     async fn take(&mut self, more: usize) -> Result<(), BodyError> {
         let more = u32::try_from(more).map_err(|_| BodyError::TooLarge)?;
-        let acquire = Arc::clone(&self.pool).acquire_many_owned(more);
-        // The semaphore is never closed: a failure is a wait past the
-        // deadline, a budget that stayed spent.
-        let Ok(Ok(permit)) = tokio::time::timeout(self.wait, acquire).await else {
-            return Err(BodyError::NoBudget);
+        // The usual case first, without building a timer.
+        let permit = match Arc::clone(&self.pool).try_acquire_many_owned(more) {
+            Ok(permit) => permit,
+            Err(_) => {
+                let acquire = Arc::clone(&self.pool).acquire_many_owned(more);
+                // The semaphore is never closed: a failure is a wait past
+                // the deadline, a budget that stayed spent.
+                let Ok(Ok(permit)) = tokio::time::timeout(self.wait, acquire).await else {
+                    return Err(BodyError::NoBudget);
+                };
+                permit
+            }
         };
         match &mut self.permit {
             Some(held) => held.merge(permit),

@@ -77,7 +77,7 @@
 //! 64 KiB` for everything strangers can send, plus, for verified
 //! deliveries only, `max_deliveries × body_limit`. The example receiver's
 //! test runs 300 connections that each send most of a 1 MiB body and hold
-//! it, and checks that it stays under 160 MiB and answers signed deliveries
+//! it, and checks that it stays under 128 MiB and answers signed deliveries
 //! sent meanwhile with 200.
 //!
 //! What these limits cannot do: a sender with many addresses can still

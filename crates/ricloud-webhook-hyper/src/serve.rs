@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::service::ResponseFuture;
@@ -44,7 +44,8 @@ const H2_WINDOW: u32 = 64 * 1024;
 /// [`Config::header_read_timeout`](crate::Config::header_read_timeout) of
 /// opening, over HTTP/1 when the next request's headers take longer than
 /// that (hyper's own timeout), and when it has had no request in progress
-/// for [`Config::idle_timeout`](crate::Config::idle_timeout).
+/// for [`Config::idle_timeout`](crate::Config::idle_timeout) (seen at most
+/// that long again later).
 ///
 /// On shutdown it stops accepting, makes the receiver answer 503 to new
 /// deliveries, and lets in-flight deliveries finish for up to
@@ -125,7 +126,8 @@ pub async fn serve(
                 .serve_connection(TokioIo::new(stream), tracked)
                 .into_owned(),
         );
-        let (first, idle) = (config.header_read_timeout, config.idle_timeout);
+        let idle = config.idle_timeout;
+        let first = config.header_read_timeout.min(idle);
         tasks.spawn(async move {
             tokio::select! {
                 ended = connection => {
@@ -182,44 +184,43 @@ fn is_per_connection(e: &io::Error) -> bool {
 /// timeout also runs while a kept-alive connection waits for the next
 /// one), but neither hyper-util's protocol detection, which waits for a
 /// connection's first bytes, nor hyper's HTTP/2 server has a timeout for a
-/// connection that sends nothing.
+/// connection that sends nothing. Counters rather than a timer per request:
+/// a request costs two atomic additions, and a connection one timer per
+/// idle period.
 #[derive(Default)]
 struct Activity {
+    /// Requests whose response is not ready yet.
     in_flight: AtomicUsize,
-    changed: Notify,
+    /// Requests started on this connection so far.
+    started: AtomicUsize,
 }
 
 impl Activity {
     fn started(&self) {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.changed.notify_one();
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
     fn ended(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.changed.notify_one();
-        }
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Resolves once the connection has had no request in progress for
-    /// `first` since it opened (before any request), or for `idle` since
-    /// its last request ended. A change stores a notification when nobody
-    /// waits, so none is missed between a look at the count and the wait.
+    /// Resolves once a whole period has passed with no request in progress
+    /// and none started: `first` from the connection's opening, then
+    /// `idle` at a time. A connection idle since just after a look is seen
+    /// at the next one, so it closes between `idle` and twice that after
+    /// its last request.
     async fn idle(&self, first: Duration, idle: Duration) {
-        let mut limit = first;
+        let mut seen = 0;
+        let mut period = first;
         loop {
-            if self.in_flight.load(Ordering::SeqCst) > 0 {
-                self.changed.notified().await;
-                limit = idle;
-                continue;
-            }
-            if tokio::time::timeout(limit, self.changed.notified())
-                .await
-                .is_err()
-            {
+            tokio::time::sleep(period).await;
+            let started = self.started.load(Ordering::Relaxed);
+            if started == seen && self.in_flight.load(Ordering::Relaxed) == 0 {
                 return;
             }
-            limit = idle;
+            seen = started;
+            period = idle;
         }
     }
 }
@@ -271,7 +272,7 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn a_connection_with_nothing_in_progress_is_idle_after_its_limit() {
+    async fn a_connection_that_never_sends_a_request_is_idle_after_the_first_period() {
         let activity = Activity::default();
         let start = tokio::time::Instant::now();
         activity
@@ -281,7 +282,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_request_in_progress_holds_off_idleness_and_its_end_starts_the_idle_limit() {
+    async fn requests_hold_off_idleness_until_a_whole_period_passes_without_one() {
         let activity = Arc::new(Activity::default());
         let start = tokio::time::Instant::now();
         let watcher = {
@@ -292,6 +293,8 @@ mod tests {
                     .await;
             })
         };
+        // A request at 5 s that takes 100 s: in progress at the looks at
+        // 10, 40, 70 and 100 s.
         tokio::time::sleep(Duration::from_secs(5)).await;
         activity.started();
         tokio::time::sleep(Duration::from_secs(100)).await;
@@ -300,7 +303,9 @@ mod tests {
             "idle while a request was in progress"
         );
         activity.ended();
+        // The look at 130 s finds nothing started since 100 s and nothing
+        // in flight.
         watcher.await.expect("watcher");
-        assert_eq!(start.elapsed(), Duration::from_secs(135));
+        assert_eq!(start.elapsed(), Duration::from_secs(130));
     }
 }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
@@ -103,7 +103,10 @@ impl WebhookService {
     {
         match self.shared.admit(request) {
             Admit::Deliver(parts, body, declared) => {
-                self.shared.deliver(parts, body, declared).await
+                let Ok(response) = Arc::clone(&self.shared)
+                    .deliver(parts, body, declared)
+                    .await;
+                response
             }
             Admit::Answer(response) => response,
         }
@@ -156,32 +159,42 @@ impl Shared {
     /// Reads the body within the budget, verifies it, gives the budget
     /// back, and only then takes a delivery slot and runs the handlers
     /// within the delivery timeout.
-    async fn deliver<B>(&self, parts: Parts, body: B, declared: Option<u64>) -> WebhookResponse
+    async fn deliver<B>(
+        self: Arc<Self>,
+        parts: Parts,
+        body: B,
+        declared: Option<u64>,
+    ) -> Result<WebhookResponse, Infallible>
     where
         B: Body + Unpin,
         B::Data: Into<Bytes>,
         B::Error: Into<BoxError>,
     {
         let limit = self.config.body_limit;
-        let reading = body::read(body, limit, declared, &self.budget);
-        let (body, held) = match tokio::time::timeout(self.config.body_read_timeout, reading).await
-        {
+        // The two stages are boxed apart, so the future hyper boxes per
+        // request stays small: one large block a request costs more in the
+        // allocator than three that fit its per-thread cache.
+        let reading = Box::pin(body::read(body, limit, declared, &self.budget));
+        let (body, held) = match within(self.config.body_read_timeout, reading).await {
             Ok(Ok(read)) => read,
-            Ok(Err(BodyError::TooLarge)) => return too_large(limit),
+            Ok(Err(BodyError::TooLarge)) => return Ok(too_large(limit)),
             Ok(Err(BodyError::NoBudget)) => {
                 tracing::warn!(status = 503, "byte budget for unverified bodies spent");
-                return self.unavailable("too many bodies being received; please retry");
+                return Ok(self.unavailable("too many bodies being received; please retry"));
             }
             Ok(Err(BodyError::Broken)) => {
                 tracing::debug!(status = 400, "body could not be read");
-                return text(StatusCode::BAD_REQUEST, "request body could not be read");
+                return Ok(text(
+                    StatusCode::BAD_REQUEST,
+                    "request body could not be read",
+                ));
             }
             Err(_) => {
                 tracing::debug!(status = 408, "body not received in time");
-                return text(
+                return Ok(text(
                     StatusCode::REQUEST_TIMEOUT,
                     "request body not received in time",
-                );
+                ));
             }
         };
         let delivery = Delivery {
@@ -195,20 +208,20 @@ impl Shared {
         drop(held);
         let event = match verified {
             Ok(event) => event,
-            Err(refused) => return self.answer(&refused),
+            Err(refused) => return Ok(self.answer(&refused)),
         };
         let Ok(_slot) = self.deliveries.try_acquire() else {
             tracing::warn!(status = 503, "too many deliveries at once");
-            return self.unavailable("too many deliveries at once; please retry");
+            return Ok(self.unavailable("too many deliveries at once; please retry"));
         };
-        let handled = self.receiver.handle_at(event, now);
-        match tokio::time::timeout(self.config.delivery_timeout, handled).await {
+        let handled = Box::pin(self.receiver.handle_at(event, now));
+        Ok(match within(self.config.delivery_timeout, handled).await {
             Ok(outcome) => self.answer(&outcome),
             Err(_) => {
                 tracing::error!(status = 503, "delivery timed out; handlers cancelled");
                 self.unavailable("delivery timed out; please redeliver")
             }
-        }
+        })
     }
 
     fn answer(&self, outcome: &Outcome) -> WebhookResponse {
@@ -244,6 +257,20 @@ impl Shared {
             .headers_mut()
             .insert(RETRY_AFTER, self.retry_after.clone());
         response
+    }
+}
+
+/// `future`'s output if it comes within `limit`. A future that is ready at
+/// once (a body that came with its headers, handlers that did not wait)
+/// costs no timer: the timer is built, and boxed, only for one that is not.
+async fn within<F: Future + Unpin>(
+    limit: Duration,
+    mut future: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => Box::pin(tokio::time::timeout(limit, future)).await,
     }
 }
 
@@ -303,8 +330,14 @@ where
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<B>) -> Self::Future {
-        let service = self.clone();
-        Box::pin(async move { Ok(service.handle(request).await) })
+        match self.shared.admit(request) {
+            // Boxed as it is, without a wrapper: it fits the allocator's
+            // per-thread cache (see `future_size` below).
+            Admit::Deliver(parts, body, declared) => {
+                Box::pin(Arc::clone(&self.shared).deliver(parts, body, declared))
+            }
+            Admit::Answer(response) => Box::pin(std::future::ready(Ok(response))),
+        }
     }
 }
 
@@ -332,6 +365,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The future hyper boxes per delivery fits glibc's per-thread cache
+    /// (1,032 bytes with its header); a larger block costs a trip through
+    /// the allocator's bins on every request.
+    #[test]
+    fn future_size() {
+        let service = WebhookService::new(Receiver::new(
+            ricloud_webhook::Verifier::new(ricloud_webhook::Secret::new("s").expect("secret")),
+            ricloud_webhook::Dispatcher::new(),
+        ));
+        let request = Request::post("/webhooks/e")
+            .header(CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(Bytes::new()))
+            .expect("request");
+        let Admit::Deliver(parts, body, declared) = service.shared.admit(request) else {
+            panic!("a delivery");
+        };
+        let delivering = Arc::clone(&service.shared).deliver(parts, body, declared);
+        assert!(
+            std::mem::size_of_val(&delivering) <= 1016,
+            "{}",
+            std::mem::size_of_val(&delivering)
+        );
+    }
 
     #[test]
     fn json_content_types() {
