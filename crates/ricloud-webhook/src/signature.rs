@@ -103,6 +103,16 @@ impl SignatureHeader {
     }
 }
 
+/// The digits of `t=` in a value [`SignatureHeader::parse`] accepted: it
+/// starts with `t=` and the digits run to the first comma.
+pub(crate) fn timestamp_digits(accepted: &[u8]) -> &[u8] {
+    let end = accepted
+        .iter()
+        .position(|&b| b == b',')
+        .unwrap_or(accepted.len());
+    accepted.get(2..end).unwrap_or_default()
+}
+
 fn parse_timestamp(text: &[u8]) -> Result<u64, HeaderError> {
     match text {
         [] => Err(HeaderError::EmptyTimestamp),
@@ -200,7 +210,10 @@ pub fn sign(secret: &Secret, timestamp: u64, body: &[u8]) -> SignatureHeader {
 
 /// Signs with a keyed state.
 pub(crate) fn sign_with(key: &Key, timestamp: u64, body: &[u8]) -> SignatureHeader {
-    let tag = key.mac(timestamp, body).finalize().into_bytes();
+    let tag = key
+        .mac(timestamp.to_string().as_bytes(), body)
+        .finalize()
+        .into_bytes();
     let mut signature = [0u8; SIGNATURE_LEN];
     signature.copy_from_slice(&tag);
     SignatureHeader::new(timestamp, signature)
@@ -532,6 +545,16 @@ mod tests {
             SignatureHeader::parse(b"\0t=1"),
             Err(HeaderError::UnknownField)
         );
+    }
+
+    #[test]
+    fn the_digits_of_an_accepted_header_are_its_timestamp_in_decimal() {
+        for t in [0, 7, 10, 1_709_815_072, u64::MAX] {
+            let text = format!("t={t},s={S}");
+            let header = parse(&text).expect("valid");
+            assert_eq!(timestamp_digits(text.as_bytes()), t.to_string().as_bytes());
+            assert_eq!(header.timestamp(), t);
+        }
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Verification of a delivery against one or more secrets, in constant time.
 
 use std::fmt;
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -113,18 +112,12 @@ impl Key {
         ))
     }
 
-    /// A fresh state for one message, already fed `<timestamp>.`.
-    pub(crate) fn mac(&self, timestamp: u64, body: &[u8]) -> Hmac<Sha256> {
+    /// The state for one message, `<digits>.<body>`, fed and ready to
+    /// finish.
+    pub(crate) fn mac(&self, digits: &[u8], body: &[u8]) -> Hmac<Sha256> {
         let mut mac = (*self.0).clone();
-        // The timestamp's canonical digits: what the parser accepts and the
-        // API signs. `u64::MAX` has 20 digits, so the buffer always fits.
-        let mut digits = [0u8; 21];
-        let unused = {
-            let mut cursor = &mut digits[..];
-            let _ = write!(cursor, "{timestamp}.");
-            cursor.len()
-        };
-        mac.update(&digits[..digits.len() - unused]);
+        mac.update(digits);
+        mac.update(b".");
         mac.update(body);
         mac
     }
@@ -275,14 +268,17 @@ impl Verifier {
         body: impl Into<Bytes>,
         now: SystemTime,
     ) -> Result<Verified, VerifyError> {
-        let header = header.ok_or(VerifyError::MissingHeader)?;
-        let header = SignatureHeader::parse(header).map_err(VerifyError::MalformedHeader)?;
+        let text = header.ok_or(VerifyError::MissingHeader)?;
+        let header = SignatureHeader::parse(text).map_err(VerifyError::MalformedHeader)?;
+        // The parser accepts the canonical decimal only, so the digits as
+        // received (`t=<digits>,`) are the ones the sender signed.
+        let digits = signature::timestamp_digits(text);
         let body = body.into();
         let matched = self
             .keys
             .iter()
             .position(|key| {
-                key.mac(header.timestamp(), &body)
+                key.mac(digits, &body)
                     .verify_slice(header.signature())
                     .is_ok()
             })
@@ -495,7 +491,9 @@ mod tests {
             plain.update(format!("{t}.").as_bytes());
             plain.update(b"body");
             assert_eq!(
-                key.mac(t, b"body").finalize().into_bytes(),
+                key.mac(t.to_string().as_bytes(), b"body")
+                    .finalize()
+                    .into_bytes(),
                 plain.finalize().into_bytes(),
                 "{t}"
             );
