@@ -83,18 +83,31 @@ impl SignatureHeader {
         }
         let mut timestamp = None;
         let mut signature = None;
-        for field in value.split(|&b| b == b',') {
+        let mut rest = value;
+        loop {
+            // `contains` looks a word at a time (std's memchr), so the 44
+            // characters of `s=` are not searched for a comma byte by byte.
+            let (field, next) = if rest.contains(&b',') {
+                let comma = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
+                (&rest[..comma], rest.get(comma + 1..))
+            } else {
+                (rest, None)
+            };
             let Some(eq) = field.iter().position(|&b| b == b'=') else {
                 return Err(HeaderError::FieldWithoutValue);
             };
             let (name, text) = (&field[..eq], &field[eq + 1..]);
             match name {
-                b"t" if timestamp.is_some() => return Err(HeaderError::DuplicateTimestamp),
-                b"t" if signature.is_some() => return Err(HeaderError::FieldsOutOfOrder),
-                b"t" => timestamp = Some(parse_timestamp(text)?),
-                b"s" if signature.is_some() => return Err(HeaderError::DuplicateSignature),
-                b"s" => signature = Some(text),
+                [b't'] if timestamp.is_some() => return Err(HeaderError::DuplicateTimestamp),
+                [b't'] if signature.is_some() => return Err(HeaderError::FieldsOutOfOrder),
+                [b't'] => timestamp = Some(parse_timestamp(text)?),
+                [b's'] if signature.is_some() => return Err(HeaderError::DuplicateSignature),
+                [b's'] => signature = Some(text),
                 _ => return Err(HeaderError::UnknownField),
+            }
+            match next {
+                Some(next) => rest = next,
+                None => break,
             }
         }
         let timestamp = timestamp.ok_or(HeaderError::MissingTimestamp)?;
@@ -115,15 +128,19 @@ pub(crate) fn timestamp_digits(accepted: &[u8]) -> &[u8] {
 
 fn parse_timestamp(text: &[u8]) -> Result<u64, HeaderError> {
     match text {
-        [] => Err(HeaderError::EmptyTimestamp),
-        _ if !text.iter().all(u8::is_ascii_digit) => Err(HeaderError::TimestampNotDigits),
-        [b'0', _, ..] => Err(HeaderError::TimestampLeadingZero),
-        // ASCII digits only, so the text is UTF-8 and `parse` fails only on overflow.
-        _ => std::str::from_utf8(text)
-            .ok()
-            .and_then(|digits| digits.parse().ok())
-            .ok_or(HeaderError::TimestampOverflow),
+        [] => return Err(HeaderError::EmptyTimestamp),
+        _ if !text.iter().all(u8::is_ascii_digit) => return Err(HeaderError::TimestampNotDigits),
+        [b'0', _, ..] => return Err(HeaderError::TimestampLeadingZero),
+        _ => {}
     }
+    let digit = |d: &u8| u64::from(d - b'0');
+    // Up to 19 digits cannot overflow a `u64`; only longer ones are checked.
+    if text.len() < 20 {
+        return Ok(text.iter().fold(0, |n, d| n * 10 + digit(d)));
+    }
+    text.iter()
+        .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(digit(d)))
+        .ok_or(HeaderError::TimestampOverflow)
 }
 
 fn parse_signature(text: &[u8]) -> Result<[u8; SIGNATURE_LEN], HeaderError> {
@@ -210,13 +227,24 @@ pub fn sign(secret: &Secret, timestamp: u64, body: &[u8]) -> SignatureHeader {
 
 /// Signs with a keyed state.
 pub(crate) fn sign_with(key: &Key, timestamp: u64, body: &[u8]) -> SignatureHeader {
+    let signature = tag(key, timestamp, body);
+    // As after a verification (see `Verifier::verify_at`); signing is not
+    // on the request path, so the margin is generous.
+    zeroize::zeroize_stack::<{ 16 * 1024 }>();
+    SignatureHeader::new(timestamp, signature)
+}
+
+/// The tag of `<timestamp>.<body>`. Never inlined, so the stack it uses
+/// lies within what the caller clears after it.
+#[inline(never)]
+fn tag(key: &Key, timestamp: u64, body: &[u8]) -> [u8; SIGNATURE_LEN] {
     let tag = key
         .mac(timestamp.to_string().as_bytes(), body)
         .finalize()
         .into_bytes();
     let mut signature = [0u8; SIGNATURE_LEN];
     signature.copy_from_slice(&tag);
-    SignatureHeader::new(timestamp, signature)
+    signature
 }
 
 /// Why a `Ricloud-Signature` value could not be parsed.

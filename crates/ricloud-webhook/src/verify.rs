@@ -116,8 +116,11 @@ impl Key {
     /// finish.
     pub(crate) fn mac(&self, digits: &[u8], body: &[u8]) -> Hmac<Sha256> {
         let mut mac = (*self.0).clone();
-        mac.update(digits);
-        mac.update(b".");
+        // `<digits>.` in one piece: a `u64` has at most 20 digits.
+        let mut prefix = [b'.'; 21];
+        let len = digits.len().min(20);
+        prefix[..len].copy_from_slice(&digits[..len]);
+        mac.update(&prefix[..=len]);
         mac.update(body);
         mac
     }
@@ -126,6 +129,11 @@ impl Key {
 /// Stack cleared after keying: `hmac` and `sha2` use a few hundred bytes
 /// for it; this leaves room for a debug build's larger frames.
 const KEYING_STACK: usize = 16 * 1024;
+
+/// Stack cleared after each verification: it runs on the request path, so
+/// this is sized to what a release build uses, with room to spare; the
+/// `key-wipe` check (checks/key-wipe) makes sure it is enough.
+const VERIFY_STACK: usize = 1024;
 
 /// Checks `Ricloud-Signature` headers against the current secret and any
 /// previous ones still accepted during a rotation.
@@ -274,21 +282,30 @@ impl Verifier {
         // received (`t=<digits>,`) are the ones the sender signed.
         let digits = signature::timestamp_digits(text);
         let body = body.into();
-        let matched = self
-            .keys
-            .iter()
-            .position(|key| {
-                key.mac(digits, &body)
-                    .verify_slice(header.signature())
-                    .is_ok()
-            })
-            .ok_or(VerifyError::SignatureMismatch)?;
+        let matched = self.matching_key(digits, &body, header.signature());
+        // SHA-256's compression leaves a copy of the state it starts from
+        // on the stack: for the last block of the outer hash, that is the
+        // keyed state itself, which signs as well as the secret does.
+        zeroize::zeroize_stack::<VERIFY_STACK>();
+        let matched = matched.ok_or(VerifyError::SignatureMismatch)?;
         self.window.check(header.timestamp(), unix_seconds(now))?;
         Ok(Verified {
             body,
             timestamp: header.timestamp(),
             matched_secret: matched,
         })
+    }
+}
+
+impl Verifier {
+    /// The first key whose tag for `<digits>.<body>` is `tag`, compared in
+    /// constant time. Never inlined, so the stack it uses lies within what
+    /// the caller clears after it.
+    #[inline(never)]
+    fn matching_key(&self, digits: &[u8], body: &[u8], tag: &[u8]) -> Option<usize> {
+        self.keys
+            .iter()
+            .position(|key| key.mac(digits, body).verify_slice(tag).is_ok())
     }
 }
 
