@@ -103,12 +103,12 @@ PY
 }
 
 build_cli() {
-    echo "interop: building ricloud-webhook and the receiver example (debug)"
+    echo "interop: building ricloud-webhook and the example receiver (debug)"
     (cd "$REPO" && cargo build --quiet -p ricloud-webhook-cli \
-        && cargo build --quiet -p ricloud-webhook-examples --example receiver)
+        && cargo build --quiet -p ricloud-webhook-examples --bin receiver)
 }
 
-RECEIVER="${CARGO_TARGET_DIR:-$REPO/target}/debug/examples/receiver"
+RECEIVER="${CARGO_TARGET_DIR:-$REPO/target}/debug/receiver"
 
 part_a() {
     echo "interop: part (a): ricloud-py's signatures -> our receiver example"
