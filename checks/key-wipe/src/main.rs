@@ -247,6 +247,10 @@ fn scan_stack(patterns: &[(&'static str, [u8; PROBE])]) -> Vec<(&'static str, us
         .collect()
 }
 
+/// A phase of the exercise: its name, what it runs with a secret's bytes,
+/// and what that must return.
+type Phase = (&'static str, fn(&[u8]) -> usize, usize);
+
 /// The hits of each piece in freed heap blocks so far, and clears them.
 fn take_heap_hits(patterns: &[(&'static str, [u8; PROBE])]) -> Vec<(&'static str, usize)> {
     patterns
@@ -267,7 +271,7 @@ fn main() {
     assert!(patterns.len() <= HEAP_HITS.len());
     PATTERNS.set(patterns.clone()).expect("set once");
 
-    let phases: [(&str, fn(&[u8]) -> usize, usize); 4] = [
+    let phases: [Phase; 4] = [
         ("keying", keying, 3),
         ("rotation", rotation, 5),
         ("verification", verification, 1),

@@ -167,13 +167,24 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
-    /// Events being handled; the sender exists once another delivery of the
-    /// same event waits for the outcome.
-    in_flight: HashMap<Arc<str>, Option<watch::Sender<Option<bool>>>>,
-    /// Handled events and when they were handled.
-    handled: HashMap<Arc<str>, SystemTime>,
-    /// The same events, oldest first: the order they are forgotten in.
+    /// Every event remembered: in flight or handled, one entry each.
+    events: HashMap<Arc<str>, State>,
+    /// How many of `events` are in flight.
+    in_flight: usize,
+    /// The handled events, oldest first: the order they are forgotten in.
     order: VecDeque<(Arc<str>, SystemTime)>,
+}
+
+enum State {
+    /// Being handled; the sender exists once another delivery of the same
+    /// event waits for the outcome. The id is the map's key, kept here to
+    /// queue it once handled.
+    InFlight {
+        id: Arc<str>,
+        waiters: Option<watch::Sender<Option<bool>>>,
+    },
+    /// Handled at this time.
+    Handled(SystemTime),
 }
 
 impl MemoryStore {
@@ -205,7 +216,8 @@ impl MemoryStore {
 
     /// How many handled events are remembered now.
     pub fn handled_len(&self) -> usize {
-        self.lock().handled.len()
+        let inner = self.lock();
+        inner.events.len() - inner.in_flight
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -217,41 +229,56 @@ impl MemoryStore {
     fn claim_now(&self, event_id: &str, now: SystemTime) -> Result<Claim, StoreError> {
         let mut inner = self.lock();
         inner.forget_older_than(self.max_age, now);
-        if inner.handled.contains_key(event_id) {
-            return Ok(Claim::AlreadyHandled);
+        match inner.events.get_mut(event_id) {
+            Some(State::Handled(_)) => return Ok(Claim::AlreadyHandled),
+            Some(State::InFlight { waiters, .. }) => {
+                let mut outcome = waiters
+                    .get_or_insert_with(|| watch::channel(None).0)
+                    .subscribe();
+                return Ok(Claim::InFlight(InFlight::new(async move {
+                    // A sender dropped without an outcome counts as released.
+                    matches!(
+                        outcome.wait_for(Option::is_some).await.as_deref(),
+                        Ok(Some(true))
+                    )
+                })));
+            }
+            None => {}
         }
-        if let Some(waiters) = inner.in_flight.get_mut(event_id) {
-            let mut outcome = waiters
-                .get_or_insert_with(|| watch::channel(None).0)
-                .subscribe();
-            return Ok(Claim::InFlight(InFlight::new(async move {
-                // A sender dropped without an outcome counts as released.
-                matches!(
-                    outcome.wait_for(Option::is_some).await.as_deref(),
-                    Ok(Some(true))
-                )
-            })));
-        }
-        if inner.handled.len() + inner.in_flight.len() >= self.capacity
+        if inner.events.len() >= self.capacity
             && !inner.forget_oldest_outside(self.replay_window, now)
         {
             return Err(StoreError::Full);
         }
-        inner.in_flight.insert(Arc::from(event_id), None);
+        let id: Arc<str> = Arc::from(event_id);
+        let state = State::InFlight {
+            id: Arc::clone(&id),
+            waiters: None,
+        };
+        inner.events.insert(id, state);
+        inner.in_flight += 1;
         Ok(Claim::Claimed)
     }
 
     fn finish_now(&self, event_id: &str, handled: bool, now: SystemTime) {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         // A finish without a claim (a stray call) changes nothing.
-        let Some((id, waiters)) = inner.in_flight.remove_entry(event_id) else {
+        let Some(state) = inner.events.get_mut(event_id) else {
             return;
         };
+        let State::InFlight { id, waiters } = state else {
+            return;
+        };
+        let (id, waiters) = (Arc::clone(id), waiters.take());
         if handled {
-            inner.handled.insert(Arc::clone(&id), now);
+            *state = State::Handled(now);
             inner.order.push_back((id, now));
+        } else {
+            inner.events.remove(event_id);
         }
-        drop(inner);
+        inner.in_flight -= 1;
+        drop(guard);
         if let Some(waiters) = waiters {
             waiters.send_replace(Some(handled));
         }
@@ -284,7 +311,7 @@ impl Inner {
 
     fn forget_oldest(&mut self) {
         if let Some((id, _)) = self.order.pop_front() {
-            self.handled.remove(&id);
+            self.events.remove(&id);
         }
     }
 }
@@ -325,8 +352,8 @@ impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = self.lock();
         f.debug_struct("MemoryStore")
-            .field("handled", &inner.handled.len())
-            .field("in_flight", &inner.in_flight.len())
+            .field("handled", &(inner.events.len() - inner.in_flight))
+            .field("in_flight", &inner.in_flight)
             .field("capacity", &self.capacity)
             .field("max_age", &self.max_age)
             .field("replay_window", &self.replay_window)
