@@ -183,8 +183,8 @@ enum State {
         id: Arc<str>,
         waiters: Option<watch::Sender<Option<bool>>>,
     },
-    /// Handled at this time.
-    Handled(SystemTime),
+    /// Handled (when is in `order`).
+    Handled,
 }
 
 impl MemoryStore {
@@ -230,7 +230,7 @@ impl MemoryStore {
         let mut inner = self.lock();
         inner.forget_older_than(self.max_age, now);
         match inner.events.get_mut(event_id) {
-            Some(State::Handled(_)) => return Ok(Claim::AlreadyHandled),
+            Some(State::Handled) => return Ok(Claim::AlreadyHandled),
             Some(State::InFlight { waiters, .. }) => {
                 let mut outcome = waiters
                     .get_or_insert_with(|| watch::channel(None).0)
@@ -272,7 +272,7 @@ impl MemoryStore {
         };
         let (id, waiters) = (Arc::clone(id), waiters.take());
         if handled {
-            *state = State::Handled(now);
+            *state = State::Handled;
             inner.order.push_back((id, now));
         } else {
             inner.events.remove(event_id);
