@@ -248,27 +248,11 @@ impl<'de> Deserialize<'de> for ResultList {
                     has_more: false,
                 })
             }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<ResultList, A::Error> {
-                let mut data: Option<Vec<ResultResource>> = None;
-                let mut has_more: Option<bool> = None;
-                while let Some(key) = map.next_key::<ListField>()? {
-                    match key {
-                        ListField::Data if data.is_some() => {
-                            return Err(de::Error::duplicate_field("data"))
-                        }
-                        ListField::Data => data = Some(map.next_value()?),
-                        ListField::HasMore if has_more.is_some() => {
-                            return Err(de::Error::duplicate_field("has_more"))
-                        }
-                        ListField::HasMore => has_more = Some(map.next_value()?),
-                        ListField::Other => {
-                            map.next_value::<de::IgnoredAny>()?;
-                        }
-                    }
-                }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<ResultList, A::Error> {
+                let list = ListObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(ResultList {
-                    data: data.unwrap_or_default(),
-                    has_more: has_more.unwrap_or(false),
+                    data: list.data,
+                    has_more: list.has_more,
                 })
             }
         }
@@ -276,32 +260,13 @@ impl<'de> Deserialize<'de> for ResultList {
     }
 }
 
-/// A key of a list object, matched without allocating (serde's `Cow<str>`
-/// would be an owned copy of every key).
-enum ListField {
-    Data,
-    HasMore,
-    Other,
-}
-
-impl<'de> Deserialize<'de> for ListField {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct FieldVisitor;
-        impl Visitor<'_> for FieldVisitor {
-            type Value = ListField;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<ListField, E> {
-                Ok(match s {
-                    "data" => ListField::Data,
-                    "has_more" => ListField::HasMore,
-                    _ => ListField::Other,
-                })
-            }
-        }
-        d.deserialize_identifier(FieldVisitor)
-    }
+/// The object form of a list, as the API sends it.
+#[derive(Deserialize)]
+struct ListObject {
+    #[serde(default)]
+    data: Vec<ResultResource>,
+    #[serde(default)]
+    has_more: bool,
 }
 
 /// The `result` resource: one file a task produced.
