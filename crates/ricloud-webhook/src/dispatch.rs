@@ -8,6 +8,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll as TaskPoll;
 
+use bytes::Bytes;
+
 use crate::resources::{Poll, Session, Task, WebhookConfig};
 use crate::{Event, EventError, Verified, ViewError};
 
@@ -98,6 +100,25 @@ impl VerifiedEvent {
         Ok(Self {
             event: Arc::new(event),
             matched_secret,
+        })
+    }
+
+    /// An event read back from a store that recorded it only after it was
+    /// verified (an inbox's row), for the store's workers to dispatch.
+    ///
+    /// This is the one way to build a `VerifiedEvent` without a
+    /// [`Verified`] token: call it only on bytes that a
+    /// [`DeliveryStore`](crate::DeliveryStore) or
+    /// [`EventQueue`](crate::EventQueue) stored after the receiver verified
+    /// them. The signature's time window is not checked again: a stored
+    /// event may be run, or replayed, long after it arrived.
+    ///
+    /// # Errors
+    /// [`EventError`] when the body is not an event.
+    pub fn from_stored(body: impl Into<Bytes>) -> Result<Self, EventError> {
+        Ok(Self {
+            event: Arc::new(Event::from_json(body)?),
+            matched_secret: 0,
         })
     }
 

@@ -157,7 +157,9 @@ pub use secret::{Secret, SecretError};
 pub use signature::{
     sign, HeaderError, SignatureHeader, MAX_HEADER_LEN, SIGNATURE_HEADER, SIGNATURE_LEN,
 };
-pub use store::{Claim, DeliveryStore, InFlight, MemoryStore, StoreError, StoreFuture};
+pub use store::{
+    Claim, DeliveryStore, Enqueued, EventQueue, InFlight, MemoryStore, StoreError, StoreFuture,
+};
 pub use verify::{TimeWindow, Verified, Verifier, VerifyError};
 
 /// Re-exported for callers that build [`Delivery`] values.

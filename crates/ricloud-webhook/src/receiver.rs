@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tracing::{Instrument, Level};
 
-use crate::store::{Claim, DeliveryStore, MemoryStore, StoreError};
+use crate::store::{Claim, DeliveryStore, Enqueued, EventQueue, MemoryStore, StoreError};
 use crate::{
     Dispatched, Dispatcher, Event, EventError, HeaderError, VerifiedEvent, Verifier, VerifyError,
 };
@@ -32,26 +32,59 @@ pub struct Delivery<'a> {
 
 /// Verifies, parses, deduplicates and dispatches deliveries.
 ///
+/// Two modes:
+///
+/// - **Inline** ([`Receiver::new`]): the handlers run before the answer,
+///   and their outcome decides it (200 or 500); the [`DeliveryStore`]
+///   records handled events, so a redelivery does not run them again.
+/// - **Queued** ([`Receiver::queued`]): a verified event is committed to an
+///   [`EventQueue`] and only then answered 200; the queue's own workers run
+///   the handlers later, retrying failures. Nothing a handler does changes
+///   the answer.
+///
 /// [`Receiver::receive`] runs the whole pipeline. An adapter that wants to
-/// free what it holds for an unverified request before the handlers run
-/// (the hyper adapter's byte budget) calls its two halves:
+/// free what it holds for an unverified request before the rest runs (the
+/// hyper adapter's byte budget) calls its two halves:
 /// [`Receiver::verify_at`], which needs no I/O, then
 /// [`Receiver::handle_at`]. See the crate documentation for the status table.
 pub struct Receiver {
     verifier: Verifier,
-    dispatcher: Dispatcher,
-    store: Arc<dyn DeliveryStore>,
+    sink: Sink,
     shutting_down: AtomicBool,
     span_level: Level,
 }
 
+/// Where a verified event goes.
+enum Sink {
+    Inline {
+        dispatcher: Dispatcher,
+        store: Arc<dyn DeliveryStore>,
+    },
+    Queued(Arc<dyn EventQueue>),
+}
+
 impl Receiver {
-    /// A receiver with the default in-memory [`MemoryStore`].
+    /// An inline receiver with the default in-memory [`MemoryStore`].
     pub fn new(verifier: Verifier, dispatcher: Dispatcher) -> Self {
+        Self::with_sink(
+            verifier,
+            Sink::Inline {
+                dispatcher,
+                store: Arc::new(MemoryStore::new()),
+            },
+        )
+    }
+
+    /// A queued receiver: each verified event is committed to `queue`, and
+    /// the delivery is answered 200 once it is (or was already) there.
+    pub fn queued(verifier: Verifier, queue: impl EventQueue) -> Self {
+        Self::with_sink(verifier, Sink::Queued(Arc::new(queue)))
+    }
+
+    fn with_sink(verifier: Verifier, sink: Sink) -> Self {
         Self {
             verifier,
-            dispatcher,
-            store: Arc::new(MemoryStore::new()),
+            sink,
             shutting_down: AtomicBool::new(false),
             span_level: Level::DEBUG,
         }
@@ -70,10 +103,13 @@ impl Receiver {
         self
     }
 
-    /// Replaces the deduplication store.
+    /// Replaces the deduplication store of an inline receiver (a queued
+    /// receiver has none: its queue is its store).
     #[must_use]
     pub fn with_store(mut self, store: impl DeliveryStore) -> Self {
-        self.store = Arc::new(store);
+        if let Sink::Inline { store: current, .. } = &mut self.sink {
+            *current = Arc::new(store);
+        }
         self
     }
 
@@ -82,9 +118,13 @@ impl Receiver {
         &self.verifier
     }
 
-    /// The dispatcher.
-    pub fn dispatcher(&self) -> &Dispatcher {
-        &self.dispatcher
+    /// The dispatcher of an inline receiver; `None` for a queued one, whose
+    /// handlers belong to the queue's workers.
+    pub fn dispatcher(&self) -> Option<&Dispatcher> {
+        match &self.sink {
+            Sink::Inline { dispatcher, .. } => Some(dispatcher),
+            Sink::Queued(_) => None,
+        }
     }
 
     /// From now on, new deliveries are answered 503 so the API retries them
@@ -167,14 +207,23 @@ impl Receiver {
         Ok(event)
     }
 
-    /// Deduplicates and dispatches a verified event, inside the `delivery`
-    /// span, and logs the outcome once.
+    /// Inline: deduplicates and dispatches a verified event. Queued:
+    /// commits it to the queue. Inside the `delivery` span; logs the
+    /// outcome once.
     pub async fn handle_at(&self, event: VerifiedEvent, now: SystemTime) -> Outcome {
         let span = delivery_span(self.span_level, event.event());
-        let reason = self
-            .deduplicate_and_dispatch(&event, now)
-            .instrument(span.clone())
-            .await;
+        let reason = match &self.sink {
+            Sink::Inline { dispatcher, store } => {
+                self.deduplicate_and_dispatch(dispatcher, &**store, &event, now)
+                    .instrument(span.clone())
+                    .await
+            }
+            Sink::Queued(queue) => {
+                self.enqueue(&**queue, &event, now)
+                    .instrument(span.clone())
+                    .await
+            }
+        };
         let outcome = Outcome {
             reason,
             event: Some(Arc::clone(event.event())),
@@ -184,13 +233,34 @@ impl Receiver {
         outcome
     }
 
-    async fn deduplicate_and_dispatch(&self, event: &VerifiedEvent, now: SystemTime) -> Reason {
+    async fn enqueue(
+        &self,
+        queue: &dyn EventQueue,
+        event: &VerifiedEvent,
+        now: SystemTime,
+    ) -> Reason {
+        if self.is_shutting_down() {
+            return Reason::ShuttingDown;
+        }
+        match queue.enqueue(event, now).await {
+            Ok(enqueued) => Reason::Queued(enqueued),
+            Err(e) => store_failed(&e),
+        }
+    }
+
+    async fn deduplicate_and_dispatch(
+        &self,
+        dispatcher: &Dispatcher,
+        store: &dyn DeliveryStore,
+        event: &VerifiedEvent,
+        now: SystemTime,
+    ) -> Reason {
         if self.is_shutting_down() {
             return Reason::ShuttingDown;
         }
         let id = event.event().id.as_str();
         loop {
-            match self.store.claim(id, now).await {
+            match store.claim(event.event(), now).await {
                 Ok(Claim::Claimed) => break,
                 Ok(Claim::AlreadyHandled) => return Reason::Duplicate,
                 // The other delivery's outcome decides: handled means this
@@ -205,11 +275,11 @@ impl Receiver {
             }
         }
         let guard = ClaimGuard {
-            store: &*self.store,
+            store,
             id,
             armed: true,
         };
-        let dispatched = self.dispatcher.dispatch(event).await;
+        let dispatched = dispatcher.dispatch(event).await;
         match guard.finish(dispatched.acknowledges(), now).await {
             Ok(()) => Reason::Dispatched(dispatched),
             Err(e) => store_failed(&e),
@@ -284,7 +354,8 @@ impl fmt::Debug for Receiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
             .field("verifier", &self.verifier)
-            .field("dispatcher", &self.dispatcher)
+            .field("dispatcher", &self.dispatcher())
+            .field("queued", &matches!(self.sink, Sink::Queued(_)))
             .field("shutting_down", &self.is_shutting_down())
             .finish_non_exhaustive()
     }
@@ -455,6 +526,9 @@ pub enum Reason {
     Dispatched(Dispatched),
     /// The event was handled before: 200 without running handlers.
     Duplicate,
+    /// Queued mode: the event is committed to the queue (or was there
+    /// already): 200; the queue's workers run the handlers.
+    Queued(Enqueued),
     /// Signature verification failed: 400 for a malformed header, else 401.
     Verify(VerifyError),
     /// The verified body is not an event: 400.
@@ -481,7 +555,7 @@ impl Reason {
         match self {
             Self::Dispatched(d) if d.acknowledges() => StatusCode::OK,
             Self::Dispatched(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Duplicate => StatusCode::OK,
+            Self::Duplicate | Self::Queued(_) => StatusCode::OK,
             Self::Verify(VerifyError::MalformedHeader(_)) => StatusCode::BAD_REQUEST,
             Self::Verify(_) => StatusCode::UNAUTHORIZED,
             Self::NotAnEvent(_) | Self::PathMismatch => StatusCode::BAD_REQUEST,
@@ -520,6 +594,8 @@ impl fmt::Display for Reason {
                 f.write_str("a handler panicked; please redeliver")
             }
             Self::Duplicate => f.write_str("event already handled"),
+            Self::Queued(Enqueued::New) => f.write_str("event committed to the queue"),
+            Self::Queued(Enqueued::AlreadyQueued) => f.write_str("event already in the queue"),
             Self::Verify(e) => fmt::Display::fmt(e, f),
             Self::NotAnEvent(e) => fmt::Display::fmt(e, f),
             Self::PathMismatch => {

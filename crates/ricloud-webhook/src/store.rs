@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
+use crate::{Event, VerifiedEvent};
+
 /// The future a store's call returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -27,12 +29,13 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// The trait is runtime-agnostic: its calls return boxed futures, which a
 /// database-backed store fills with its driver's work.
 pub trait DeliveryStore: Send + Sync + 'static {
-    /// Takes responsibility for handling `event_id`, or says why not.
+    /// Takes responsibility for handling `event` (a verified one), or says
+    /// why not. A durable store may keep the event's body with its record.
     ///
     /// # Errors
     /// [`StoreError`] when the store cannot answer; the delivery is then
     /// refused with 503.
-    fn claim<'a>(&'a self, event_id: &'a str, now: SystemTime) -> StoreFuture<'a, Claim>;
+    fn claim<'a>(&'a self, event: &'a Event, now: SystemTime) -> StoreFuture<'a, Claim>;
 
     /// Ends a claim: `handled` true records the event as handled for good;
     /// false releases it so a redelivery runs the handlers again.
@@ -54,6 +57,37 @@ pub trait DeliveryStore: Send + Sync + 'static {
     fn abandon(&self, event_id: &str) {
         let _ = event_id;
     }
+}
+
+/// Where a receiver in the persist-then-acknowledge mode
+/// ([`Receiver::queued`](crate::Receiver::queued)) commits verified events,
+/// for workers of the store's own to run their handlers later.
+///
+/// The receiver answers 200 only once [`enqueue`](EventQueue::enqueue)
+/// resolves `Ok`: the store must have made the event durable by then. An
+/// event already in the queue (a redelivery) resolves `Ok` too, once that
+/// first copy is committed; the first verified body is the one kept.
+pub trait EventQueue: Send + Sync + 'static {
+    /// Commits `event` to the queue, or finds it there already.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the event could not be made durable; the
+    /// delivery is then answered 503, so the API delivers it again.
+    fn enqueue<'a>(
+        &'a self,
+        event: &'a VerifiedEvent,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Enqueued>;
+}
+
+/// The answer to [`EventQueue::enqueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Enqueued {
+    /// The event is new and now committed.
+    New,
+    /// The event was in the queue already (a redelivery); nothing changed.
+    AlreadyQueued,
 }
 
 /// The answer to [`DeliveryStore::claim`].
@@ -328,8 +362,8 @@ impl Default for MemoryStore {
 }
 
 impl DeliveryStore for MemoryStore {
-    fn claim<'a>(&'a self, event_id: &'a str, now: SystemTime) -> StoreFuture<'a, Claim> {
-        let claim = self.claim_now(event_id, now);
+    fn claim<'a>(&'a self, event: &'a Event, now: SystemTime) -> StoreFuture<'a, Claim> {
+        let claim = self.claim_now(&event.id, now);
         Box::pin(std::future::ready(claim))
     }
 

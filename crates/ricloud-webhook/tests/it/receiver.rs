@@ -428,12 +428,12 @@ impl Recording {
 struct Rec(Arc<Recording>);
 
 impl DeliveryStore for Rec {
-    fn claim<'a>(&'a self, event_id: &'a str, now: SystemTime) -> StoreFuture<'a, Claim> {
-        self.0.note(format!("claim {event_id}"));
+    fn claim<'a>(&'a self, event: &'a Event, now: SystemTime) -> StoreFuture<'a, Claim> {
+        self.0.note(format!("claim {}", event.id));
         if self.0.fail_claims.load(Ordering::SeqCst) {
             return Box::pin(async { Err(StoreError::unavailable("database is down")) });
         }
-        self.0.inner.claim(event_id, now)
+        self.0.inner.claim(event, now)
     }
 
     fn finish<'a>(
@@ -544,4 +544,87 @@ fn a_cancelled_delivery_abandons_its_claim() {
         *store.log.lock().expect("lock"),
         [format!("claim {ID}"), format!("abandon {ID}")]
     );
+}
+
+/// A queue in memory for the queued mode's tests: the ids committed, and a
+/// switch that makes it fail.
+#[derive(Default)]
+struct TestQueue {
+    committed: std::sync::Mutex<Vec<String>>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+struct Queue(Arc<TestQueue>);
+
+impl ricloud_webhook::EventQueue for Queue {
+    fn enqueue<'a>(
+        &'a self,
+        event: &'a ricloud_webhook::VerifiedEvent,
+        _now: SystemTime,
+    ) -> StoreFuture<'a, ricloud_webhook::Enqueued> {
+        let result = if self.0.down.load(Ordering::SeqCst) {
+            Err(StoreError::unavailable("database is down"))
+        } else {
+            let mut committed = self.0.committed.lock().expect("lock");
+            let id = &event.event().id;
+            if committed.contains(id) {
+                Ok(ricloud_webhook::Enqueued::AlreadyQueued)
+            } else {
+                committed.push(id.clone());
+                Ok(ricloud_webhook::Enqueued::New)
+            }
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+#[test]
+fn queued_mode_answers_200_once_committed_and_never_runs_handlers_itself() {
+    let queue = Arc::new(TestQueue::default());
+    let receiver = Receiver::queued(Verifier::new(secret("k")), Queue(Arc::clone(&queue)));
+    assert!(receiver.dispatcher().is_none());
+    let req = Req::event("task", "succeeded");
+    let out = receive(&receiver, &req);
+    assert_eq!(out.status(), StatusCode::OK);
+    assert_eq!(
+        out.reason(),
+        &Reason::Queued(ricloud_webhook::Enqueued::New)
+    );
+    // A redelivery finds it there: 200, no second copy.
+    let again = Req::signed(ID, req.body.clone(), NOW + 60);
+    assert_eq!(
+        receive(&receiver, &again).reason(),
+        &Reason::Queued(ricloud_webhook::Enqueued::AlreadyQueued)
+    );
+    assert_eq!(*queue.committed.lock().expect("lock"), [ID]);
+
+    // Unverified deliveries never reach the queue.
+    let mut forged = Req::event("task", "created");
+    forged.body[5] ^= 1;
+    assert_eq!(
+        receive(&receiver, &forged).status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A queue that cannot commit is never an acknowledgement.
+    queue.down.store(true, Ordering::SeqCst);
+    let other = "2abc5619-25ab-489b-967e-4d928a831817";
+    let req = Req::signed(other, event_body(other, "task", "created"), NOW);
+    let out = receive(&receiver, &req);
+    assert_eq!(out.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(out.reason(), &Reason::StoreUnavailable);
+    assert_eq!(queue.committed.lock().expect("lock").len(), 1);
+
+    receiver.begin_shutdown();
+    queue.down.store(false, Ordering::SeqCst);
+    assert_eq!(receive(&receiver, &req).reason(), &Reason::ShuttingDown);
+}
+
+#[test]
+fn a_stored_event_is_read_back_for_dispatch() {
+    let body = event_body(ID, "task", "succeeded");
+    let event = ricloud_webhook::VerifiedEvent::from_stored(body.clone()).expect("an event");
+    assert_eq!(event.event().id, ID);
+    assert_eq!(&event.event().raw()[..], &body[..]);
+    assert!(ricloud_webhook::VerifiedEvent::from_stored(&b"{}"[..]).is_err());
 }
