@@ -1,0 +1,607 @@
+//! The inbox: the receiver's store in both modes, and what an operator
+//! asks of it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ricloud_webhook::{
+    Claim, DeliveryStore, Enqueued, Event, EventQueue, StoreError, StoreFuture, VerifiedEvent,
+};
+use sqlx::Row as _;
+use tokio::sync::Notify;
+
+use crate::commit::{Committer, InlineClaim, NewRow, Op};
+use crate::db::{on_db, Db};
+use crate::InboxError;
+
+/// A durable inbox on SQLite or PostgreSQL: one table that is both the
+/// deduplication set and the queue, keyed by event id.
+///
+/// - As an [`EventQueue`] (give it to
+///   [`Receiver::queued`](ricloud_webhook::Receiver::queued)): a verified
+///   event is committed as a `pending` row before the delivery is answered
+///   200; [`Inbox::spawn_workers`] runs the handlers.
+/// - As a [`DeliveryStore`] (give it to
+///   [`Receiver::with_store`](ricloud_webhook::Receiver::with_store)): the
+///   inline mode's record of handled events, shared by every replica on
+///   one PostgreSQL database and kept across restarts.
+///
+/// Every write goes through one task per process that commits whatever has
+/// queued up since its last commit in one transaction (group commit), and
+/// answers each caller after that commit. Cloning an `Inbox` shares it.
+#[derive(Clone)]
+pub struct Inbox {
+    pub(crate) inner: Arc<Shared>,
+    inline_lease: Duration,
+}
+
+pub(crate) struct Shared {
+    pub(crate) db: Db,
+    pub(crate) committer: Committer,
+    /// Notified after a commit that made rows due.
+    pub(crate) wake: Arc<Notify>,
+    /// This process's name on the leases it takes.
+    pub(crate) owner: String,
+}
+
+impl Inbox {
+    /// Connects to `url` (`sqlite://path/to/file.db`, created when
+    /// missing, or `postgres://user:password@host/database`), creates or
+    /// upgrades the table, and starts the writer task.
+    ///
+    /// SQLite runs in WAL mode with `synchronous=FULL`: an acknowledged
+    /// event is on disk. Only one process may use a SQLite inbox (the
+    /// CLI's `inbox` commands besides); use PostgreSQL for several
+    /// replicas.
+    ///
+    /// Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// An unsupported URL, a database that cannot be reached, or a table
+    /// that cannot be created.
+    pub async fn connect(url: &str) -> Result<Self, InboxError> {
+        let db = Db::connect(url).await?;
+        let wake = Arc::new(Notify::new());
+        let committer = Committer::spawn(db.clone(), Arc::clone(&wake));
+        Ok(Self {
+            inner: Arc::new(Shared {
+                db,
+                committer,
+                wake,
+                owner: owner_name(),
+            }),
+            inline_lease: Duration::from_secs(60),
+        })
+    }
+
+    /// How long an inline claim holds an event before another delivery may
+    /// take it over (default 60 s; keep it above the endpoint's delivery
+    /// timeout).
+    #[must_use]
+    pub fn with_inline_lease(mut self, lease: Duration) -> Self {
+        self.inline_lease = lease;
+        self
+    }
+
+    /// Whether the inbox is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.inner.db.is_postgres()
+    }
+
+    /// The events in the inbox, newest first.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Row>, InboxError> {
+        let state = filter.state.map(RowState::as_str);
+        let limit = i64::from(filter.limit);
+        let rows = on_db!(&self.inner.db, pool => {
+            sqlx::query(
+                "SELECT event_id, slug, state, attempts, run_at, lease_owner, lease_expires, last_error, received_at, updated_at, done_at \
+                 FROM ricloud_inbox WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR slug = $2) \
+                 ORDER BY received_at DESC, event_id LIMIT $3",
+            )
+            .bind(state)
+            .bind(filter.slug.as_deref())
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(InboxError::database)?
+            .iter()
+            .map(read_row)
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+        });
+        rows.map_err(InboxError::database)
+    }
+
+    /// One stored event with its body.
+    ///
+    /// # Errors
+    /// When the event is not there ([`InboxError::is_not_found`]) or the
+    /// database cannot be read.
+    pub async fn get(&self, event_id: &str) -> Result<StoredEvent, InboxError> {
+        let found = on_db!(&self.inner.db, pool => {
+            sqlx::query(
+                "SELECT event_id, slug, state, attempts, run_at, lease_owner, lease_expires, last_error, received_at, updated_at, done_at, body \
+                 FROM ricloud_inbox WHERE event_id = $1",
+            )
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(InboxError::database)?
+            .map(|r| (read_row(&r), r.try_get::<Vec<u8>, _>(11)))
+        });
+        let Some((row, body)) = found else {
+            return Err(InboxError::not_found(event_id));
+        };
+        Ok(StoredEvent {
+            row: row.map_err(InboxError::database)?,
+            body: Bytes::from(body.map_err(InboxError::database)?),
+        })
+    }
+
+    /// Puts events back to `pending`, due now, with their attempts reset:
+    /// the workers run them again. They were verified when they arrived,
+    /// so no signature or time window is checked again. Rows being run
+    /// right now are left alone. Returns how many rows changed.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn replay(&self, which: &Replay) -> Result<u64, InboxError> {
+        let now = millis(SystemTime::now());
+        let changed = match which {
+            Replay::Ids(ids) => {
+                let mut changed = 0;
+                for id in ids {
+                    changed += on_db!(&self.inner.db, pool => {
+                        sqlx::query(
+                            "UPDATE ricloud_inbox SET state = 'pending', run_at = $1, attempts = 0, \
+                             lease_owner = NULL, lease_expires = NULL, updated_at = $1 \
+                             WHERE state <> 'running' AND event_id = $2",
+                        )
+                        .bind(now)
+                        .bind(id.as_str())
+                        .execute(pool)
+                        .await
+                        .map(|r| r.rows_affected())
+                    })
+                    .map_err(InboxError::database)?;
+                }
+                changed
+            }
+            Replay::Dead => on_db!(&self.inner.db, pool => {
+                sqlx::query(
+                    "UPDATE ricloud_inbox SET state = 'pending', run_at = $1, attempts = 0, \
+                     lease_owner = NULL, lease_expires = NULL, updated_at = $1 WHERE state = 'dead'",
+                )
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+            })
+            .map_err(InboxError::database)?,
+            Replay::Since(since) => on_db!(&self.inner.db, pool => {
+                sqlx::query(
+                    "UPDATE ricloud_inbox SET state = 'pending', run_at = $1, attempts = 0, \
+                     lease_owner = NULL, lease_expires = NULL, updated_at = $1 \
+                     WHERE state <> 'running' AND received_at >= $2",
+                )
+                .bind(now)
+                .bind(millis(*since))
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+            })
+            .map_err(InboxError::database)?,
+        };
+        if changed > 0 {
+            self.inner.wake.notify_waiters();
+            if self.is_postgres() {
+                let _ = on_db!(&self.inner.db, pool => {
+                    sqlx::query("SELECT pg_notify('ricloud_inbox', '')")
+                        .execute(pool)
+                        .await
+                        .map(drop)
+                });
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Counts by state, and when the oldest pending event arrived.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn stats(&self) -> Result<Stats, InboxError> {
+        let rows = on_db!(&self.inner.db, pool => {
+            sqlx::query(
+                "SELECT state, COUNT(*), MIN(received_at) FROM ricloud_inbox GROUP BY state",
+            )
+            .fetch_all(pool)
+            .await
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get::<String, _>(0)?,
+                            r.try_get::<i64, _>(1)?,
+                            r.try_get::<Option<i64>, _>(2)?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+            })
+        })
+        .map_err(InboxError::database)?;
+        let mut stats = Stats::default();
+        for (state, count, oldest) in rows {
+            let count = u64::try_from(count).unwrap_or(0);
+            match state.as_str() {
+                "pending" => {
+                    stats.pending = count;
+                    stats.oldest_pending = oldest.map(time);
+                }
+                "running" => stats.running = count,
+                "done" => stats.done = count,
+                _ => stats.dead = count,
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Deletes the `done` events finished before `before`. Returns how
+    /// many were deleted. `dead` events are kept until replayed or deleted
+    /// by hand.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn purge_done_before(&self, before: SystemTime) -> Result<u64, InboxError> {
+        on_db!(&self.inner.db, pool => {
+            sqlx::query("DELETE FROM ricloud_inbox WHERE state = 'done' AND done_at < $1")
+                .bind(millis(before))
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(InboxError::database)
+    }
+}
+
+impl Inbox {
+    /// Lets every `running` row be taken again at once, by expiring its
+    /// lease. For SQLite, whose one process is this one: the rows a
+    /// previous run left running when it stopped or died belong to no one.
+    /// Never call it on a database other live processes use.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn take_back_abandoned(&self) -> Result<u64, InboxError> {
+        on_db!(&self.inner.db, pool => {
+            sqlx::query("UPDATE ricloud_inbox SET lease_expires = 0 WHERE state = 'running'")
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(InboxError::database)
+    }
+
+    pub(crate) async fn expire_leases(&self) -> Result<u64, InboxError> {
+        self.take_back_abandoned().await
+    }
+
+    /// A listener on the channel commits notify (PostgreSQL), or `None`
+    /// when it cannot be set up (the workers then poll).
+    #[cfg(feature = "postgres")]
+    pub(crate) async fn listener(&self) -> Option<sqlx::postgres::PgListener> {
+        let Db::Postgres(pool) = &self.inner.db else {
+            return None;
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await.ok()?;
+        listener.listen("ricloud_inbox").await.ok()?;
+        Some(listener)
+    }
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox")
+            .field("postgres", &self.is_postgres())
+            .field("owner", &self.inner.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventQueue for Inbox {
+    fn enqueue<'a>(
+        &'a self,
+        event: &'a VerifiedEvent,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Enqueued> {
+        Box::pin(async move {
+            let row = new_row(event.event(), now);
+            let new = self
+                .inner
+                .committer
+                .call(|reply| Op::Enqueue { row, reply })
+                .await?;
+            Ok(if new {
+                Enqueued::New
+            } else {
+                Enqueued::AlreadyQueued
+            })
+        })
+    }
+}
+
+impl DeliveryStore for Inbox {
+    fn claim<'a>(&'a self, event: &'a Event, now: SystemTime) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let row = new_row(event, now);
+            let lease_until = millis(now + self.inline_lease);
+            let claim = self
+                .inner
+                .committer
+                .call(|reply| Op::Claim {
+                    row,
+                    owner: self.inner.owner.clone(),
+                    lease_until,
+                    reply,
+                })
+                .await?;
+            Ok(match claim {
+                InlineClaim::Claimed => Claim::Claimed,
+                InlineClaim::Handled => Claim::AlreadyHandled,
+                InlineClaim::Busy => Claim::Busy,
+            })
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        event_id: &'a str,
+        handled: bool,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.inner
+                .committer
+                .call(|reply| Op::Finish {
+                    event_id: event_id.to_owned(),
+                    owner: self.inner.owner.clone(),
+                    handled,
+                    now: millis(now),
+                    reply,
+                })
+                .await
+                .map_err(StoreError::from)
+        })
+    }
+    // `abandon` keeps the default: the claim's lease runs out, and a
+    // redelivery after that takes the event over.
+}
+
+fn new_row(event: &Event, now: SystemTime) -> NewRow {
+    NewRow {
+        event_id: event.id.clone(),
+        slug: event.slug(),
+        body: event.raw().clone(),
+        now: millis(now),
+    }
+}
+
+/// A name for this process's leases: its pid and 64 random bits.
+fn owner_name() -> String {
+    let mut random = [0u8; 8];
+    // Without randomness the pid alone still tells processes apart on one host.
+    let _ = getrandom::fill(&mut random);
+    format!("{}-{:016x}", std::process::id(), u64::from_le_bytes(random))
+}
+
+/// Milliseconds since the Unix epoch (0 before it, `i64::MAX` far after).
+pub(crate) fn millis(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The instant `ms` milliseconds after the Unix epoch.
+pub(crate) fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn read_row<R: sqlx::Row>(r: &R) -> Result<Row, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let state: String = r.try_get(2)?;
+    Ok(Row {
+        event_id: r.try_get(0)?,
+        slug: r.try_get(1)?,
+        state: state.parse().unwrap_or(RowState::Dead),
+        attempts: u32::try_from(r.try_get::<i32, _>(3)?).unwrap_or(0),
+        run_at: time(r.try_get(4)?),
+        lease_owner: r.try_get(5)?,
+        lease_expires: r.try_get::<Option<i64>, _>(6)?.map(time),
+        last_error: r.try_get(7)?,
+        received_at: time(r.try_get(8)?),
+        updated_at: time(r.try_get(9)?),
+        done_at: r.try_get::<Option<i64>, _>(10)?.map(time),
+    })
+}
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    /// Waiting for a worker (new, or to be retried at `run_at`).
+    Pending,
+    /// A worker holds its lease and runs its handlers.
+    Running,
+    /// Handled: its handlers succeeded (or none matched).
+    Done,
+    /// Given up on: a handler acknowledged a permanent failure, its data
+    /// did not fit a view, or it failed every attempt. Kept until replayed
+    /// or purged.
+    Dead,
+}
+
+impl RowState {
+    /// The state as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+impl FromStr for RowState {
+    type Err = InboxError;
+
+    fn from_str(s: &str) -> Result<Self, InboxError> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "done" => Self::Done,
+            "dead" => Self::Dead,
+            other => {
+                return Err(InboxError::config(format!(
+                    "unknown state `{other}`: use pending, running, done or dead"
+                )))
+            }
+        })
+    }
+}
+
+impl fmt::Display for RowState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One event as the inbox keeps it, without its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Row {
+    /// The event's id.
+    pub event_id: String,
+    /// `type.action`.
+    pub slug: String,
+    /// Where it is.
+    pub state: RowState,
+    /// How many times a worker (or an inline delivery) took it.
+    pub attempts: u32,
+    /// When it is due (pending), or was last due.
+    pub run_at: SystemTime,
+    /// Who holds it while it runs.
+    pub lease_owner: Option<String>,
+    /// When that hold runs out.
+    pub lease_expires: Option<SystemTime>,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+    /// When it was first received and committed.
+    pub received_at: SystemTime,
+    /// When its row last changed.
+    pub updated_at: SystemTime,
+    /// When its handlers finished.
+    pub done_at: Option<SystemTime>,
+}
+
+/// A stored event: its row and the body exactly as it was verified.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredEvent {
+    /// Where it is.
+    pub row: Row,
+    /// The body as received and verified (may hold personal data).
+    pub body: Bytes,
+}
+
+impl fmt::Debug for StoredEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredEvent")
+            .field("row", &self.row)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// What [`Inbox::list`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListFilter {
+    /// Only events in this state.
+    pub state: Option<RowState>,
+    /// Only events with this slug.
+    pub slug: Option<String>,
+    /// At most this many (default 50).
+    pub limit: u32,
+}
+
+impl Default for ListFilter {
+    fn default() -> Self {
+        Self {
+            state: None,
+            slug: None,
+            limit: 50,
+        }
+    }
+}
+
+impl ListFilter {
+    /// Only events in `state`.
+    #[must_use]
+    pub fn state(mut self, state: RowState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Only events with `slug`.
+    #[must_use]
+    pub fn slug(mut self, slug: impl Into<String>) -> Self {
+        self.slug = Some(slug.into());
+        self
+    }
+
+    /// At most `limit` events.
+    #[must_use]
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit;
+        self
+    }
+}
+
+/// Which events [`Inbox::replay`] puts back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Replay {
+    /// These events.
+    Ids(Vec<String>),
+    /// Every `dead` event.
+    Dead,
+    /// Every event received since this time, whatever its state.
+    Since(SystemTime),
+}
+
+/// What [`Inbox::stats`] counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events waiting for a worker.
+    pub pending: u64,
+    /// Events being run.
+    pub running: u64,
+    /// Events handled.
+    pub done: u64,
+    /// Events given up on.
+    pub dead: u64,
+    /// When the oldest pending event arrived.
+    pub oldest_pending: Option<SystemTime>,
+}

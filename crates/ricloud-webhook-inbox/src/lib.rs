@@ -1,0 +1,107 @@
+//! A durable inbox for ricloud webhooks: persist, then acknowledge. SQLite
+//! by default (one process), PostgreSQL for several replicas.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ricloud_webhook::{Dispatcher, Event, Receiver, Secret, Verifier};
+//! use ricloud_webhook_hyper::{serve, WebhookService};
+//! use ricloud_webhook_inbox::{Inbox, WorkerConfig};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let inbox = Inbox::connect("sqlite://ricloud-webhook.db").await?;
+//!     let dispatcher = Dispatcher::new().on("task.succeeded", |event: Arc<Event>| async move {
+//!         println!("task done: {}", event.id);
+//!         Ok(())
+//!     });
+//!     // Workers run the handlers of committed events, retrying failures.
+//!     let workers = inbox.workers(dispatcher).config(WorkerConfig::default()).spawn();
+//!     // The receiver answers 200 once an event is committed.
+//!     let verifier = Verifier::new(Secret::new(std::env::var("RICLOUD_WEBHOOK_SECRET")?)?);
+//!     let service = WebhookService::new(Receiver::queued(verifier, inbox.clone()));
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     serve(listener, service, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//!     workers.shutdown().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Two modes, and what a 200 means
+//!
+//! - **Queued** ([`Receiver::queued`](ricloud_webhook::Receiver::queued)
+//!   with an [`Inbox`]): a verified event is inserted as a `pending` row,
+//!   and the delivery is answered 200 only once that row is committed (on
+//!   disk: SQLite's `synchronous=FULL`, PostgreSQL's commit). A redelivery
+//!   of an event already there is answered 200 once the first copy is
+//!   committed, without a second row; the first verified body is kept.
+//!   After the commit, nothing a handler does changes the answer:
+//!   [`Workers`] take due rows under a lease, run the handlers, and settle
+//!   each row `done`, `pending` again after a backoff with jitter (a
+//!   failure; default 8 attempts), or `dead` (a handler's
+//!   [`HandlerError::acknowledge`](ricloud_webhook::HandlerError::acknowledge),
+//!   data that does not fit a view, or the last attempt failed).
+//!   *Acknowledged* means: the event is stored durably and will be run
+//!   until it is done or dead; a crash between a handler's success and
+//!   its `done` makes it run again (handlers should be idempotent).
+//! - **Inline** ([`Receiver::with_store`](ricloud_webhook::Receiver::with_store)
+//!   with an [`Inbox`]): the handlers run before the answer, as with the
+//!   in-memory store, but the record of handled events is this table:
+//!   it survives restarts and is shared by every replica on one
+//!   PostgreSQL. A 200 means the handlers succeeded and the event is
+//!   recorded `done`.
+//!
+//! In both modes a database error is never an acknowledgement: the
+//! delivery is answered 503 with `Retry-After`, and the API delivers it
+//! again.
+//!
+//! # The table
+//!
+//! One table, `ricloud_inbox`, is both the deduplication set and the queue,
+//! keyed by event id: slug, body, state (`pending`, `running`, `done`,
+//! `dead`), attempts, next run time, lease owner and expiry, last error, and
+//! times (milliseconds since the epoch). It is created and upgraded by
+//! migrations embedded in this crate (`migrations/`), recorded in
+//! `ricloud_inbox_migrations`.
+//!
+//! - **Group commit.** Every write of a process goes through one task that
+//!   commits whatever has queued up since its last commit in one
+//!   transaction, and answers each caller after that commit: concurrent
+//!   deliveries share an fsync.
+//! - **SQLite**: WAL, `synchronous=FULL`, one process (the CLI's `inbox`
+//!   commands may open it meanwhile). Workers poll every 2 s besides being
+//!   woken by the process's own commits, so a replay made from the CLI is
+//!   picked up within seconds.
+//! - **PostgreSQL**: workers of every replica take rows with
+//!   `FOR UPDATE SKIP LOCKED` under a lease they renew; a replica that dies
+//!   mid-handler lets its lease run out and another takes the row over;
+//!   settling a row is fenced on the lease owner, so a late worker changes
+//!   nothing. Commits `NOTIFY ricloud_inbox`, which wakes every replica's
+//!   workers (`LISTEN`), with the slow poll as backstop.
+//!   [`WorkersBuilder::transactional`] handlers write in the transaction
+//!   that marks the row done: effect exactly once for writes to the same
+//!   database.
+//! - **Retention**: `done` rows are deleted after 7 days (configurable);
+//!   `dead` rows are kept until replayed ([`Inbox::replay`]) or purged.
+//!
+//! # Feature flags
+//!
+//! | flag | default | what |
+//! |---|---|---|
+//! | `sqlite` | yes | SQLite, bundled with the crate (no system library) |
+//! | `postgres` | no | PostgreSQL |
+//!
+//! # Minimum supported Rust version
+//!
+//! Rust 1.94 (sqlx 0.9).
+
+mod commit;
+mod db;
+mod error;
+mod inbox;
+mod worker;
+
+pub use error::InboxError;
+pub use inbox::{Inbox, ListFilter, Replay, Row, RowState, Stats, StoredEvent};
+#[cfg(feature = "postgres")]
+pub use worker::TransactionalHandler;
+pub use worker::{TxFuture, WorkerConfig, Workers, WorkersBuilder};

@@ -1,0 +1,689 @@
+//! Workers: take due rows under a lease, run the handlers, settle each row
+//! (done, retried later with backoff, or dead), fenced on the lease.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ricloud_webhook::{Dispatched, Dispatcher, Event, HandlerResult, VerifiedEvent};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::commit::{Op, Settle, Taken};
+use crate::inbox::{millis, Inbox};
+
+/// How workers run stored events.
+///
+/// ```
+/// use std::time::Duration;
+/// use ricloud_webhook_inbox::WorkerConfig;
+///
+/// let config = WorkerConfig::default()
+///     .concurrency(16)
+///     .max_attempts(5)
+///     .lease(Duration::from_secs(60));
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    concurrency: usize,
+    lease: Duration,
+    poll: Duration,
+    max_attempts: u32,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    retention: Duration,
+    shutdown_grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(2),
+            max_attempts: 8,
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(15 * 60),
+            retention: Duration::from_secs(7 * 24 * 60 * 60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Events run at once in this process (default 64).
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// How long a worker holds a row it runs (default 30 s). It renews the
+    /// lease every third of that while the handlers run; a worker that
+    /// dies lets it run out, and another worker (of any replica) takes the
+    /// row over.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(300));
+        self
+    }
+
+    /// How often workers look for due rows without being woken (default
+    /// 2 s): rows made due by another process (a replay from the CLI,
+    /// another replica) or by time (a retry's backoff).
+    #[must_use]
+    pub fn poll(mut self, every: Duration) -> Self {
+        self.poll = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Runs of an event before it is given up on as `dead` (default 8).
+    #[must_use]
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// The first retry's delay (default 2 s), doubled for each attempt up
+    /// to [`WorkerConfig::backoff_max`], each with a random factor of 0.5
+    /// to 1.5 so that retries of many events spread out.
+    #[must_use]
+    pub fn backoff_base(mut self, base: Duration) -> Self {
+        self.backoff_base = base;
+        self
+    }
+
+    /// The longest retry delay (default 15 minutes).
+    #[must_use]
+    pub fn backoff_max(mut self, max: Duration) -> Self {
+        self.backoff_max = max;
+        self
+    }
+
+    /// How long `done` rows are kept before the workers delete them
+    /// (default 7 days; checked hourly). `dead` rows are kept.
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How long [`Workers::shutdown`] lets running handlers finish
+    /// (default 30 s).
+    #[must_use]
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// The delay before a retry after `attempts` runs, with the jitter
+    /// factor `jitter` in `[0, 1)`.
+    fn backoff(&self, attempts: u32, jitter: f64) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(30);
+        let delay = self
+            .backoff_base
+            .saturating_mul(1 << doublings)
+            .min(self.backoff_max);
+        delay.mul_f64(0.5 + jitter)
+    }
+}
+
+/// The future a transactional handler returns.
+pub type TxFuture<'c> = Pin<Box<dyn Future<Output = HandlerResult> + Send + 'c>>;
+
+/// A handler that writes in the inbox's own transaction (PostgreSQL): its
+/// writes commit together with the row's `done`, or not at all.
+#[cfg(feature = "postgres")]
+pub trait TransactionalHandler: Send + Sync + 'static {
+    /// Handles `event` with `connection`, inside the transaction that will
+    /// mark the event done.
+    fn call<'c>(
+        &'c self,
+        event: Arc<Event>,
+        connection: &'c mut sqlx::PgConnection,
+    ) -> TxFuture<'c>;
+}
+
+#[cfg(feature = "postgres")]
+impl<F> TransactionalHandler for F
+where
+    F: for<'c> Fn(Arc<Event>, &'c mut sqlx::PgConnection) -> TxFuture<'c> + Send + Sync + 'static,
+{
+    fn call<'c>(
+        &'c self,
+        event: Arc<Event>,
+        connection: &'c mut sqlx::PgConnection,
+    ) -> TxFuture<'c> {
+        self(event, connection)
+    }
+}
+
+/// Builds [`Workers`]: the dispatcher, the configuration and, on
+/// PostgreSQL, transactional handlers.
+pub struct WorkersBuilder {
+    inbox: Inbox,
+    dispatcher: Dispatcher,
+    config: WorkerConfig,
+    #[cfg(feature = "postgres")]
+    transactional: Vec<(Pattern, Arc<dyn TransactionalHandler>)>,
+}
+
+impl Inbox {
+    /// Workers that run `dispatcher`'s handlers for this inbox's events.
+    pub fn workers(&self, dispatcher: Dispatcher) -> WorkersBuilder {
+        WorkersBuilder {
+            inbox: self.clone(),
+            dispatcher,
+            config: WorkerConfig::default(),
+            #[cfg(feature = "postgres")]
+            transactional: Vec::new(),
+        }
+    }
+}
+
+impl WorkersBuilder {
+    /// Sets how the workers run.
+    #[must_use]
+    pub fn config(mut self, config: WorkerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Adds a handler that runs in the transaction that marks a matching
+    /// event done (PostgreSQL only): effect exactly once for writes to the
+    /// same database. `pattern` is as for
+    /// [`Dispatcher::on`](ricloud_webhook::Dispatcher::on). It runs after
+    /// the dispatcher's handlers succeeded; if it fails, the transaction is
+    /// rolled back and the event retried (the dispatcher's handlers then
+    /// run again).
+    ///
+    /// # Panics
+    /// When `pattern` is not `"*"`, `"<type>.*"` or `"<type>.<action>"`.
+    #[cfg(feature = "postgres")]
+    #[must_use]
+    #[track_caller]
+    pub fn transactional(mut self, pattern: &str, handler: impl TransactionalHandler) -> Self {
+        let Some(parsed) = Pattern::parse(pattern) else {
+            panic!(
+                "invalid event pattern {pattern:?}: use \"*\", \"<type>.*\" or \"<type>.<action>\""
+            );
+        };
+        self.transactional.push((parsed, Arc::new(handler)));
+        self
+    }
+
+    /// Starts the workers on the current Tokio runtime.
+    ///
+    /// On SQLite (one process per file), rows a previous run of this
+    /// process left `running` when it stopped or died are taken back at
+    /// once.
+    pub fn spawn(self) -> Workers {
+        let (stop, stopped) = watch::channel(false);
+        let grace = self.config.shutdown_grace;
+        let shared = Arc::new(Run {
+            inbox: self.inbox,
+            dispatcher: self.dispatcher,
+            config: self.config,
+            #[cfg(feature = "postgres")]
+            transactional: self.transactional,
+        });
+        let task = tokio::spawn(run(shared, stopped));
+        Workers { stop, task, grace }
+    }
+}
+
+impl fmt::Debug for WorkersBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkersBuilder")
+            .field("inbox", &self.inbox)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Running workers; [`Workers::shutdown`] stops them.
+#[derive(Debug)]
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    grace: Duration,
+}
+
+impl Workers {
+    /// Stops taking rows and lets the handlers running finish for up to
+    /// the shutdown grace; rows still running then keep their lease, which
+    /// runs out, and are taken again later.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(self.grace + Duration::from_secs(1), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("inbox workers did not stop within the shutdown grace");
+        }
+    }
+}
+
+/// What every worker task shares.
+struct Run {
+    inbox: Inbox,
+    dispatcher: Dispatcher,
+    config: WorkerConfig,
+    #[cfg(feature = "postgres")]
+    transactional: Vec<(Pattern, Arc<dyn TransactionalHandler>)>,
+}
+
+async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
+    let inbox = &shared.inbox;
+    if !inbox.is_postgres() {
+        if let Err(e) = inbox.expire_leases().await {
+            tracing::warn!(error = %e, "cannot take back the rows a previous run left running");
+        }
+    }
+    #[cfg(feature = "postgres")]
+    let mut listener = inbox.listener().await;
+    let mut running = JoinSet::new();
+    let mut poll = tokio::time::interval(shared.config.poll);
+    let mut purge = tokio::time::interval(Duration::from_secs(60 * 60));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if *stopped.borrow() {
+            break;
+        }
+        // Registered before looking, so a commit in between still wakes us.
+        let woken = inbox.inner.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let room = shared.config.concurrency.saturating_sub(running.len());
+        if room > 0 {
+            match take(inbox, &shared.config, room).await {
+                Ok(rows) => {
+                    let full = rows.len() == room;
+                    for row in rows {
+                        running.spawn(run_one(Arc::clone(&shared), row));
+                    }
+                    if full {
+                        // Maybe more are due: look again once there is room.
+                        if let Some(ended) = running.join_next().await {
+                            report_panic(ended);
+                        }
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "inbox workers cannot take rows; trying again shortly");
+                    tokio::select! {
+                        _ = stopped.changed() => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    continue;
+                }
+            }
+        }
+        #[cfg(feature = "postgres")]
+        let notified = async {
+            match listener.as_mut() {
+                Some(listener) => match listener.try_recv().await {
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(feature = "postgres"))]
+        let notified = std::future::pending::<()>();
+        tokio::select! {
+            _ = stopped.changed() => break,
+            () = &mut woken => {}
+            () = notified => {}
+            Some(ended) = running.join_next(), if !running.is_empty() => report_panic(ended),
+            _ = poll.tick() => {}
+            _ = purge.tick() => {
+                let before = SystemTime::now()
+                    .checked_sub(shared.config.retention)
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                match inbox.purge_done_before(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "purged done events past their retention"),
+                    Err(e) => tracing::warn!(error = %e, "cannot purge done events"),
+                }
+            }
+        }
+    }
+    let grace = shared.config.shutdown_grace;
+    let drained = async {
+        while let Some(ended) = running.join_next().await {
+            report_panic(ended)
+        }
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!(
+            "handlers still running after the shutdown grace; their rows will be retried"
+        );
+        running.shutdown().await;
+    }
+}
+
+fn report_panic(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended {
+        if e.is_panic() {
+            tracing::error!("an inbox worker task panicked");
+        }
+    }
+}
+
+async fn take(
+    inbox: &Inbox,
+    config: &WorkerConfig,
+    room: usize,
+) -> Result<Vec<Taken>, crate::InboxError> {
+    let now = SystemTime::now();
+    let (owner, postgres) = (inbox.inner.owner.clone(), inbox.is_postgres());
+    inbox
+        .inner
+        .committer
+        .call(|reply| Op::Take {
+            owner,
+            limit: i64::try_from(room).unwrap_or(i64::MAX),
+            now: millis(now),
+            lease_until: millis(now + config.lease),
+            postgres,
+            reply,
+        })
+        .await
+}
+
+/// Runs one row's handlers and settles it.
+async fn run_one(shared: Arc<Run>, row: Taken) {
+    let Taken {
+        event_id,
+        body,
+        attempts,
+    } = row;
+    let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+    let settle = match VerifiedEvent::from_stored(body) {
+        Ok(event) => {
+            let outcome = with_lease(&shared, &event_id, shared.dispatcher.dispatch(&event)).await;
+            settle_for(&shared, &event, &event_id, attempts, outcome).await
+        }
+        Err(e) => Some(Settle::Dead {
+            error: format!("the stored body is not an event: {e}"),
+        }),
+    };
+    let Some(settle) = settle else {
+        return; // settled in the handler's transaction
+    };
+    log(&event_id, attempts, &settle);
+    let owner = shared.inbox.inner.owner.clone();
+    let result = shared
+        .inbox
+        .inner
+        .committer
+        .call(|reply| Op::Settle {
+            event_id: event_id.clone(),
+            owner,
+            outcome: settle,
+            now: millis(SystemTime::now()),
+            reply,
+        })
+        .await;
+    match result {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            event_id,
+            "the lease ran out before the handlers finished; another worker took the event over"
+        ),
+        Err(e) => tracing::warn!(
+            event_id,
+            error = %e,
+            "cannot record the event's outcome; it runs again once its lease runs out"
+        ),
+    }
+}
+
+/// Runs `work` while renewing the row's lease every third of it.
+async fn with_lease<T>(shared: &Run, event_id: &str, work: impl Future<Output = T>) -> T {
+    tokio::pin!(work);
+    let every = shared.config.lease / 3;
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            () = tokio::time::sleep(every) => {
+                let until = millis(SystemTime::now() + shared.config.lease);
+                let owner = shared.inbox.inner.owner.clone();
+                let renewed = shared
+                    .inbox
+                    .inner
+                    .committer
+                    .call(|reply| Op::Renew { event_ids: vec![event_id.to_owned()], owner, until, reply })
+                    .await;
+                if let Err(e) = renewed {
+                    tracing::warn!(event_id, error = %e, "cannot renew the lease of a running event");
+                }
+            }
+        }
+    }
+}
+
+/// What becomes of the row after its handlers ran; `None` when a
+/// transactional handler settled it already.
+#[allow(
+    clippy::unused_async,
+    reason = "awaits the transactional handlers when built with PostgreSQL"
+)]
+async fn settle_for(
+    shared: &Run,
+    event: &VerifiedEvent,
+    event_id: &str,
+    attempts: u32,
+    outcome: Dispatched,
+) -> Option<Settle> {
+    let retry = |error: String| {
+        if attempts >= shared.config.max_attempts {
+            Settle::Dead {
+                error: format!("gave up after {attempts} attempts: {error}"),
+            }
+        } else {
+            let delay = shared.config.backoff(attempts, jitter());
+            Settle::Retry {
+                run_at: millis(SystemTime::now() + delay),
+                error,
+            }
+        }
+    };
+    Some(match outcome {
+        Dispatched::Handled { .. } | Dispatched::NoHandler => {
+            #[cfg(feature = "postgres")]
+            if let Some(settled) = run_transactional(shared, event, event_id).await {
+                return settled.map_or_else(|error| Some(retry(error)), |()| None);
+            }
+            let _ = (event, event_id);
+            Settle::Done
+        }
+        Dispatched::Acknowledged { message } => Settle::Dead {
+            error: format!("a handler gave up on it: {message}"),
+        },
+        Dispatched::ViewMismatch {
+            view,
+            redeliver: false,
+        } => Settle::Dead {
+            error: format!("its data does not fit the `{view}` view"),
+        },
+        Dispatched::ViewMismatch { view, .. } => {
+            retry(format!("its data does not fit the `{view}` view"))
+        }
+        Dispatched::Retry { message } => retry(message),
+        Dispatched::Panicked { message } => retry(format!("a handler panicked: {message}")),
+        // A later outcome of the core crate: treated as a failure to retry.
+        other => retry(format!("{other:?}")),
+    })
+}
+
+/// Runs the transactional handlers matching `event` and marks its row done
+/// in their transaction. `None` when none match; `Some(Ok)` when the row is
+/// settled (done, or left to another worker that took it over);
+/// `Some(Err)` with the error to retry with.
+#[cfg(feature = "postgres")]
+async fn run_transactional(
+    shared: &Run,
+    event: &VerifiedEvent,
+    event_id: &str,
+) -> Option<Result<(), String>> {
+    let matching: Vec<_> = shared
+        .transactional
+        .iter()
+        .filter(|(pattern, _)| pattern.matches(event.event()))
+        .map(|(_, handler)| Arc::clone(handler))
+        .collect();
+    if matching.is_empty() {
+        return None;
+    }
+    let crate::db::Db::Postgres(pool) = &shared.inbox.inner.db else {
+        return Some(Err("transactional handlers need PostgreSQL".to_owned()));
+    };
+    let owner = shared.inbox.inner.owner.clone();
+    let work = async {
+        let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+        for handler in &matching {
+            handler
+                .call(Arc::clone(event.event()), &mut tx)
+                .await
+                .map_err(|e| e.message().to_owned())?;
+        }
+        let now = millis(SystemTime::now());
+        let marked = sqlx::query(
+            "UPDATE ricloud_inbox SET state = 'done', done_at = $3, updated_at = $3, lease_owner = NULL, lease_expires = NULL \
+             WHERE event_id = $1 AND lease_owner = $2 AND state = 'running'",
+        )
+        .bind(event_id)
+        .bind(owner.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+        if marked.rows_affected() == 1 {
+            tx.commit().await.map_err(|e| e.to_string())?;
+            tracing::debug!(
+                event_id,
+                "event done, with its transactional handlers' writes"
+            );
+        } else {
+            tx.rollback().await.map_err(|e| e.to_string())?;
+            tracing::warn!(
+                event_id,
+                "lease lost before the transaction committed; its writes were rolled back"
+            );
+        }
+        Ok(())
+    };
+    Some(with_lease(shared, event_id, work).await)
+}
+
+fn log(event_id: &str, attempts: u32, settle: &Settle) {
+    match settle {
+        Settle::Done => tracing::debug!(event_id, attempts, "event done"),
+        Settle::Retry { error, .. } => {
+            tracing::debug!(event_id, error = error.as_str(), "handler failure");
+            tracing::warn!(
+                event_id,
+                attempts,
+                "handlers failed; the event will be retried"
+            );
+        }
+        Settle::Dead { error } => {
+            tracing::debug!(event_id, error = error.as_str(), "why the event is dead");
+            tracing::error!(
+                event_id,
+                attempts,
+                "event given up on (dead); replay it once fixed"
+            );
+        }
+    }
+}
+
+/// A random factor in `[0, 1)` for the backoff's jitter.
+fn jitter() -> f64 {
+    let mut bytes = [0u8; 8];
+    // Without randomness the retries are merely not spread out.
+    let _ = getrandom::fill(&mut bytes);
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A slug pattern, as the dispatcher reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+enum Pattern {
+    Exact(String),
+    Kind(String),
+    Any,
+}
+
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+impl Pattern {
+    fn parse(pattern: &str) -> Option<Self> {
+        if pattern == "*" {
+            return Some(Self::Any);
+        }
+        let (kind, action) = pattern.split_once('.')?;
+        let valid = |s: &str| !s.is_empty() && !s.contains(['*', '.']);
+        match action {
+            "*" if valid(kind) => Some(Self::Kind(kind.to_owned())),
+            _ if valid(kind) && valid(action) => Some(Self::Exact(pattern.to_owned())),
+            _ => None,
+        }
+    }
+
+    fn matches(&self, event: &Event) -> bool {
+        match self {
+            Self::Exact(slug) => slug.split_once('.').is_some_and(|(k, a)| event.is(k, a)),
+            Self::Kind(kind) => event.kind == *kind,
+            Self::Any => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_with_jitter() {
+        let config = WorkerConfig::default()
+            .backoff_base(Duration::from_secs(2))
+            .backoff_max(Duration::from_secs(60));
+        assert_eq!(config.backoff(1, 0.5), Duration::from_secs(2));
+        assert_eq!(config.backoff(2, 0.5), Duration::from_secs(4));
+        assert_eq!(config.backoff(4, 0.5), Duration::from_secs(16));
+        assert_eq!(config.backoff(10, 0.5), Duration::from_secs(60));
+        assert_eq!(config.backoff(1, 0.0), Duration::from_secs(1));
+        assert!(config.backoff(1, 0.999) < Duration::from_secs(3));
+        assert_eq!(config.backoff(u32::MAX, 0.5), Duration::from_secs(60));
+        let j = jitter();
+        assert!((0.0..1.0).contains(&j), "{j}");
+    }
+
+    #[test]
+    fn patterns_read_as_the_dispatcher_reads_them() {
+        let event = Event::from_json(&br#"{"id":"e","type":"task","action":"succeeded"}"#[..])
+            .expect("event");
+        for (pattern, matches) in [
+            ("*", true),
+            ("task.*", true),
+            ("task.succeeded", true),
+            ("task.failed", false),
+            ("poll.*", false),
+        ] {
+            assert_eq!(
+                Pattern::parse(pattern).map(|p| p.matches(&event)),
+                Some(matches),
+                "{pattern}"
+            );
+        }
+        for bad in ["", "task", "*.succeeded", "task.", ".x", "a.b.c"] {
+            assert_eq!(Pattern::parse(bad), None, "{bad}");
+        }
+    }
+}

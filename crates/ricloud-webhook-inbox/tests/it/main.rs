@@ -1,0 +1,147 @@
+//! Integration tests of the inbox on real databases: a SQLite file in a
+//! temporary directory, and a throwaway PostgreSQL cluster.
+
+#[cfg(feature = "postgres")]
+mod postgres;
+mod sqlite;
+
+#[path = "../support/pg.rs"]
+mod pg;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use ricloud_webhook::{Dispatcher, Event, EventQueue, HandlerError, VerifiedEvent};
+use ricloud_webhook_inbox::{Inbox, RowState, WorkerConfig};
+
+/// A temporary directory, removed when dropped.
+pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ricloud-inbox-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    pub(crate) fn sqlite_url(&self) -> String {
+        format!("sqlite://{}", self.0.join("inbox.db").display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A realistic event body with the given id and slug.
+pub(crate) fn body(id: &str, slug: &str) -> Vec<u8> {
+    let (kind, action) = slug.split_once('.').expect("slug");
+    serde_json::to_vec(&serde_json::json!({
+        "id": id, "resource": "event", "type": kind, "action": action,
+        "data": {"id": "f3e452f2-3cbb-4daa-a4c1-84fa48a7c825", "resource": kind, "state": "succeeded"},
+        "state": "pending", "retries": 0, "date_created": "2026-11-27T10:43:00.123Z",
+        "date_delivered": null
+    }))
+    .expect("json")
+}
+
+/// A `poll.completed` event whose data does not fit the `Poll` view.
+pub(crate) fn misfit(id: &str) -> VerifiedEvent {
+    let body = serde_json::json!({"id": id, "type": "poll", "action": "completed", "data": {"id": {"not": "an id"}}});
+    VerifiedEvent::from_stored(serde_json::to_vec(&body).expect("json")).expect("an event")
+}
+
+pub(crate) fn event(id: &str, slug: &str) -> VerifiedEvent {
+    VerifiedEvent::from_stored(body(id, slug)).expect("an event")
+}
+
+pub(crate) fn id(n: usize) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+/// Every handler run, in order: `<event id>`.
+#[derive(Clone, Default)]
+pub(crate) struct Runs(pub(crate) Arc<Mutex<Vec<String>>>);
+
+impl Runs {
+    pub(crate) fn of(&self, id: &str) -> usize {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|r| *r == id)
+            .count()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().expect("lock").len()
+    }
+}
+
+/// A dispatcher whose `*` handler records each run and then: succeeds for
+/// `task.succeeded`, asks for a retry for `task.failed`, acknowledges a
+/// permanent failure for `task.created`; and a `poll.completed` handler
+/// takes the `Poll` view, which [`misfit`]'s data does not fit.
+pub(crate) fn dispatcher(runs: &Runs) -> Dispatcher {
+    let r = runs.clone();
+    Dispatcher::new()
+        .on("*", move |event: Arc<Event>| {
+            r.0.lock().expect("lock").push(event.id.clone());
+            let slug = event.slug();
+            async move {
+                match slug.as_str() {
+                    "task.failed" => Err(HandlerError::retry("downstream unavailable")),
+                    "task.created" => Err(HandlerError::acknowledge("cannot ever handle this")),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .on("poll.completed", |_: ricloud_webhook::Poll| async {
+            Ok(())
+        })
+}
+
+/// Workers that retry fast, for tests.
+pub(crate) fn fast() -> WorkerConfig {
+    WorkerConfig::default()
+        .poll(Duration::from_millis(50))
+        .backoff_base(Duration::from_millis(20))
+        .backoff_max(Duration::from_millis(100))
+        .max_attempts(3)
+        .shutdown_grace(Duration::from_secs(2))
+}
+
+/// Waits until `check` holds, looking every 20 ms for at most 20 s.
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until event `id` is in `state`.
+pub(crate) async fn until_state(inbox: &Inbox, id: &str, state: RowState) {
+    eventually(&format!("{id} to be {state}"), || async {
+        inbox.get(id).await.is_ok_and(|e| e.row.state == state)
+    })
+    .await;
+}
+
+pub(crate) async fn enqueue(inbox: &Inbox, id: &str, slug: &str) -> ricloud_webhook::Enqueued {
+    inbox
+        .enqueue(&event(id, slug), SystemTime::now())
+        .await
+        .expect("committed")
+}

@@ -1,0 +1,235 @@
+//! The inbox on a SQLite file.
+
+use std::time::{Duration, SystemTime};
+
+use ricloud_webhook::{Claim, DeliveryStore, Enqueued, EventQueue};
+use ricloud_webhook_inbox::{Inbox, ListFilter, Replay, RowState};
+
+use crate::{dispatcher, enqueue, event, eventually, fast, id, misfit, until_state, Runs, TempDir};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_event_is_committed_once_and_run_by_the_workers() {
+    let dir = TempDir::new("queued");
+    let inbox = Inbox::connect(&dir.sqlite_url()).await.expect("inbox");
+    assert_eq!(
+        enqueue(&inbox, &id(1), "task.succeeded").await,
+        Enqueued::New
+    );
+    // A redelivery: no second row, the first body kept.
+    assert_eq!(
+        enqueue(&inbox, &id(1), "task.succeeded").await,
+        Enqueued::AlreadyQueued
+    );
+    let stored = inbox.get(&id(1)).await.expect("stored");
+    assert_eq!(stored.row.state, RowState::Pending);
+    assert_eq!(stored.row.slug, "task.succeeded");
+    assert_eq!(&stored.body[..], &crate::body(&id(1), "task.succeeded")[..]);
+    assert_eq!(inbox.stats().await.expect("stats").pending, 1);
+
+    let runs = Runs::default();
+    let workers = inbox.workers(dispatcher(&runs)).config(fast()).spawn();
+    until_state(&inbox, &id(1), RowState::Done).await;
+    assert_eq!(runs.of(&id(1)), 1);
+    let done = inbox.get(&id(1)).await.expect("stored").row;
+    assert_eq!(done.attempts, 1);
+    assert!(done.done_at.is_some() && done.lease_owner.is_none());
+
+    // Enqueued while the workers run: picked up without waiting for a poll.
+    assert_eq!(
+        enqueue(&inbox, &id(2), "task.succeeded").await,
+        Enqueued::New
+    );
+    until_state(&inbox, &id(2), RowState::Done).await;
+    // A redelivery of a done event changes nothing.
+    assert_eq!(
+        enqueue(&inbox, &id(2), "task.succeeded").await,
+        Enqueued::AlreadyQueued
+    );
+    workers.shutdown().await;
+    assert_eq!(runs.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_retried_then_given_up_on() {
+    let dir = TempDir::new("retries");
+    let inbox = Inbox::connect(&dir.sqlite_url()).await.expect("inbox");
+    let runs = Runs::default();
+    let workers = inbox.workers(dispatcher(&runs)).config(fast()).spawn();
+    // Asks for a retry every time: three attempts, then dead.
+    enqueue(&inbox, &id(1), "task.failed").await;
+    // Acknowledged as permanent: dead at once.
+    enqueue(&inbox, &id(2), "task.created").await;
+    // Data that does not fit a handler's view: dead at once.
+    inbox
+        .enqueue(&misfit(&id(3)), SystemTime::now())
+        .await
+        .expect("committed");
+    for n in 1..=3 {
+        until_state(&inbox, &id(n), RowState::Dead).await;
+    }
+    let failed = inbox.get(&id(1)).await.expect("stored").row;
+    assert_eq!(failed.attempts, 3);
+    assert_eq!(runs.of(&id(1)), 3);
+    let error = failed.last_error.expect("an error");
+    assert!(
+        error.contains("gave up after 3 attempts") && error.contains("downstream unavailable"),
+        "{error}"
+    );
+    assert_eq!(inbox.get(&id(2)).await.expect("stored").row.attempts, 1);
+    assert_eq!(runs.of(&id(2)), 1);
+    let misfit = inbox.get(&id(3)).await.expect("stored").row;
+    assert_eq!(misfit.attempts, 1);
+    assert!(misfit.last_error.expect("an error").contains("`Poll` view"));
+
+    // Replay puts the dead ones back, with their attempts reset.
+    assert_eq!(inbox.replay(&Replay::Dead).await.expect("replay"), 3);
+    eventually("replayed events to run again", || async {
+        runs.of(&id(2)) == 2 && runs.of(&id(1)) == 6
+    })
+    .await;
+    until_state(&inbox, &id(1), RowState::Dead).await;
+    workers.shutdown().await;
+    let stats = inbox.stats().await.expect("stats");
+    assert_eq!(
+        (stats.pending, stats.running, stats.done, stats.dead),
+        (0, 0, 0, 3)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_claims_are_durable_across_a_restart() {
+    let dir = TempDir::new("inline");
+    let url = dir.sqlite_url();
+    let now = SystemTime::now();
+    {
+        let inbox = Inbox::connect(&url).await.expect("inbox");
+        let handled = event(&id(1), "task.succeeded");
+        assert!(matches!(
+            inbox.claim(handled.event(), now).await,
+            Ok(Claim::Claimed)
+        ));
+        // Another delivery meanwhile: busy, answered 503.
+        assert!(matches!(
+            inbox.claim(handled.event(), now).await,
+            Ok(Claim::Busy)
+        ));
+        inbox.finish(&id(1), true, now).await.expect("finish");
+        let released = event(&id(2), "task.failed");
+        assert!(matches!(
+            inbox.claim(released.event(), now).await,
+            Ok(Claim::Claimed)
+        ));
+        inbox.finish(&id(2), false, now).await.expect("finish");
+    }
+    let inbox = Inbox::connect(&url).await.expect("the same file again");
+    assert!(matches!(
+        inbox
+            .claim(event(&id(1), "task.succeeded").event(), now)
+            .await,
+        Ok(Claim::AlreadyHandled)
+    ));
+    // A released claim left no row: the redelivery runs the handlers.
+    assert!(matches!(
+        inbox.claim(event(&id(2), "task.failed").event(), now).await,
+        Ok(Claim::Claimed)
+    ));
+    let row = inbox.get(&id(1)).await.expect("stored").row;
+    assert_eq!(row.state, RowState::Done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_claim_whose_lease_ran_out_is_taken_over() {
+    let dir = TempDir::new("lease");
+    let inbox = Inbox::connect(&dir.sqlite_url())
+        .await
+        .expect("inbox")
+        .with_inline_lease(Duration::from_millis(100));
+    let first = event(&id(1), "task.succeeded");
+    let now = SystemTime::now();
+    assert!(matches!(
+        inbox.claim(first.event(), now).await,
+        Ok(Claim::Claimed)
+    ));
+    let later = now + Duration::from_millis(150);
+    assert!(matches!(
+        inbox.claim(first.event(), later).await,
+        Ok(Claim::Claimed)
+    ));
+    assert_eq!(inbox.get(&id(1)).await.expect("stored").row.attempts, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_show_count_replay_and_purge() {
+    let dir = TempDir::new("admin");
+    let inbox = Inbox::connect(&dir.sqlite_url()).await.expect("inbox");
+    for n in 0..5 {
+        enqueue(
+            &inbox,
+            &id(n),
+            if n % 2 == 0 {
+                "task.succeeded"
+            } else {
+                "poll.created"
+            },
+        )
+        .await;
+    }
+    let all = inbox.list(&ListFilter::default()).await.expect("list");
+    assert_eq!(all.len(), 5);
+    let polls = inbox
+        .list(&ListFilter::default().slug("poll.created"))
+        .await
+        .expect("list");
+    assert_eq!(
+        polls
+            .iter()
+            .map(|r| r.event_id.as_str())
+            .collect::<Vec<_>>()
+            .len(),
+        2
+    );
+    assert!(polls.iter().all(|r| r.slug == "poll.created"));
+    let two = inbox
+        .list(&ListFilter::default().limit(2))
+        .await
+        .expect("list");
+    assert_eq!(two.len(), 2);
+    let stats = inbox.stats().await.expect("stats");
+    assert_eq!(stats.pending, 5);
+    assert!(stats.oldest_pending.is_some());
+    assert!(inbox
+        .get("no-such-event")
+        .await
+        .expect_err("missing")
+        .is_not_found());
+
+    let runs = Runs::default();
+    let workers = inbox.workers(dispatcher(&runs)).config(fast()).spawn();
+    for n in 0..5 {
+        until_state(&inbox, &id(n), RowState::Done).await;
+    }
+    workers.shutdown().await;
+    let done = inbox
+        .list(&ListFilter::default().state(RowState::Done))
+        .await
+        .expect("list");
+    assert_eq!(done.len(), 5);
+    // Replay by id, then purge everything done before now.
+    assert_eq!(
+        inbox
+            .replay(&Replay::Ids(vec![id(0)]))
+            .await
+            .expect("replay"),
+        1
+    );
+    assert_eq!(
+        inbox.get(&id(0)).await.expect("stored").row.state,
+        RowState::Pending
+    );
+    let purged = inbox
+        .purge_done_before(SystemTime::now() + Duration::from_secs(1))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 4);
+    assert_eq!(inbox.stats().await.expect("stats").pending, 1);
+}
