@@ -3,6 +3,7 @@
 //! Run the example with `cargo run --release --bin receiver`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ricloud_webhook::{
     Dispatcher, Event, HandlerResult, Poll, Secret, SecretError, Session, Task, Verifier,
@@ -13,54 +14,71 @@ use ricloud_webhook::{
 pub type Report = Arc<dyn Fn(String) + Send + Sync>;
 
 /// A typed handler for every documented slug and a catch-all for the rest;
-/// each reports one line with the slug and the event id.
-pub fn dispatcher(report: Report) -> Dispatcher {
-    fn line(report: &Report, event: &Event, detail: String) -> HandlerResult {
+/// each reports one line with the slug and the event id, after `delay`
+/// (zero but for tests that need a handler to be running when they act).
+pub fn dispatcher(report: Report, delay: Duration) -> Dispatcher {
+    /// Reports `detail` for `event` once `delay` has passed.
+    async fn line(
+        report: Report,
+        delay: Duration,
+        event: Arc<Event>,
+        detail: String,
+    ) -> HandlerResult {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         report(format!("handled {} {} {detail}", event.slug(), event.id));
         Ok(())
     }
     let r = Arc::clone(&report);
-    let dispatcher = Dispatcher::new().on(
+    let mut dispatcher = Dispatcher::new().on(
         "webhook_config.test",
         move |(config, event): (WebhookConfig, Arc<Event>)| {
-            let r = Arc::clone(&r);
-            async move { line(&r, &event, format!("config={}", config.id)) }
+            line(
+                Arc::clone(&r),
+                delay,
+                event,
+                format!("config={}", config.id),
+            )
         },
     );
-    let mut dispatcher = dispatcher;
     for slug in ["task.created", "task.succeeded", "task.failed"] {
         let r = Arc::clone(&report);
         dispatcher = dispatcher.on(slug, move |(task, event): (Task, Arc<Event>)| {
-            let r = Arc::clone(&r);
-            async move {
-                let results = task.results.data.len();
-                line(&r, &event, format!("task={} results={results}", task.id))
-            }
+            let results = task.results.data.len();
+            line(
+                Arc::clone(&r),
+                delay,
+                event,
+                format!("task={} results={results}", task.id),
+            )
         });
     }
     for slug in ["poll.created", "poll.completed"] {
         let r = Arc::clone(&report);
         dispatcher = dispatcher.on(slug, move |(poll, event): (Poll, Arc<Event>)| {
-            let r = Arc::clone(&r);
-            async move { line(&r, &event, format!("poll={}", poll.id)) }
+            line(Arc::clone(&r), delay, event, format!("poll={}", poll.id))
         });
     }
     let r = Arc::clone(&report);
     dispatcher = dispatcher.on(
         "session.expired",
         move |(session, event): (Session, Arc<Event>)| {
-            let r = Arc::clone(&r);
-            async move { line(&r, &event, format!("session={}", session.id)) }
+            line(
+                Arc::clone(&r),
+                delay,
+                event,
+                format!("session={}", session.id),
+            )
         },
     );
-    let r = report;
     dispatcher.on("*", move |event: Arc<Event>| {
-        let r = Arc::clone(&r);
+        let r = Arc::clone(&report);
         async move {
             if is_documented(&event) {
                 return Ok(());
             }
-            line(&r, &event, "(no typed view)".to_owned())
+            line(r, delay, event, "(no typed view)".to_owned()).await
         }
     })
 }

@@ -5,18 +5,35 @@
 //!   random one is generated and printed once, for local testing only.
 //! - `RICLOUD_WEBHOOK_PREVIOUS_SECRET`: optional, also accepted (rotation).
 //! - `RICLOUD_WEBHOOK_ADDR`: listening address, default `127.0.0.1:8080`.
+//! - `RICLOUD_WEBHOOK_DATABASE_URL`: where events are kept:
+//!   `sqlite://ricloud-webhook.db` when unset (a file created in the
+//!   working directory), `postgres://user:password@host/database` for
+//!   several replicas, or `memory` (nothing survives a restart).
+//! - `RICLOUD_WEBHOOK_MODE`: `queued` (the default with a database: an
+//!   event is committed, then answered 200, and workers run the handlers)
+//!   or `inline` (the handlers run before the answer; the default, and the
+//!   only mode, with `memory`).
 //! - `RUST_LOG`: log level for stderr (`error` .. `trace`), default `info`.
 //!
-//! Prints one line per handled event on stdout; logs go to stderr. Ctrl-C or
-//! SIGTERM shuts it down gracefully.
+//! For tests: `RICLOUD_WEBHOOK_HANDLER_DELAY_MS` makes every handler wait
+//! that long before it reports, and `RICLOUD_WEBHOOK_LEASE_MS` sets the
+//! workers' lease.
+//!
+//! Prints one line per handler run on stdout (`handled <slug> <event id>
+//! ...`); logs go to stderr. Ctrl-C or SIGTERM shuts it down gracefully.
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
-use ricloud_webhook::Receiver;
-use ricloud_webhook_examples::{dispatcher, verifier};
+use anyhow::{bail, Context};
+use ricloud_webhook::{MemoryStore, Receiver};
+use ricloud_webhook_examples::{dispatcher, verifier, Report};
 use ricloud_webhook_hyper::{serve, Config, WebhookService};
+use ricloud_webhook_inbox::{Inbox, WorkerConfig, Workers};
+
+/// Where the receiver keeps events when `RICLOUD_WEBHOOK_DATABASE_URL` is unset.
+const DEFAULT_DATABASE_URL: &str = "sqlite://ricloud-webhook.db";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -39,18 +56,63 @@ async fn main() -> anyhow::Result<()> {
             secret
         }
     };
-    let previous = std::env::var("RICLOUD_WEBHOOK_PREVIOUS_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty());
+    let previous = env("RICLOUD_WEBHOOK_PREVIOUS_SECRET");
     let verifier = verifier(secret, previous).context("building the verifier")?;
-    let addr = std::env::var("RICLOUD_WEBHOOK_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    let addr = env("RICLOUD_WEBHOOK_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
+    let database =
+        env("RICLOUD_WEBHOOK_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+    let mode = env("RICLOUD_WEBHOOK_MODE");
+    let delay = Duration::from_millis(number("RICLOUD_WEBHOOK_HANDLER_DELAY_MS")?.unwrap_or(0));
 
-    let report = Arc::new(|line: String| {
+    let report: Report = Arc::new(|line: String| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     });
-    let receiver = Receiver::new(verifier, dispatcher(report));
+    let handlers = dispatcher(report, delay);
+    let mut workers: Option<Workers> = None;
+    let receiver = match (database.as_str(), mode.as_deref()) {
+        ("memory", None | Some("inline")) => {
+            tracing::info!("mode inline, events kept in memory only");
+            Receiver::new(verifier, handlers).with_store(MemoryStore::new())
+        }
+        ("memory", Some(_)) => {
+            bail!("RICLOUD_WEBHOOK_MODE=queued needs a database: set RICLOUD_WEBHOOK_DATABASE_URL")
+        }
+        (url, mode) => {
+            let inbox = Inbox::connect(url)
+                .await
+                .context("opening the inbox (RICLOUD_WEBHOOK_DATABASE_URL)")?;
+            if !inbox.is_postgres() {
+                // SQLite serves one process: what a previous run left
+                // running is this process's to take back.
+                inbox
+                    .take_back_abandoned()
+                    .await
+                    .context("recovering the inbox")?;
+            }
+            match mode {
+                None | Some("queued") => {
+                    tracing::info!(
+                        "mode queued: events are committed, then answered, then handled"
+                    );
+                    let mut config = WorkerConfig::default();
+                    if let Some(lease) = number("RICLOUD_WEBHOOK_LEASE_MS")? {
+                        config = config.lease(Duration::from_millis(lease));
+                    }
+                    workers = Some(inbox.workers(handlers).config(config).spawn());
+                    Receiver::queued(verifier, inbox)
+                }
+                Some("inline") => {
+                    tracing::info!("mode inline: handlers run before the answer");
+                    Receiver::new(verifier, handlers).with_store(inbox)
+                }
+                Some(other) => {
+                    bail!("RICLOUD_WEBHOOK_MODE must be queued or inline, not {other:?}")
+                }
+            }
+        }
+    };
     let config = Config::default();
     let prefix = config.webhook_prefix().to_owned();
     let service = WebhookService::with_config(receiver, config);
@@ -61,8 +123,26 @@ async fn main() -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local}{prefix}/<event id>");
     serve(listener, service, shutdown_signal()).await?;
+    if let Some(workers) = workers {
+        workers.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A non-empty environment variable.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// An environment variable holding a whole number.
+fn number(name: &str) -> anyhow::Result<Option<u64>> {
+    env(name)
+        .map(|v| {
+            v.parse()
+                .with_context(|| format!("{name} must be a whole number"))
+        })
+        .transpose()
 }
 
 fn random_secret() -> anyhow::Result<String> {

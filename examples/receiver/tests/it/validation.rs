@@ -26,7 +26,7 @@ async fn start() -> Running {
     let sink = Arc::clone(&lines);
     let report = Arc::new(move |line: String| sink.lock().expect("lock").push(line));
     let verifier = verifier(SECRET.to_owned(), Some("previous".to_owned())).expect("secrets");
-    let service = WebhookService::new(Receiver::new(verifier, dispatcher(report)));
+    let service = WebhookService::new(Receiver::new(verifier, dispatcher(report, Duration::ZERO)));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}/webhooks", listener.local_addr().expect("addr"));
     let (stop, stopped) = oneshot::channel::<()>();

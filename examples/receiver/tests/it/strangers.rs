@@ -3,8 +3,6 @@
 //! send most of a 1 MiB body and hold it, stays under a stated memory bound
 //! and answers correctly signed deliveries sent meanwhile with 200.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use ricloud_webhook::Secret;
@@ -12,7 +10,8 @@ use ricloud_webhook_cli::{sample_event, Sender};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-const SECRET: &str = "strangers-test-secret";
+use crate::{Process, TempDir, SECRET};
+
 /// Connections without the secret.
 const STRANGERS: usize = 300;
 /// What each declares: the default body limit, 1 MiB.
@@ -24,56 +23,14 @@ const SENT: usize = 1_000_000;
 /// process itself, with room for the allocator.
 const MEMORY_BOUND_KIB: u64 = 128 * 1024;
 
-/// The receiver process, killed when dropped.
-struct Receiver {
-    child: Child,
-    addr: String,
-}
-
-impl Receiver {
-    /// Starts the binary on a free port and waits for its "listening" line.
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_receiver"))
-            .env("RICLOUD_WEBHOOK_SECRET", SECRET)
-            .env("RICLOUD_WEBHOOK_ADDR", "127.0.0.1:0")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the receiver");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("the receiver exited before listening")
-                .expect("stderr line");
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split('/').next().expect("address").to_owned();
-            }
-        };
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, addr }
-    }
-
-    /// Peak resident set size so far, in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM")
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Peak resident set size of process `pid` so far, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
 }
 
 /// A stranger: declares a 1 MiB body, sends most of it, then holds the
@@ -95,9 +52,11 @@ async fn stranger(addr: String) -> Option<TcpStream> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_holding_large_bodies_neither_exhaust_memory_nor_block_the_api() {
-    let receiver = Receiver::start();
-    let base = format!("http://{}/webhooks", receiver.addr);
-    let idle_rss = receiver.peak_rss_kib();
+    // The receiver on its defaults: a SQLite inbox in its working directory.
+    let dir = TempDir::new("strangers");
+    let receiver = Process::start(&dir.0, &[]);
+    let base = receiver.base();
+    let idle_rss = peak_rss_kib(receiver.pid());
 
     let strangers: Vec<_> = (0..STRANGERS)
         .map(|_| tokio::spawn(stranger(receiver.addr.clone())))
@@ -128,7 +87,7 @@ async fn strangers_holding_large_bodies_neither_exhaust_memory_nor_block_the_api
         }
     }
 
-    let peak = receiver.peak_rss_kib();
+    let peak = peak_rss_kib(receiver.pid());
     eprintln!(
         "receiver peak RSS: {} MiB at rest, {} MiB with {} strangers holding ~1 MB each",
         idle_rss / 1024,

@@ -1,0 +1,243 @@
+//! The example receiver's tests: its handlers over a real socket, and the
+//! real process (`CARGO_BIN_EXE_receiver`) against strangers, crashes
+//! (`kill -9`), replicas on one PostgreSQL, a database that goes away, and
+//! both delivery modes.
+
+mod crash;
+mod inline;
+mod replicas;
+mod strangers;
+mod validation;
+
+#[path = "../../../../crates/ricloud-webhook-inbox/tests/support/pg.rs"]
+mod pg;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use ricloud_webhook::Secret;
+use ricloud_webhook_cli::{sample_event, Sender};
+
+pub(crate) const SECRET: &str = "receiver-test-secret";
+
+/// A temporary directory, removed when dropped.
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("ricloud-receiver-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    pub(crate) fn sqlite_url(&self) -> String {
+        format!("sqlite://{}", self.0.join("inbox.db").display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The receiver binary, running; killed (`kill -9`) when dropped.
+pub(crate) struct Process {
+    child: Child,
+    /// Reads stdout until the process closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// `127.0.0.1:<port>`.
+    pub(crate) addr: String,
+    /// Every line it printed on stdout so far.
+    pub(crate) lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Starts the receiver in `dir` with `env` on top of the test secret
+    /// and a free port, and waits for it to listen.
+    pub(crate) fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_receiver"));
+        command
+            .current_dir(dir)
+            .env("RICLOUD_WEBHOOK_SECRET", SECRET)
+            .env("RICLOUD_WEBHOOK_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start the receiver");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = Arc::clone(&lines);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().expect("lock").push(line);
+            }
+        });
+        let stderr = child.stderr.take().expect("stderr");
+        let mut log = BufReader::new(stderr).lines();
+        let addr = loop {
+            let Some(line) = log.next() else {
+                let status = child.wait().expect("wait");
+                panic!("the receiver exited ({status}) before listening");
+            };
+            let line = line.expect("stderr line");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split('/').next().expect("address").to_owned();
+            }
+        };
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in log {});
+        Self {
+            child,
+            reader: Some(reader),
+            addr,
+            lines,
+        }
+    }
+
+    pub(crate) fn base(&self) -> String {
+        format!("http://{}/webhooks", self.addr)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `kill -9`; returns every line it printed.
+    pub(crate) fn kill(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.all_lines()
+    }
+
+    /// SIGTERM, and waits for a clean exit; returns every line it printed.
+    pub(crate) fn terminate(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait");
+        assert!(exit.success(), "the receiver exited with {exit} on SIGTERM");
+        self.all_lines()
+    }
+
+    /// Every line, once the process has closed its stdout.
+    fn all_lines(&mut self) -> Vec<String> {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.lines.lock().expect("lock").clone()
+    }
+
+    /// How many handler runs it printed for event `id`.
+    pub(crate) fn handled(&self, id: &str) -> usize {
+        count(&self.lines, id)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How many `handled <slug> <id>` lines `lines` holds for `id`.
+pub(crate) fn count(lines: &Mutex<Vec<String>>, id: &str) -> usize {
+    lines
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|l| l.starts_with("handled ") && l.split(' ').nth(2) == Some(id))
+        .count()
+}
+
+/// Signs and sends an event the way the API does.
+#[derive(Clone)]
+pub(crate) struct Api {
+    sender: Sender,
+    secret: Arc<Secret>,
+}
+
+impl Api {
+    pub(crate) fn new() -> Self {
+        Self {
+            sender: Sender::new(Duration::from_secs(5), None).expect("client"),
+            secret: Arc::new(Secret::new(SECRET).expect("secret")),
+        }
+    }
+
+    /// Delivers `body` to `base`; the status, or `None` when there was no
+    /// answer (the receiver died, say).
+    pub(crate) async fn deliver(&self, base: &str, body: &[u8]) -> Option<u16> {
+        self.sender
+            .post_event(base, &self.secret, body.to_vec())
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
+    }
+}
+
+/// A `task.succeeded` event with id `id`, as the API sends it.
+pub(crate) fn event_body(id: &str) -> Vec<u8> {
+    let mut event = sample_event(
+        "task.succeeded",
+        "http://receiver/webhooks",
+        SystemTime::now(),
+    )
+    .expect("sample");
+    event["id"] = id.into();
+    serde_json::to_vec(&event).expect("json")
+}
+
+pub(crate) fn id(n: usize) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+/// Waits until `check` holds, looking every 50 ms for at most `within`.
+pub(crate) async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A small deterministic random source for the tests' choices.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn seeded() -> Self {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        eprintln!("random seed {seed}");
+        Self(seed)
+    }
+
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
