@@ -28,6 +28,7 @@ pub(crate) fn run(mut matches: ArgMatches) -> anyhow::Result<ExitCode> {
         Some((name, m)) if name == "send" => send(m)?,
         Some((name, m)) if name == "sign" => sign_body(m)?,
         Some((name, m)) if name == "verify" => verify(m)?,
+        Some((name, m)) if name == "inbox" => crate::inbox::run(m)?,
         // clap refuses unknown subcommands and requires one.
         _ => return Err(anyhow!("no command given: see `ricloud-webhook --help`")),
     };

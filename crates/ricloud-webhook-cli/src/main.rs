@@ -3,6 +3,8 @@
 
 mod args;
 mod commands;
+mod inbox;
+mod time;
 
 use std::process::ExitCode;
 

@@ -719,3 +719,117 @@ fn send_takes_one_of_event_and_body() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("task.succeeded"), "{}", stderr(&out));
 }
+
+// ---- inbox ----------------------------------------------------------------
+
+/// An inbox file with three events: one done, one dead, one pending.
+fn prepared_inbox(dir: &std::path::Path) -> String {
+    use ricloud_webhook::{Dispatcher, EventQueue, HandlerError, VerifiedEvent};
+    let url = format!("sqlite://{}", dir.join("inbox.db").display());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let inbox = ricloud_webhook_inbox::Inbox::connect(&url).await.expect("inbox");
+        for (id, action) in [("e-done", "succeeded"), ("e-dead", "created")] {
+            let body = serde_json::json!({"id": id, "type": "task", "action": action, "data": {"id": "t"}});
+            let event = VerifiedEvent::from_stored(serde_json::to_vec(&body).expect("json")).expect("event");
+            inbox.enqueue(&event, SystemTime::now()).await.expect("enqueue");
+        }
+        let dispatcher = Dispatcher::new().on("task.created", |_: std::sync::Arc<ricloud_webhook::Event>| async {
+            Err(HandlerError::acknowledge("no such task"))
+        });
+        let workers = inbox
+            .workers(dispatcher)
+            .config(ricloud_webhook_inbox::WorkerConfig::default().poll(Duration::from_millis(20)))
+            .spawn();
+        loop {
+            let stats = inbox.stats().await.expect("stats");
+            if stats.done == 1 && stats.dead == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        workers.shutdown().await;
+        let body = serde_json::json!({"id": "e-pending", "type": "poll", "action": "completed", "data": null});
+        let event = VerifiedEvent::from_stored(serde_json::to_vec(&body).expect("json")).expect("event");
+        inbox.enqueue(&event, SystemTime::now()).await.expect("enqueue");
+    });
+    url
+}
+
+fn inbox_cmd(url: &str, args: &[&str]) -> Output {
+    let mut cmd = cli();
+    cmd.env("RICLOUD_WEBHOOK_DATABASE_URL", url)
+        .arg("inbox")
+        .args(args);
+    run(cmd, b"")
+}
+
+#[test]
+fn inbox_commands_list_show_count_replay_and_purge() {
+    let dir = std::env::temp_dir().join(format!("ricloud-cli-inbox-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let url = prepared_inbox(&dir);
+
+    let out = inbox_cmd(&url, &["stats"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("pending  1") && text.contains("done     1") && text.contains("dead     1"),
+        "{text}"
+    );
+
+    let out = inbox_cmd(&url, &["list", "--state", "dead"]);
+    let text = stdout(&out);
+    assert!(text.starts_with("EVENT ID"), "{text}");
+    assert!(
+        text.contains("e-dead") && text.contains("no such task") && !text.contains("e-done"),
+        "{text}"
+    );
+
+    let out = inbox_cmd(&url, &["list", "--json", "--slug", "poll.completed"]);
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(rows.as_array().map(Vec::len), Some(1));
+    assert_eq!(rows[0]["event_id"], "e-pending");
+    assert_eq!(rows[0]["state"], "pending");
+
+    let out = inbox_cmd(&url, &["show", "e-dead"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("state:         dead") && text.contains("\"action\": \"created\""),
+        "{text}"
+    );
+    let out = inbox_cmd(&url, &["show", "nope"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("no event nope"), "{}", stderr(&out));
+
+    let out = inbox_cmd(&url, &["replay", "--dead"]);
+    assert_eq!(stdout(&out), "1 event(s) put back to pending\n");
+    let out = inbox_cmd(&url, &["replay", "e-done", "e-missing"]);
+    assert_eq!(stdout(&out), "1 event(s) put back to pending\n");
+    let out = inbox_cmd(&url, &["stats", "--json"]);
+    let stats: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (
+            stats["pending"].as_u64(),
+            stats["done"].as_u64(),
+            stats["dead"].as_u64()
+        ),
+        (Some(3), Some(0), Some(0))
+    );
+
+    let out = inbox_cmd(&url, &["purge", "--done-before", "1h"]);
+    assert_eq!(stdout(&out), "0 done event(s) deleted\n");
+    let out = inbox_cmd(&url, &["purge", "--done-before", "yesterday"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("neither an ISO 8601 time nor an age"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

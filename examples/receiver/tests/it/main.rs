@@ -5,6 +5,7 @@
 
 mod crash;
 mod inline;
+mod replay;
 mod replicas;
 mod strangers;
 mod validation;
