@@ -116,7 +116,9 @@ part_a() {
     port=$(free_port)
     log="$WORK/receiver.log"
     out="$WORK/receiver.out"
+    # Queued on a SQLite inbox of its own (the receiver's default mode).
     RICLOUD_WEBHOOK_SECRET="$SECRET" RICLOUD_WEBHOOK_ADDR="127.0.0.1:$port" \
+        RICLOUD_WEBHOOK_DATABASE_URL="sqlite://$WORK/inbox.db" \
         "$RECEIVER" >"$out" 2>"$log" &
     pid=$!
     PIDS+=("$pid")
@@ -134,8 +136,15 @@ part_a() {
     fi
 
     # 8 distinct events and the last valid one, each handled exactly once
-    # although every event was also redelivered.
-    local handled
+    # although every event was also redelivered. The workers run them just
+    # after the answers: wait for them (at most 10 s).
+    local handled i
+    for i in $(seq 1 100); do
+        handled=$(grep -c '^handled ' "$out" || true)
+        [[ $handled -ge 9 ]] && break
+        sleep 0.1
+    done
+    sleep 0.5
     handled=$(grep -c '^handled ' "$out" || true)
     if [[ $handled == 9 ]]; then
         pass "the receiver ran handlers once per event (9 lines)"
@@ -146,6 +155,10 @@ part_a() {
     # The API's validation test, by our own CLI, against our own receiver.
     expect "send-test against the example receiver is valid" 0 "valid" \
         env RICLOUD_WEBHOOK_SECRET="$SECRET" "$CLI" send-test --url "http://127.0.0.1:$port/webhooks"
+    for i in $(seq 1 100); do
+        grep -q '^handled webhook_config.test ' "$out" && break
+        sleep 0.1
+    done
     if grep -q '^handled webhook_config.test ' "$out"; then
         pass "the example printed the webhook_config.test line"
     else
