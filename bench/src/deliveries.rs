@@ -10,7 +10,8 @@ use ricloud_webhook::{sign, Secret};
 
 /// The reference vectors from ricloud-py; the `task.succeeded` body is the
 /// template of every delivery.
-const VECTORS: &str = include_str!("../../crates/ricloud-webhook/tests/data/ricloud-py-signatures.json");
+const VECTORS: &str =
+    include_str!("../../crates/ricloud-webhook/tests/data/ricloud-py-signatures.json");
 
 /// The event id of the template body, replaced in each delivery.
 pub const TEMPLATE_ID: &str = "d921bf95-cc9f-4851-b6ab-9f1ab79db4df";

@@ -40,6 +40,7 @@ use ricloud_webhook::{
     Dispatcher, Event, MemoryStore, Receiver, Secret, Task, VerifiedEvent, Verifier,
 };
 use ricloud_webhook_hyper::{serve, Config, WebhookService};
+use ricloud_webhook_inbox::Inbox;
 use tokio::net::TcpListener;
 
 /// `Ricloud-Signature`, as a ready header name (as the receiver looks it up).
@@ -83,6 +84,12 @@ fn command() -> Command {
                 .help("ours: events the dedup store remembers [default: MemoryStore's, 100000]"),
         )
         .arg(
+            Arg::new("inbox")
+                .long("inbox")
+                .value_name("URL")
+                .help("ours: queued mode on a durable inbox at URL (sqlite://FILE or postgres://...), workers running the handler"),
+        )
+        .arg(
             Arg::new("threads")
                 .long("threads")
                 .value_parser(value_parser!(usize))
@@ -113,6 +120,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = runtime.enable_all().build()?;
     let mode = text("mode");
     let store_capacity = m.get_one::<usize>("store-capacity").copied();
+    let inbox = m.get_one::<String>("inbox").cloned();
     let handler = match text("handler").as_str() {
         "task" => Handler::Task,
         "borrowed" => Handler::Borrowed,
@@ -140,7 +148,7 @@ fn main() -> anyhow::Result<()> {
                     Duration::from_secs(24 * 3600),
                 )
                 .with_replay_window(Duration::from_secs(1));
-                ours(listener, secret, handler, store).await
+                ours(listener, secret, handler, store, inbox).await
             }
             "verify" => bare(listener, Some((Verifier::new(secret), Layers::Verify))).await,
             "parse" => bare(listener, Some((Verifier::new(secret), Layers::Parse))).await,
@@ -190,6 +198,7 @@ async fn ours(
     secret: Secret,
     handler: Handler,
     store: MemoryStore,
+    inbox: Option<String>,
 ) -> anyhow::Result<()> {
     let handled = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&handled);
@@ -223,13 +232,32 @@ async fn ours(
             }
         }),
     };
-    let receiver = Receiver::new(Verifier::new(secret), dispatcher).with_store(store);
+    let (receiver, workers) = match inbox {
+        None => (
+            Receiver::new(Verifier::new(secret), dispatcher).with_store(store),
+            None,
+        ),
+        Some(url) => {
+            let inbox = Inbox::connect(&url).await?;
+            let workers = inbox.workers(dispatcher).spawn();
+            (
+                Receiver::queued(Verifier::new(secret), inbox),
+                Some(workers),
+            )
+        }
+    };
     let service = WebhookService::with_config(receiver, Config::default());
     serve(listener, service, shutdown_signal()).await?;
+    // What the workers ran while the load was on (queued mode).
+    let at_stop = handled.load(Ordering::Relaxed);
+    if let Some(workers) = workers {
+        workers.shutdown().await;
+    }
     eprintln!(
-        "bench-server: handled {} events",
+        "bench-server: handled {at_stop} events while serving, {} in all",
         handled.load(Ordering::Relaxed)
     );
+    println!("{{\"handled_at_stop\": {at_stop}}}");
     Ok(())
 }
 

@@ -204,7 +204,17 @@ async fn commit(db: &Db, batch: &mut Vec<Op>) {
     let (enqueues, others): (Vec<Op>, Vec<Op>) = std::mem::take(batch)
         .into_iter()
         .partition(|op| matches!(op, Op::Enqueue { .. }));
+    let (dones, others): (Vec<Op>, Vec<Op>) = others.into_iter().partition(|op| {
+        matches!(
+            op,
+            Op::Settle {
+                outcome: Settle::Done,
+                ..
+            }
+        )
+    });
     let mut enqueues = enqueues.into_iter();
+    let mut dones = dones.into_iter();
     let mut others = others.into_iter();
     let mut pending = Vec::new();
     let result = on_db!(db, pool => {
@@ -271,6 +281,54 @@ async fn commit(db: &Db, batch: &mut Vec<Op>) {
                         .await?;
                 }
             }
+            // Rows done: one update per chunk, fenced on the lease owner;
+            // the ids it returns are the ones this worker still held.
+            loop {
+                let chunk: Vec<Op> = dones.by_ref().take(ROWS_PER_STATEMENT).collect();
+                let Some(Op::Settle { owner, now, .. }) = chunk.first() else {
+                    break;
+                };
+                let (owner, now) = (owner.clone(), *now);
+                let mut sql = String::from(
+                    "UPDATE ricloud_inbox SET state = 'done', done_at = $2, updated_at = $2, lease_owner = NULL, lease_expires = NULL \
+                     WHERE lease_owner = $1 AND state = 'running' AND event_id IN (",
+                );
+                for i in 0..chunk.len() {
+                    let _ = write!(sql, "{}${}", if i == 0 { "" } else { ", " }, i + 3);
+                }
+                sql.push_str(") RETURNING event_id");
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner.as_str()).bind(now);
+                for op in &chunk {
+                    if let Op::Settle { event_id, .. } = op {
+                        query = query.bind(event_id.as_str());
+                    }
+                }
+                // Fenced on one owner: another owner's rows (a process has
+                // one) go through one by one below.
+                let mut settled = HashSet::new();
+                match query.fetch_all(&mut *tx).await {
+                    Ok(rows) => {
+                        for r in &rows {
+                            if let Ok(id) = r.try_get::<String, _>(0) {
+                                settled.insert(id);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let rest: Vec<Op> = chunk.into_iter().chain(dones.by_ref()).collect();
+                        dones = rest.into_iter();
+                        return Err(e);
+                    }
+                }
+                for op in chunk {
+                    match op {
+                        Op::Settle { event_id, owner: o, reply, .. } if o == owner => {
+                            pending.push(Pending::Settle(reply, settled.contains(&event_id)));
+                        }
+                        other => tx.apply(other, &mut pending).await?,
+                    }
+                }
+            }
             for op in others.by_ref() {
                 tx.apply(op, &mut pending).await?;
             }
@@ -284,7 +342,11 @@ async fn commit(db: &Db, batch: &mut Vec<Op>) {
         Err(e) => {
             let error = InboxError::database(e);
             tracing::error!(error = %error, "inbox commit failed; its deliveries are answered 503");
-            fail_all(enqueues.chain(others).collect(), pending, &error);
+            fail_all(
+                enqueues.chain(dones).chain(others).collect(),
+                pending,
+                &error,
+            );
         }
     }
 }
@@ -391,38 +453,55 @@ macro_rules! impl_apply {
             postgres,
             reply,
         } => {
-            // PostgreSQL: rows another replica is taking are skipped, not
-            // waited for. SQLite has one writer, this task.
-            let sql = if postgres {
-                "UPDATE ricloud_inbox SET state = 'running', attempts = attempts + 1, lease_owner = $1, lease_expires = $2, updated_at = $3 \
-                 WHERE event_id IN (SELECT event_id FROM ricloud_inbox \
-                 WHERE (state = 'pending' AND run_at <= $3) OR (state = 'running' AND lease_expires < $3) \
-                 ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-                 RETURNING event_id, body, attempts"
+            // Due pending rows first, oldest first, then rows whose lease ran
+            // out (a worker that died): each one statement that an index on
+            // (state, run_at) serves, where one `OR` made a scan and a sort of
+            // every pending row. PostgreSQL: rows another replica is taking
+            // are skipped, not waited for; SQLite has one writer, this task.
+            let (pending_sql, expired_sql) = if postgres {
+                (
+                    "UPDATE ricloud_inbox SET state = 'running', attempts = attempts + 1, lease_owner = $1, lease_expires = $2, updated_at = $3 \
+                     WHERE event_id IN (SELECT event_id FROM ricloud_inbox WHERE state = 'pending' AND run_at <= $3 \
+                     ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                     RETURNING event_id, body, attempts",
+                    "UPDATE ricloud_inbox SET state = 'running', attempts = attempts + 1, lease_owner = $1, lease_expires = $2, updated_at = $3 \
+                     WHERE event_id IN (SELECT event_id FROM ricloud_inbox WHERE state = 'running' AND lease_expires < $3 \
+                     LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                     RETURNING event_id, body, attempts",
+                )
             } else {
-                "UPDATE ricloud_inbox SET state = 'running', attempts = attempts + 1, lease_owner = $1, lease_expires = $2, updated_at = $3 \
-                 WHERE event_id IN (SELECT event_id FROM ricloud_inbox \
-                 WHERE (state = 'pending' AND run_at <= $3) OR (state = 'running' AND lease_expires < $3) \
-                 ORDER BY run_at LIMIT $4) \
-                 RETURNING event_id, body, attempts"
+                (
+                    "UPDATE ricloud_inbox SET state = 'running', attempts = attempts + 1, lease_owner = $1, lease_expires = $2, updated_at = $3 \
+                     WHERE event_id IN (SELECT event_id FROM ricloud_inbox WHERE state = 'pending' AND run_at <= $3 \
+                     ORDER BY run_at LIMIT $4) \
+                     RETURNING event_id, body, attempts",
+                    "UPDATE ricloud_inbox SET state = 'running', attempts = attempts + 1, lease_owner = $1, lease_expires = $2, updated_at = $3 \
+                     WHERE event_id IN (SELECT event_id FROM ricloud_inbox WHERE state = 'running' AND lease_expires < $3 \
+                     LIMIT $4) \
+                     RETURNING event_id, body, attempts",
+                )
             };
-            let rows = sqlx::query(sql)
-                .bind(owner.as_str())
-                .bind(lease_until)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(&mut **self)
-                .await?;
-            let taken = rows
-                .iter()
-                .map(|r| {
-                    Ok(Taken {
+            let mut taken = Vec::new();
+            for sql in [expired_sql, pending_sql] {
+                let room = limit - i64::try_from(taken.len()).unwrap_or(limit);
+                if room <= 0 {
+                    break;
+                }
+                let rows = sqlx::query(sql)
+                    .bind(owner.as_str())
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(room)
+                    .fetch_all(&mut **self)
+                    .await?;
+                for r in &rows {
+                    taken.push(Taken {
                         event_id: r.try_get(0)?,
                         body: r.try_get(1)?,
                         attempts: i64::from(r.try_get::<i32, _>(2)?),
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                    });
+                }
+            }
             pending.push(Pending::Take(reply, taken));
         }
         Op::Settle {

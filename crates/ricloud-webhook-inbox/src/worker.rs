@@ -41,7 +41,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            concurrency: 64,
+            concurrency: 128,
             lease: Duration::from_secs(30),
             poll: Duration::from_secs(2),
             max_attempts: 8,
@@ -54,7 +54,10 @@ impl Default for WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Events run at once in this process (default 64).
+    /// Events run at once in this process (default 128). Lower it when
+    /// the handlers hold a scarce resource (a small connection pool): each
+    /// running event holds a handler. A take waits for a commit, so too few
+    /// slots make the workers fall behind a busy receiver.
     #[must_use]
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
@@ -285,20 +288,31 @@ async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
     }
     #[cfg(feature = "postgres")]
     let mut listener = inbox.listener().await;
-    let mut running = JoinSet::new();
+    // Handlers running, each ending with how its row is to be settled.
+    let mut running: JoinSet<Option<(String, Settle)>> = JoinSet::new();
+    // Settles waiting for their commit: a handler's slot is free as soon as
+    // it is done, not a commit later, so each commit takes a full batch.
+    let mut settling: JoinSet<()> = JoinSet::new();
     let mut poll = tokio::time::interval(shared.config.poll);
     let mut purge = tokio::time::interval(Duration::from_secs(60 * 60));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Take only when a quarter of the slots are free (or none are busy):
+    // each take waits for a commit, so many small ones would starve.
+    let batch = (shared.config.concurrency / 4).max(1);
     loop {
         if *stopped.borrow() {
             break;
         }
+        while let Some(ended) = running.try_join_next() {
+            settle(&shared, &mut settling, ended);
+        }
+        while settling.try_join_next().is_some() {}
         // Registered before looking, so a commit in between still wakes us.
         let woken = inbox.inner.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         let room = shared.config.concurrency.saturating_sub(running.len());
-        if room > 0 {
+        if room >= batch || (room > 0 && running.is_empty()) {
             match take(inbox, &shared.config, room).await {
                 Ok(rows) => {
                     let full = rows.len() == room;
@@ -306,10 +320,7 @@ async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
                         running.spawn(run_one(Arc::clone(&shared), row));
                     }
                     if full {
-                        // Maybe more are due: look again once there is room.
-                        if let Some(ended) = running.join_next().await {
-                            report_panic(ended);
-                        }
+                        // More may be due: look again as soon as there is room.
                         continue;
                     }
                 }
@@ -339,7 +350,7 @@ async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
             _ = stopped.changed() => break,
             () = &mut woken => {}
             () = notified => {}
-            Some(ended) = running.join_next(), if !running.is_empty() => report_panic(ended),
+            Some(ended) = running.join_next(), if !running.is_empty() => settle(&shared, &mut settling, ended),
             _ = poll.tick() => {}
             _ = purge.tick() => {
                 let before = SystemTime::now()
@@ -356,8 +367,9 @@ async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
     let grace = shared.config.shutdown_grace;
     let drained = async {
         while let Some(ended) = running.join_next().await {
-            report_panic(ended)
+            settle(&shared, &mut settling, ended);
         }
+        while settling.join_next().await.is_some() {}
     };
     if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
@@ -365,9 +377,26 @@ async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
         );
         running.shutdown().await;
     }
+    while settling.join_next().await.is_some() {}
 }
 
-fn report_panic(ended: Result<(), tokio::task::JoinError>) {
+/// Sends a finished run's outcome to be committed, without holding the
+/// run's slot while it is.
+fn settle(
+    shared: &Arc<Run>,
+    settling: &mut JoinSet<()>,
+    ended: Result<Option<(String, Settle)>, tokio::task::JoinError>,
+) {
+    match ended {
+        Ok(Some((event_id, outcome))) => {
+            settling.spawn(settle_one(Arc::clone(shared), event_id, outcome));
+        }
+        Ok(None) => {}
+        Err(e) => report_panic::<()>(Err(e)),
+    }
+}
+
+fn report_panic<T>(ended: Result<T, tokio::task::JoinError>) {
     if let Err(e) = ended {
         if e.is_panic() {
             tracing::error!("an inbox worker task panicked");
@@ -396,8 +425,9 @@ async fn take(
         .await
 }
 
-/// Runs one row's handlers and settles it.
-async fn run_one(shared: Arc<Run>, row: Taken) {
+/// Runs one row's handlers; how the row is to be settled (`None` when a
+/// transactional handler settled it already).
+async fn run_one(shared: Arc<Run>, row: Taken) -> Option<(String, Settle)> {
     let Taken {
         event_id,
         body,
@@ -407,16 +437,18 @@ async fn run_one(shared: Arc<Run>, row: Taken) {
     let settle = match VerifiedEvent::from_stored(body) {
         Ok(event) => {
             let outcome = with_lease(&shared, &event_id, shared.dispatcher.dispatch(&event)).await;
-            settle_for(&shared, &event, &event_id, attempts, outcome).await
+            settle_for(&shared, &event, &event_id, attempts, outcome).await?
         }
-        Err(e) => Some(Settle::Dead {
+        Err(e) => Settle::Dead {
             error: format!("the stored body is not an event: {e}"),
-        }),
-    };
-    let Some(settle) = settle else {
-        return; // settled in the handler's transaction
+        },
     };
     log(&event_id, attempts, &settle);
+    Some((event_id, settle))
+}
+
+/// Commits a row's outcome, fenced on this process's lease.
+async fn settle_one(shared: Arc<Run>, event_id: String, outcome: Settle) {
     let owner = shared.inbox.inner.owner.clone();
     let result = shared
         .inbox
@@ -425,7 +457,7 @@ async fn run_one(shared: Arc<Run>, row: Taken) {
         .call(|reply| Op::Settle {
             event_id: event_id.clone(),
             owner,
-            outcome: settle,
+            outcome,
             now: millis(SystemTime::now()),
             reply,
         })
