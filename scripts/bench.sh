@@ -4,6 +4,11 @@
 # an `Arc<Event>` handler and with a typed `Task` handler, and the reference
 # receiver (ricloud-py 3.2.0's Flask app, as its `ricloud event listen` runs
 # it). 1 KiB `task.succeeded` events over keep-alive connections.
+# Then the queued mode: ours acknowledging each event once it is committed to
+# a SQLite inbox (WAL, synchronous=FULL) and to a PostgreSQL inbox (a
+# throwaway cluster, fsync on), with workers running the handler, next to
+# bare hyper and to the machine's group-commit limit: 64 divided by one
+# fdatasync's latency, measured in the same run on the same disk.
 #
 # Usage: scripts/bench.sh
 # Environment (all optional):
@@ -14,6 +19,9 @@
 #                seconds apart, so the machine's drift cancels out)
 #   PIN=1        servers on CPU 0, load generator on CPU 1 (taskset); 0 to share
 #   REFERENCE=1  run the Python reference (installs ricloud-py in a venv); 0 to skip
+#   ENDPOINT=1   run bare hyper and ours with an in-memory store; 0 to skip
+#   QUEUED=1     run the queued mode on SQLite and PostgreSQL (PostgreSQL
+#                only when its binaries are installed); 0 to skip
 #
 # Results go to bench-results/<timestamp>/ (git-ignored): one JSON line per
 # run and summary.md. Nothing in CI runs this script.
@@ -28,6 +36,8 @@ CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-5}
 PIN=${PIN:-1}
 REFERENCE=${REFERENCE:-1}
+QUEUED=${QUEUED:-1}
+ENDPOINT=${ENDPOINT:-1}
 SECRET="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export RICLOUD_WEBHOOK_SECRET="$SECRET"
 
@@ -53,7 +63,36 @@ stop_server() {
     fi
     SERVER_PID=""
 }
-trap stop_server EXIT
+
+# A throwaway PostgreSQL cluster for the queued runs, on a unix socket, owned
+# by the postgres user when run as root (initdb refuses root); its server
+# shares the server CPU.
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+PG_DIR=""
+PG_PORT=55432
+as_postgres() {
+    if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+stop_pg() {
+    if [[ -n "$PG_DIR" ]]; then
+        as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
+    fi
+    PG_DIR=""
+}
+start_pg() {
+    PG_DIR=$(mktemp -d /tmp/ricloud-bench-pg.XXXXXX)
+    if [[ $(id -u) == 0 ]]; then chown postgres:postgres "$PG_DIR"; fi
+    as_postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 >"$OUT/pg.initdb.log"
+    as_postgres "${SERVER_CPU[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+        -o "-k $PG_DIR -p $PG_PORT -c listen_addresses= -c fsync=on -c synchronous_commit=on -c max_connections=100" \
+        start >/dev/null
+}
+cleanup() {
+    stop_server
+    stop_pg
+}
+trap cleanup EXIT
 
 # start_server LABEL ARGS...: bench-server prints the address it bound.
 start_server() {
@@ -83,7 +122,22 @@ d = json.load(sys.stdin); d["server_peak_rss_kib"] = int(sys.argv[1]); print(jso
         >>"$OUT/results.jsonl"
 }
 
+# handled LABEL: the server printed, as it stopped, how many events its
+# workers had handled while the load was on; it joins the run's line.
+handled() {
+    local label=$1
+    python3 - "$OUT/results.jsonl" "$OUT/$label.addr" <<'EOF'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+last = json.loads(lines[-1])
+last.update(json.loads(open(sys.argv[2]).read().splitlines()[-1]))
+lines[-1] = json.dumps(last)
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+EOF
+}
+
 for round in $(seq 1 "$ROUNDS"); do
+    [[ "$ENDPOINT" == 1 ]] || break
     for server in "bare:--mode bare" "ours-event:--mode ours --handler event" "ours-task:--mode ours --handler task"; do
         label=${server%%:*}
         echo "== $label (round $round of $ROUNDS)"
@@ -93,6 +147,78 @@ for round in $(seq 1 "$ROUNDS"); do
         stop_server
     done
 done
+
+if [[ "$QUEUED" == 1 ]]; then
+    # One fdatasync's latency on the disk the inboxes live on (a 4 KiB write
+    # then fdatasync, 2,000 times), and one SQLite commit of one 1 KiB row
+    # (WAL, synchronous=FULL: what a delivery would cost without batching).
+    python3 - "$OUT" >"$OUT/fsync.json" <<'EOF'
+import json, os, sqlite3, statistics, sys, time
+path = os.path.join(sys.argv[1], "fsync.probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+block = os.urandom(4096)
+times = []
+for i in range(2000):
+    os.pwrite(fd, block, (i % 16) * 4096)
+    start = time.perf_counter_ns()
+    os.fdatasync(fd)
+    times.append(time.perf_counter_ns() - start)
+os.close(fd)
+os.unlink(path)
+times.sort()
+db = sqlite3.connect(os.path.join(sys.argv[1], "commit.probe.db"), isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("PRAGMA synchronous=FULL")
+db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)")
+commits = []
+for i in range(2000):
+    start = time.perf_counter_ns()
+    db.execute("BEGIN")
+    db.execute("INSERT INTO t VALUES (?, ?)", (i, block[:1024]))
+    db.execute("COMMIT")
+    commits.append(time.perf_counter_ns() - start)
+db.close()
+for suffix in ["", "-wal", "-shm"]:
+    if os.path.exists(os.path.join(sys.argv[1], "commit.probe.db" + suffix)):
+        os.unlink(os.path.join(sys.argv[1], "commit.probe.db" + suffix))
+print(json.dumps({
+    "median_us": statistics.median(times) / 1e3,
+    "p90_us": times[len(times) * 9 // 10] / 1e3,
+    "sqlite_commit_median_us": statistics.median(commits) / 1e3,
+}))
+EOF
+    echo "== fdatasync: $(cat "$OUT/fsync.json")"
+    PG=0
+    if [[ -n "$PG_BIN" && -x "$PG_BIN/initdb" ]]; then
+        PG=1
+        start_pg
+    else
+        echo "PostgreSQL's binaries are not installed (apt-get install postgresql): its queued run is skipped"
+    fi
+    for round in $(seq 1 "$ROUNDS"); do
+        echo "== bare-q (round $round of $ROUNDS, next to the queued runs)"
+        start_server bare-q --mode bare
+        loadgen bare-q "http://$ADDR/webhooks"
+        stop_server
+        rm -f "$OUT"/inbox.db*
+        echo "== queued-sqlite (round $round of $ROUNDS)"
+        start_server queued-sqlite --mode ours --handler event --inbox "sqlite://$OUT/inbox.db"
+        loadgen queued-sqlite "http://$ADDR/webhooks"
+        stop_server
+        handled queued-sqlite
+        if [[ "$PG" == 1 ]]; then
+            as_postgres "$PG_BIN/createdb" -h "$PG_DIR" -p "$PG_PORT" -U postgres "inbox$round"
+            echo "== queued-postgres (round $round of $ROUNDS)"
+            start_server queued-postgres --mode ours --handler event \
+                --inbox "postgres://postgres@localhost/inbox$round?host=$PG_DIR&port=$PG_PORT"
+            loadgen queued-postgres "http://$ADDR/webhooks"
+            stop_server
+            handled queued-postgres
+        fi
+    done
+    rm -f "$OUT"/inbox.db*
+    stop_pg
+fi
 
 if [[ "$REFERENCE" == 1 ]]; then
     echo "== reference (ricloud-py 3.2.0, Flask dev server)"
@@ -122,8 +248,8 @@ app.run(host="127.0.0.1", port=int(sys.argv[2]), debug=False)
     stop_server
 fi
 
-python3 - "$OUT/results.jsonl" >"$OUT/summary.md" <<'EOF'
-import json, sys
+python3 - "$OUT/results.jsonl" "$OUT/fsync.json" >"$OUT/summary.md" <<'EOF'
+import json, os, sys
 
 every = {}
 for line in open(sys.argv[1]):
@@ -162,6 +288,44 @@ for name, floor in [("ours-event", 0.7), ("ours-task", 0.6)]:
     if ref:
         r = mine["rps"] / ref["rps"]
         check(f"{name} / reference req/s", f"{r:.0f}x", ">= 40x", r >= 40)
+
+# The queued runs: acknowledgements per second (every 2xx follows a commit),
+# against the bare runs of the same rounds and the group-commit limit.
+queued = [label for label in ["queued-sqlite", "queued-postgres"] if label in every]
+if queued:
+    fsync = json.load(open(sys.argv[2]))
+    limit = 64 / (fsync["median_us"] / 1e6)
+    print()
+    print(f"fdatasync: median {fsync['median_us']:.0f} µs, p90 {fsync['p90_us']:.0f} µs;"
+          f" group-commit limit 64 / fdatasync = {limit:,.0f} acks/s;"
+          f" one SQLite commit of one row: {fsync['sqlite_commit_median_us']:.0f} µs"
+          f" ({1e6 / fsync['sqlite_commit_median_us']:,.0f} commits/s unbatched)")
+    print()
+    print("| server | acks/s (median run) | runs | p50 ms | p99 ms | non-2xx | handled by the workers at stop |")
+    print("|---|---|---|---|---|---|---|")
+    for label in ["bare-q"] + queued:
+        d = runs[label]
+        each = ", ".join(f"{r['rps']:.0f}" for r in every[label])
+        kept = ""
+        if "handled_at_stop" in d:
+            kept = f"{d['handled_at_stop']} of {d['completed_incl_warmup']}"
+        print(f"| {label} | {d['rps']:.0f} | {each} | {d['p50_us'] / 1000:.2f} | {d['p99_us'] / 1000:.2f}"
+              f" | {d['non_2xx']} | {kept} |")
+    print()
+    print("| bound | value | target | |")
+    print("|---|---|---|---|")
+    for label in queued:
+        d = runs[label]
+        r = d["rps"] / limit
+        check(f"{label} / group-commit limit", f"{r:.2f}x", ">= 0.5x", r >= 0.5)
+        ratios = [m["rps"] / b["rps"] for m, b in zip(every[label], every["bare-q"])]
+        print(f"| {label} / bare hyper, median of the rounds | {median(ratios):.2f}x | | |")
+        p99s = [r["p99_us"] / 1000 for r in every[label]]
+        p99 = median(p99s)
+        check(f"{label} p99 acknowledgement, median of the rounds ({', '.join(f'{x:.1f}' for x in p99s)})",
+              f"{p99:.1f} ms", "< 25 ms", p99 < 25)
+        share = min(r["handled_at_stop"] / r["completed_incl_warmup"] for r in every[label])
+        check(f"{label} workers' share handled by the end of the load, worst round", f"{share:.3f}", ">= 0.99", share >= 0.99)
 EOF
 echo
 cat "$OUT/summary.md"

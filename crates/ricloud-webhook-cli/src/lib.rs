@@ -45,7 +45,7 @@
 //!
 //! # Minimum supported Rust version
 //!
-//! Rust 1.89.
+//! Rust 1.94 (the workspace's; sqlx 0.9 in `ricloud-webhook-inbox` sets it).
 
 mod client;
 mod samples;

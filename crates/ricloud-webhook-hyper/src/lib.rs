@@ -29,7 +29,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST <prefix>/<event id>` (prefix `/webhooks` by default) | the core's status table: 200, 400, 401, 500, 503 |
+//! | `POST <prefix>/<event id>` (prefix `/webhooks` by default) | the core's status table: 200 (inline: handled; queued: committed to the inbox), 400, 401, 500, 503 (a store or database error among them; every 503 carries `Retry-After`) |
 //! | `GET /healthz` | 200 |
 //! | other method on the webhook path | 405 with `Allow: POST` |
 //! | other path | 404 |
@@ -93,7 +93,7 @@
 //!
 //! # Minimum supported Rust version
 //!
-//! Rust 1.89.
+//! Rust 1.94 (the workspace's; sqlx 0.9 in `ricloud-webhook-inbox` sets it).
 
 mod body;
 mod config;

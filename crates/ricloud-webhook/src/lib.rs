@@ -103,17 +103,31 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 200 | handled; a duplicate of an event already handled; no handler matches (unknown slugs included, and `webhook_config.test` with no handler); a handler failed with [`HandlerError::acknowledge`]; the data does not fit a handler's typed view (logged at ERROR with the event id and the view; [`OnViewMismatch::Redeliver`] makes it 500) |
+//! | 200 | inline: handled; a duplicate of an event already handled; no handler matches (unknown slugs included, and `webhook_config.test` with no handler); a handler failed with [`HandlerError::acknowledge`]; the data does not fit a handler's typed view (logged at ERROR with the event id and the view; [`OnViewMismatch::Redeliver`] makes it 500). Queued: the verified event is committed to the [`EventQueue`], or a copy of it already was |
 //! | 400 | malformed signature header; verified body that is not an event; path id different from body id |
 //! | 401 | missing signature header; no secret matches; timestamp outside the window |
 //! | 404 | no event id in the path: the receiver takes the last non-empty segment (one trailing `/` allowed) as the id and knows no prefix; the adapter answers 404 for every path but `<prefix>/<id>` |
 //! | 405 | method other than POST |
-//! | 500 | a handler asked for redelivery or panicked |
-//! | 503 | shutting down; the store is full of events inside the replay window; the store failed; another replica is handling the event |
+//! | 500 | inline: a handler asked for redelivery or panicked |
+//! | 503 | shutting down; the store is full of events inside the replay window; the store or the queue failed (a database error); another replica is handling the event |
 //!
-//! A 200 means the handlers ran to an outcome that needs no redelivery and
-//! the store recorded the event as handled. The adapter adds 408, 413, 415,
-//! and 503 with `Retry-After` for overload and handler timeouts.
+//! # Modes, and what a 200 means
+//!
+//! - **Inline** ([`Receiver::new`], [`Receiver::with_store`]): the handlers
+//!   run before the answer. A 200 means they ran to an outcome that needs
+//!   no redelivery and the [`DeliveryStore`] recorded the event as handled.
+//!   With the default [`MemoryStore`] that record is in this process only;
+//!   a durable store (`ricloud-webhook-inbox`) keeps it across restarts
+//!   and replicas.
+//! - **Queued** ([`Receiver::queued`]): a verified event is handed to an
+//!   [`EventQueue`] and answered 200 once the queue has committed it;
+//!   workers of the queue run the handlers afterwards, and nothing they do
+//!   changes the answer. *Acknowledged* then means stored durably, to be
+//!   run until done. `ricloud-webhook-inbox` provides the queue.
+//!
+//! In both, a store or queue error is answered 503 (the adapter adds
+//! `Retry-After`), never 200. The adapter also adds 408, 413, 415, and 503
+//! for overload and handler timeouts.
 //!
 //! # Handlers
 //!
@@ -132,7 +146,7 @@
 //!
 //! # Minimum supported Rust version
 //!
-//! Rust 1.89.
+//! Rust 1.94 (the workspace's; sqlx 0.9 in `ricloud-webhook-inbox` sets it).
 
 mod dispatch;
 mod event;
