@@ -15,6 +15,22 @@
 //!   only mode, with `memory`).
 //! - `RUST_LOG`: log level for stderr (`error` .. `trace`), default `info`.
 //!
+//! Self-registration, instead of `RICLOUD_WEBHOOK_SECRET`:
+//! - `RICLOUD_WEBHOOK_PUBLIC_URL`: the URL the API should deliver to
+//!   (`https://hooks.example.com/webhooks`). At start-up the receiver finds
+//!   the webhook config for it, or creates one, and takes its secret; once
+//!   listening, it tests the config unless it is `valid` already and logs
+//!   the outcome. Needs `RICLOUD_TOKEN` (a key token) and, for another API
+//!   than the public one, `RICLOUD_URL`. In code, that is:
+//!
+//! ```ignore
+//! let client = ricloud_webhook_api::Client::builder(token).build()?;
+//! let registration = client.register(&public_url).await?;
+//! let verifier = Verifier::new(registration.secret()?);
+//! // ... bind, serve, and meanwhile:
+//! registration.validate(&client, Duration::from_secs(60)).await?;
+//! ```
+//!
 //! For tests: `RICLOUD_WEBHOOK_HANDLER_DELAY_MS` makes every handler wait
 //! that long before it reports, and `RICLOUD_WEBHOOK_LEASE_MS` sets the
 //! workers' lease.
@@ -28,6 +44,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ricloud_webhook::{MemoryStore, Receiver};
+use ricloud_webhook_api::{Client, Registration};
 use ricloud_webhook_examples::{dispatcher, verifier, Report};
 use ricloud_webhook_hyper::{serve, Config, WebhookService};
 use ricloud_webhook_inbox::{Inbox, WorkerConfig, Workers};
@@ -46,8 +63,21 @@ async fn main() -> anyhow::Result<()> {
         .with_max_level(level)
         .init();
 
-    let secret = match std::env::var("RICLOUD_WEBHOOK_SECRET") {
-        Ok(secret) if !secret.is_empty() => secret,
+    let registration = match env("RICLOUD_WEBHOOK_PUBLIC_URL") {
+        Some(url) => Some(register(&url).await?),
+        None => None,
+    };
+    let secret = match (std::env::var("RICLOUD_WEBHOOK_SECRET"), &registration) {
+        (Ok(secret), Some(_)) if !secret.is_empty() => bail!(
+            "set RICLOUD_WEBHOOK_SECRET or RICLOUD_WEBHOOK_PUBLIC_URL, not both: a registered config brings its own secret"
+        ),
+        (_, Some((_, registration))) => registration
+            .config()
+            .secret
+            .as_ref()
+            .map(|s| s.reveal().to_owned())
+            .unwrap_or_default(),
+        (Ok(secret), None) if !secret.is_empty() => secret,
         _ => {
             let secret = random_secret()?;
             eprintln!(
@@ -122,12 +152,47 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr} (set RICLOUD_WEBHOOK_ADDR to change it)"))?;
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local}{prefix}/<event id>");
+    if let Some((client, registration)) = registration {
+        // The API's test needs the receiver answering: it is, now.
+        tokio::spawn(async move {
+            let id = registration.config().id.clone();
+            match registration
+                .validate(&client, Duration::from_secs(60))
+                .await
+            {
+                Ok(_) => tracing::info!(config = %id, "the webhook config is valid"),
+                Err(e) => tracing::error!(config = %id, "the webhook config is not valid: {e}"),
+            }
+        });
+    }
     serve(listener, service, shutdown_signal()).await?;
     if let Some(workers) = workers {
         workers.shutdown().await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Finds or creates the webhook config for `url` (`RICLOUD_TOKEN`,
+/// `RICLOUD_URL`).
+async fn register(url: &str) -> anyhow::Result<(Client, Registration)> {
+    let token = env("RICLOUD_TOKEN")
+        .context("RICLOUD_WEBHOOK_PUBLIC_URL needs RICLOUD_TOKEN, the API key token")?;
+    let mut builder = Client::builder(token);
+    if let Some(api) = env("RICLOUD_URL") {
+        builder = builder.base_url(api);
+    }
+    let client = builder.build()?;
+    let registration = client
+        .register(url)
+        .await
+        .with_context(|| format!("registering {url} with the API"))?;
+    tracing::info!(
+        config = %registration.config().id,
+        state = registration.config().state_str(),
+        "webhook config for {url}"
+    );
+    Ok((client, registration))
 }
 
 /// A non-empty environment variable.

@@ -29,6 +29,9 @@ pub(crate) fn run(mut matches: ArgMatches) -> anyhow::Result<ExitCode> {
         Some((name, m)) if name == "sign" => sign_body(m)?,
         Some((name, m)) if name == "verify" => verify(m)?,
         Some((name, m)) if name == "inbox" => crate::inbox::run(m)?,
+        Some((name, m)) if matches!(name.as_str(), "config" | "events" | "catch-up" | "listen") => {
+            crate::api::run(&name, m)?
+        }
         // clap refuses unknown subcommands and requires one.
         _ => return Err(anyhow!("no command given: see `ricloud-webhook --help`")),
     };

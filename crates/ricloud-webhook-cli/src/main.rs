@@ -1,9 +1,13 @@
-//! `ricloud-webhook`: send ricloud webhook test events to a receiver, sign
-//! bodies and verify `Ricloud-Signature` headers. Run with `--help`.
+//! `ricloud-webhook`: manage the API's webhook configs, catch up on missed
+//! events, listen on a tunnel, send test events to a receiver, sign bodies
+//! and verify `Ricloud-Signature` headers, look into a receiver's inbox.
+//! Run with `--help`.
 
+mod api;
 mod args;
 mod commands;
 mod inbox;
+mod listen;
 mod time;
 
 use std::process::ExitCode;

@@ -110,8 +110,10 @@ impl VerifiedEvent {
     /// [`Verified`] token: call it only on bytes that a
     /// [`DeliveryStore`](crate::DeliveryStore) or
     /// [`EventQueue`](crate::EventQueue) stored after the receiver verified
-    /// them. The signature's time window is not checked again: a stored
-    /// event may be run, or replayed, long after it arrived.
+    /// them, or on an event fetched from the API itself over its
+    /// authenticated channel (a catch-up). The signature's time window is
+    /// not checked again: a stored event may be run, or replayed, long
+    /// after it arrived.
     ///
     /// # Errors
     /// [`EventError`] when the body is not an event.

@@ -5,6 +5,7 @@
 
 mod crash;
 mod inline;
+mod register;
 mod replay;
 mod replicas;
 mod strangers;

@@ -1,0 +1,646 @@
+//! A local stand-in of the ricloud API, for tests: the only mock the
+//! project uses, because the real API cannot be reached from its machines.
+//!
+//! It follows the API's documented shapes (`../shared/WIRE.md`, the
+//! webhook config documentation): `Authorization: Token <token>` or 401;
+//! list objects (`resource`, `data`, `has_more`, `total_count`, `url`)
+//! paged by `limit` (default 10, at most 1,000) and the `after_id` /
+//! `before_id` cursors, newest first; error bodies `{"error", "message",
+//! "params"}`; webhook configs (create, get, list hiding `deactivated`
+//! unless asked for, update of `url` or `state` to `new` or
+//! `deactivated`, delete, test); tasks; events with the `type`, `action`
+//! and `state` filters; the organisation's default config; 429 with
+//! `Retry-After` when told to ([`MockApi::rate_limit`]).
+//!
+//! A config test really delivers: a `webhook_config.test` event signed
+//! with the config's secret is POSTed to `<url>/<event id>`, and the config
+//! turns `valid` on a 2xx answer, `invalid` otherwise, its task
+//! `succeeded` or `failed`.
+//!
+//! The API documents `date_created` as "a datetime filter" without its
+//! syntax; the stand-in ignores date filters, as a server that reads
+//! another syntax would, so clients must drop older events themselves.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use ricloud_webhook::{sign, Secret, SIGNATURE_HEADER};
+use serde_json::{json, Map, Value};
+
+/// A running stand-in. It stops when dropped.
+#[derive(Debug)]
+pub struct MockApi {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// One request the stand-in answered.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// The method.
+    pub method: Method,
+    /// The path.
+    pub path: String,
+    /// The query string, empty when there was none.
+    pub query: String,
+    /// The status answered.
+    pub status: StatusCode,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    RateLimited { retry_after: u64 },
+    Status(StatusCode),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    token: String,
+    configs: Vec<Value>,
+    tasks: HashMap<String, Value>,
+    /// Newest first.
+    events: Vec<Value>,
+    organisation: Map<String, Value>,
+    /// Requests to let through before refusals start.
+    refuse_after: Option<usize>,
+    /// Requests still to refuse.
+    refusals: usize,
+    /// How they are refused.
+    refusal: Option<Refusal>,
+    log: Vec<Logged>,
+}
+
+impl MockApi {
+    /// Starts the stand-in on a loopback port, accepting `token`.
+    ///
+    /// # Panics
+    /// When no port or thread can be had: a test cannot go on then.
+    pub fn start(token: &str) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the stand-in API");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local address");
+        let mut organisation = Map::new();
+        organisation.insert("id".into(), json!(1));
+        organisation.insert("resource".into(), json!("organisation"));
+        organisation.insert("name".into(), json!("Test organisation"));
+        organisation.insert("webhook_config_default".into(), Value::Null);
+        let state = Arc::new(Mutex::new(State {
+            token: token.to_owned(),
+            organisation,
+            ..State::default()
+        }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shared = Arc::clone(&state);
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let api = Api {
+                    state: shared,
+                    http: deliverer(),
+                };
+                tokio::select! {
+                    () = api.serve(listener) => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        Self {
+            addr,
+            state,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The base URL to give a client: `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Adds `count` `task.succeeded` events in delivery state `state`,
+    /// created one second apart ending `age` ago (the last added is the
+    /// newest), and returns their ids, oldest first.
+    pub fn add_events(&self, count: usize, state: &str, age: Duration) -> Vec<String> {
+        let newest = SystemTime::now() - age;
+        let mut ids = Vec::with_capacity(count);
+        let mut guard = self.state();
+        for i in (0..count).rev() {
+            let created = newest - Duration::from_secs(i as u64);
+            let id = uuid::Uuid::new_v4().to_string();
+            let task = uuid::Uuid::new_v4().to_string();
+            let event = json!({
+                "id": id,
+                "resource": "event",
+                "type": "task",
+                "action": "succeeded",
+                "data": {
+                    "id": task,
+                    "resource": "task",
+                    "organisation": 1,
+                    "type": "fetch_data",
+                    "state": "succeeded",
+                    "results": {"resource": "list", "data": [], "has_more": false, "total_count": 0, "url": format!("/results?task={task}")},
+                    "date_created": iso(created),
+                    "date_completed": iso(created),
+                },
+                "state": state,
+                "retries": if state == "failed" { 5 } else { 0 },
+                "date_created": iso(created),
+            });
+            guard.events.insert(0, event);
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// After `allowed` more requests, the next `times` are answered 429
+    /// (`limit-exceeded`) with `Retry-After: <retry_after>`, as the API
+    /// does past 10,000 requests an hour.
+    pub fn rate_limit(&self, allowed: usize, times: usize, retry_after: u64) {
+        self.refuse(allowed, times, Refusal::RateLimited { retry_after });
+    }
+
+    /// After `allowed` more requests, the next `times` are answered
+    /// `status` (a 5xx, say) with an error body, without acting on them.
+    pub fn fail(&self, allowed: usize, times: usize, status: StatusCode) {
+        self.refuse(allowed, times, Refusal::Status(status));
+    }
+
+    fn refuse(&self, allowed: usize, times: usize, refusal: Refusal) {
+        let mut state = self.state();
+        state.refuse_after = Some(allowed);
+        state.refusals = times;
+        state.refusal = Some(refusal);
+    }
+
+    /// Every config, deleted ones excluded, deactivated ones included.
+    pub fn configs(&self) -> Vec<Value> {
+        self.state().configs.clone()
+    }
+
+    /// The requests answered so far.
+    pub fn log(&self) -> Vec<Logged> {
+        self.state().log.clone()
+    }
+}
+
+impl Drop for MockApi {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The client test tasks deliver with.
+fn deliverer() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client")
+}
+
+fn iso(time: SystemTime) -> String {
+    jiff::Timestamp::try_from(time).map_or_else(|_| String::new(), |t| format!("{t:.6}"))
+}
+
+fn now() -> String {
+    iso(SystemTime::now())
+}
+
+type Answer = Response<Full<Bytes>>;
+
+#[derive(Clone)]
+struct Api {
+    state: Arc<Mutex<State>>,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn serve(self, listener: tokio::net::TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let api = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let api = api.clone();
+                    async move { Ok::<_, std::convert::Infallible>(api.answer(request).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn answer(&self, request: Request<Incoming>) -> Answer {
+        let (parts, body) = request.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let path = parts.uri.path().to_owned();
+        let query = parts.uri.query().unwrap_or("").to_owned();
+        let answer = self.route(&parts.method, &parts.headers, &path, &query, &body);
+        lock(&self.state).log.push(Logged {
+            method: parts.method,
+            path,
+            query,
+            status: answer.status(),
+        });
+        answer
+    }
+
+    fn route(
+        &self,
+        method: &Method,
+        headers: &hyper::HeaderMap,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Answer {
+        let mut guard = lock(&self.state);
+        let state: &mut State = &mut guard;
+        let expected = format!("Token {}", state.token);
+        if headers.get(AUTHORIZATION).map(HeaderValue::as_bytes) != Some(expected.as_bytes()) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "authentication-failed",
+                "Invalid token.",
+                json!({}),
+            );
+        }
+        match &mut state.refuse_after {
+            Some(0) if state.refusals > 0 => {
+                state.refusals -= 1;
+                return match state.refusal {
+                    Some(Refusal::RateLimited { retry_after }) => {
+                        let mut answer = error(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "limit-exceeded",
+                            "Request limit exceeded.",
+                            json!({}),
+                        );
+                        answer
+                            .headers_mut()
+                            .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+                        answer
+                    }
+                    Some(Refusal::Status(status)) => {
+                        error(status, "server-error", "Try again later.", json!({}))
+                    }
+                    None => error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server-error",
+                        "",
+                        json!({}),
+                    ),
+                };
+            }
+            Some(0) => state.refuse_after = None,
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        let query = parse_query(query);
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let json_body = || -> Option<Value> {
+            if body.is_empty() {
+                return Some(Value::Null);
+            }
+            serde_json::from_slice(body).ok()
+        };
+        match (method, segments.as_slice()) {
+            (&Method::GET, ["configs", "webhook"]) => {
+                let wanted = query.get("state").cloned();
+                let items: Vec<Value> = state
+                    .configs
+                    .iter()
+                    .filter(|c| match &wanted {
+                        Some(s) => c["state"] == s.as_str(),
+                        None => c["state"] != "deactivated",
+                    })
+                    .cloned()
+                    .collect();
+                list(path, items, &query)
+            }
+            (&Method::POST, ["configs", "webhook"]) => match json_body() {
+                None => bad_body(),
+                Some(body) => match body.get("url").and_then(Value::as_str) {
+                    Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                        let config = json!({
+                            "id": uuid::Uuid::new_v4().to_string(),
+                            "resource": "webhook_config",
+                            "organisation": 1,
+                            "url": url,
+                            "secret": new_secret(),
+                            "state": "new",
+                            "date_created": now(),
+                        });
+                        state.configs.insert(0, config.clone());
+                        self.start_test(state, &config);
+                        with_status(StatusCode::CREATED, &config)
+                    }
+                    _ => invalid("url", "A valid URL is required."),
+                },
+            },
+            (_, ["configs", "webhook", id, rest @ ..]) => {
+                let Some(index) = state.configs.iter().position(|c| c["id"] == *id) else {
+                    return not_found("webhook_config");
+                };
+                match (method, rest) {
+                    (&Method::GET, []) => ok(&state.configs[index]),
+                    (&Method::DELETE, []) => {
+                        state.configs.remove(index);
+                        Response::builder()
+                            .status(StatusCode::NO_CONTENT)
+                            .body(Full::new(Bytes::new()))
+                            .unwrap_or_default()
+                    }
+                    (&Method::POST, []) => match json_body() {
+                        None => bad_body(),
+                        Some(body) => self.update(state, index, &body),
+                    },
+                    (&Method::POST, ["test"]) => {
+                        let config = state.configs[index].clone();
+                        if config["state"] == "deactivated" {
+                            invalid("state", "A deactivated config cannot be tested.")
+                        } else {
+                            ok(&self.start_test(state, &config))
+                        }
+                    }
+                    _ => not_found("route"),
+                }
+            }
+            (&Method::GET, ["tasks", id]) => match state.tasks.get(*id) {
+                Some(task) => ok(task),
+                None => not_found("task"),
+            },
+            (&Method::GET, ["events"]) => {
+                let items: Vec<Value> = state
+                    .events
+                    .iter()
+                    .filter(|e| {
+                        ["type", "action", "state"]
+                            .iter()
+                            .all(|field| query.get(*field).is_none_or(|v| e[*field] == v.as_str()))
+                    })
+                    .cloned()
+                    .collect();
+                list(path, items, &query)
+            }
+            (&Method::GET, ["events", id]) => match state.events.iter().find(|e| e["id"] == *id) {
+                Some(event) => ok(event),
+                None => not_found("event"),
+            },
+            (&Method::GET, ["organisation"]) => ok(&Value::Object(state.organisation.clone())),
+            (&Method::POST, ["organisation"]) => match json_body() {
+                None => bad_body(),
+                Some(body) => match body.get("webhook_config_default") {
+                    Some(id) if state.configs.iter().any(|c| c["id"] == *id) => {
+                        state
+                            .organisation
+                            .insert("webhook_config_default".into(), id.clone());
+                        ok(&Value::Object(state.organisation.clone()))
+                    }
+                    _ => invalid("webhook_config_default", "No such webhook config."),
+                },
+            },
+            _ => not_found("route"),
+        }
+    }
+
+    fn update(&self, state: &mut State, index: usize, body: &Value) -> Answer {
+        let url = body.get("url").and_then(Value::as_str);
+        let new_state = body.get("state").and_then(Value::as_str);
+        if url.is_none() && new_state.is_none() {
+            return invalid("url", "Give a url or a state.");
+        }
+        if let Some(url) = url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return invalid("url", "A valid URL is required.");
+            }
+            state.configs[index]["url"] = json!(url);
+        }
+        match new_state {
+            Some("deactivated") => {
+                state.configs[index]["state"] = json!("deactivated");
+                return ok(&state.configs[index]);
+            }
+            Some("new") | None => state.configs[index]["state"] = json!("new"),
+            Some(_) => return invalid("state", "The state can only be set to new or deactivated."),
+        }
+        let config = state.configs[index].clone();
+        self.start_test(state, &config);
+        ok(&state.configs[index])
+    }
+
+    /// Creates a `webhook_config.test` task and runs it: the test event is
+    /// delivered to the config's URL, and the answer decides.
+    fn start_test(&self, state: &mut State, config: &Value) -> Value {
+        let task_id = uuid::Uuid::new_v4().to_string();
+        let task = json!({
+            "id": task_id,
+            "resource": "task",
+            "organisation": 1,
+            "type": "webhook_config.test",
+            "state": "pending",
+            "results": {"resource": "list", "data": [], "has_more": false, "total_count": 0, "url": format!("/results?task={task_id}")},
+            "date_created": now(),
+        });
+        state.tasks.insert(task_id.clone(), task.clone());
+        let api = self.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            let delivered = api.deliver_test(&config).await;
+            let mut state = lock(&api.state);
+            if let Some(task) = state.tasks.get_mut(&task_id) {
+                task["state"] = json!(if delivered.is_ok() {
+                    "succeeded"
+                } else {
+                    "failed"
+                });
+                task["date_completed"] = json!(now());
+                if let Err(reason) = &delivered {
+                    task["error"] = json!(reason);
+                }
+            }
+            if let Some(config) = state.configs.iter_mut().find(|c| c["id"] == config["id"]) {
+                if config["state"] != "deactivated" {
+                    config["state"] = json!(if delivered.is_ok() {
+                        "valid"
+                    } else {
+                        "invalid"
+                    });
+                }
+            }
+        });
+        task
+    }
+
+    async fn deliver_test(&self, config: &Value) -> Result<(), String> {
+        let url = config["url"].as_str().unwrap_or_default();
+        let secret = config["secret"].as_str().unwrap_or_default();
+        let secret = Secret::new(secret.to_owned()).map_err(|e| e.to_string())?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut data = config.clone();
+        if let Some(data) = data.as_object_mut() {
+            data.remove("secret");
+        }
+        let body = json!({
+            "id": id,
+            "resource": "event",
+            "type": "webhook_config",
+            "action": "test",
+            "data": data,
+            "state": "pending",
+            "retries": 0,
+            "date_created": now(),
+        })
+        .to_string();
+        let unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let header = sign(&secret, unix, body.as_bytes());
+        let target = format!("{}/{id}", url.trim_end_matches('/'));
+        let answer = self
+            .http
+            .post(target)
+            .header(CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, header.to_string())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the receiver answered {}", answer.status()))
+        }
+    }
+}
+
+fn parse_query(query: &str) -> HashMap<String, String> {
+    url_pairs(query).collect()
+}
+
+/// `a=1&b=x%20y` as decoded pairs.
+fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    reqwest::Url::parse(&format!("http://h/?{query}"))
+        .map(|u| u.query_pairs().into_owned().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+}
+
+/// One page of `items` (newest first) as a list object, or a 400.
+fn list(path: &str, items: Vec<Value>, query: &HashMap<String, String>) -> Answer {
+    let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
+        None => 10,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        Some(_) => return invalid("limit", "limit must be between 1 and 1000."),
+    };
+    let position = |id: &String| items.iter().position(|item| item["id"] == id.as_str());
+    let (start, end) = match (query.get("after_id"), query.get("before_id")) {
+        (Some(after), _) => match position(after) {
+            Some(i) => (i + 1, (i + 1 + limit).min(items.len())),
+            None => return invalid("after_id", "No such resource."),
+        },
+        (None, Some(before)) => match position(before) {
+            Some(i) => (i.saturating_sub(limit), i),
+            None => return invalid("before_id", "No such resource."),
+        },
+        (None, None) => (0, limit.min(items.len())),
+    };
+    let has_more = end < items.len();
+    ok(&json!({
+        "resource": "list",
+        "data": items[start..end],
+        "has_more": has_more,
+        "total_count": items.len(),
+        "url": path,
+    }))
+}
+
+fn new_secret() -> String {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).expect("randomness");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn ok(value: &Value) -> Answer {
+    with_status(StatusCode::OK, value)
+}
+
+fn with_status(status: StatusCode, value: &Value) -> Answer {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(value.to_string())))
+        .unwrap_or_default()
+}
+
+fn error(status: StatusCode, code: &str, message: &str, params: Value) -> Answer {
+    with_status(
+        status,
+        &json!({"error": code, "message": message, "params": params}),
+    )
+}
+
+fn invalid(param: &str, message: &str) -> Answer {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid-parameter",
+        message,
+        json!({ param: message }),
+    )
+}
+
+fn bad_body() -> Answer {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid-body",
+        "The body is not valid JSON.",
+        json!({}),
+    )
+}
+
+fn not_found(what: &str) -> Answer {
+    error(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        &format!("No such {what}."),
+        json!({}),
+    )
+}

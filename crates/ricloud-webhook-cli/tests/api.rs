@@ -1,0 +1,536 @@
+//! The API commands of the built `ricloud-webhook` binary against the
+//! stand-in API (`ricloud-webhook-api-mock`, whose config tests really
+//! deliver) and the example receiver's binary: the whole set-up flow,
+//! catch-up into a running receiver and into an inbox, an API that stops
+//! answering half-way, and `listen` stopped by SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use ricloud_webhook::{sign, Secret, SIGNATURE_HEADER};
+use ricloud_webhook_api_mock::MockApi;
+use serde_json::Value;
+
+const TOKEN: &str = "cli-test-token";
+
+/// The CLI, pointed at `api`, with nothing from the environment.
+fn cli(api: &MockApi) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ricloud-webhook"));
+    cmd.env_clear()
+        .env("RICLOUD_TOKEN", TOKEN)
+        .env("RICLOUD_URL", api.url())
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("run ricloud-webhook")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ricloud-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// The example receiver's binary, built next to this one (by `cargo test
+/// --workspace`, or here when only this crate's tests were built).
+fn receiver_binary() -> PathBuf {
+    let cli = Path::new(env!("CARGO_BIN_EXE_ricloud-webhook"));
+    let path = cli.with_file_name(format!("receiver{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "ricloud-webhook-examples",
+                "--bin",
+                "receiver",
+            ])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "cannot build the example receiver");
+    }
+    path
+}
+
+/// A running process whose stdout lines are collected; killed when dropped.
+struct Running {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        for (pipe, sink) in [
+            (
+                Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+                Arc::clone(&lines),
+            ),
+            (
+                Box::new(child.stderr.take().expect("stderr")),
+                Arc::clone(&errors),
+            ),
+        ] {
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    sink.lock().expect("lock").push(line);
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            errors,
+        }
+    }
+
+    /// The example receiver on `port` with `secret`, in `dir`.
+    fn receiver(dir: &Path, port: u16, secret: &str, database: &str) -> Self {
+        let mut cmd = Command::new(receiver_binary());
+        cmd.current_dir(dir)
+            .env_clear()
+            .env("RICLOUD_WEBHOOK_SECRET", secret)
+            .env("RICLOUD_WEBHOOK_ADDR", format!("127.0.0.1:{port}"))
+            .env("RICLOUD_WEBHOOK_DATABASE_URL", database)
+            .env("RUST_LOG", "info");
+        let running = Self::spawn(cmd);
+        running.wait_for_error_line("listening on", Duration::from_secs(30));
+        running
+    }
+
+    fn wait_for_error_line(&self, needle: &str, within: Duration) {
+        wait_for(&self.errors, needle, within);
+    }
+
+    fn stdout(&self) -> Vec<String> {
+        self.lines.lock().expect("lock").clone()
+    }
+
+    /// How many handler runs the receiver printed for event `id`.
+    fn handled(&self, id: &str) -> usize {
+        self.stdout()
+            .iter()
+            .filter(|l| l.starts_with("handled ") && l.split(' ').nth(2) == Some(id))
+            .count()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(lines: &Mutex<Vec<String>>, needle: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !lines
+        .lock()
+        .expect("lock")
+        .iter()
+        .any(|l| l.contains(needle))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no line with {needle:?} in {:?}",
+            lines.lock().expect("lock")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn create_run_the_receiver_test_valid_and_with_the_wrong_secret_invalid() {
+    let api = MockApi::start(TOKEN);
+    let dir = TempDir::new("flow");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/webhooks");
+    let secret_file = dir.0.join("secret");
+
+    // 1. Create the config; the secret goes to a file only we can read.
+    let created = output(
+        cli(&api)
+            .args(["config", "create", "--url", &url, "--secret-file"])
+            .arg(&secret_file),
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let line = text(&created.stdout);
+    let id = line.split_whitespace().next().expect("id").to_owned();
+    let secret = std::fs::read_to_string(&secret_file).expect("secret file");
+    assert!(
+        !line.contains(&secret),
+        "the secret is not printed without --show-secret"
+    );
+    assert!(
+        text(&created.stderr).contains("config test"),
+        "a hint to test comes next"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&secret_file)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // 2. Run the receiver with it. 3. Test: valid.
+    let receiver = Running::receiver(&dir.0, port, &secret, "memory");
+    let tested = output(cli(&api).args(["config", "test", &id, "--wait", "--timeout", "30"]));
+    assert!(
+        tested.status.success(),
+        "{}{}",
+        text(&tested.stdout),
+        text(&tested.stderr)
+    );
+    assert_eq!(text(&tested.stdout).trim(), format!("{id} valid {url}"));
+    assert!(
+        receiver
+            .stdout()
+            .iter()
+            .any(|l| l.starts_with("handled webhook_config.test ")),
+        "{:?}",
+        receiver.stdout()
+    );
+
+    // 4. `config list` and `config get` show it, without the secret
+    // unless asked for.
+    let listed = output(cli(&api).args(["config", "list", "--json"]));
+    let configs: Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(configs[0]["id"], id.as_str());
+    assert_eq!(configs[0]["state"], "valid");
+    assert!(configs[0].get("secret").is_none());
+    let shown = output(cli(&api).args(["config", "get", &id, "--json", "--show-secret"]));
+    let config: Value = serde_json::from_slice(&shown.stdout).expect("json");
+    assert_eq!(config["secret"], secret.as_str());
+
+    // 5. A receiver with another secret: the test ends invalid, exit 1.
+    let other_port = free_port();
+    let other_url = format!("http://127.0.0.1:{other_port}/webhooks");
+    let _wrong = Running::receiver(&dir.0, other_port, "not-the-config-secret", "memory");
+    let updated = output(cli(&api).args(["config", "update", &id, "--url", &other_url]));
+    assert!(updated.status.success(), "{}", text(&updated.stderr));
+    let tested = output(cli(&api).args(["config", "test", &id, "--wait"]));
+    assert_eq!(tested.status.code(), Some(1));
+    assert_eq!(
+        text(&tested.stdout).trim(),
+        format!("{id} invalid {other_url}")
+    );
+
+    // 6. Delete: gone.
+    let deleted = output(cli(&api).args(["config", "delete", &id]));
+    assert!(deleted.status.success());
+    assert!(api.configs().is_empty());
+    let missing = output(cli(&api).args(["config", "get", &id]));
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).contains("404"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
+
+#[test]
+fn a_wrong_token_is_reported_without_the_token() {
+    let api = MockApi::start(TOKEN);
+    let out = output(
+        cli(&api)
+            .args(["config", "list"])
+            .env("RICLOUD_TOKEN", "wrong-token-value-123"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("401") && err.contains("authentication-failed"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-token-value-123"), "{err}");
+    let none = output(
+        cli(&api)
+            .args(["config", "list"])
+            .env_remove("RICLOUD_TOKEN"),
+    );
+    assert_eq!(none.status.code(), Some(2));
+    assert!(text(&none.stderr).contains("RICLOUD_TOKEN"));
+}
+
+#[test]
+fn events_list_pages_through_everything_and_filters() {
+    let api = MockApi::start(TOKEN);
+    api.add_events(1_500, "failed", Duration::from_secs(60));
+    api.add_events(7, "pending", Duration::ZERO);
+    let all = output(cli(&api).args(["events", "list", "--json"]));
+    assert!(all.status.success(), "{}", text(&all.stderr));
+    assert_eq!(text(&all.stdout).lines().count(), 1_507);
+    let pending = output(cli(&api).args(["events", "list", "--state", "pending"]));
+    // A header, then one line per event.
+    assert_eq!(text(&pending.stdout).lines().count(), 8);
+    let few = output(cli(&api).args(["events", "list", "--limit", "3", "--json"]));
+    assert_eq!(text(&few.stdout).lines().count(), 3);
+    let first: Value =
+        serde_json::from_str(text(&few.stdout).lines().next().expect("line")).expect("json");
+    let id = first["id"].as_str().expect("id");
+    let one = output(cli(&api).args(["events", "get", id, "--json"]));
+    let event: Value = serde_json::from_slice(&one.stdout).expect("json");
+    assert_eq!(event, first);
+}
+
+/// The ids in the summary line `fetched F, delivered D, skipped S ..., failed X`.
+fn counts(stdout: &str) -> (u64, u64, u64, u64) {
+    let numbers: Vec<u64> = stdout
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(numbers.len(), 4, "{stdout}");
+    (numbers[0], numbers[1], numbers[2], numbers[3])
+}
+
+#[test]
+fn catch_up_delivers_every_missed_event_once_to_a_running_receiver() {
+    let api = MockApi::start(TOKEN);
+    let old = api.add_events(40, "failed", Duration::from_secs(3 * 3_600));
+    let missed = api.add_events(1_100, "failed", Duration::from_secs(120));
+    let pending = api.add_events(25, "pending", Duration::from_secs(60));
+    let delivered = api.add_events(30, "succeeded", Duration::from_secs(60));
+    let dir = TempDir::new("catch-up-to");
+    let port = free_port();
+    let secret = "catch-up-receiver-secret";
+    let receiver = Running::receiver(
+        &dir.0,
+        port,
+        secret,
+        &format!("sqlite://{}", dir.0.join("inbox.db").display()),
+    );
+    let to = format!("http://127.0.0.1:{port}/webhooks");
+
+    let run = || {
+        output(
+            cli(&api)
+                .args(["catch-up", "--since", "1h", "--to", &to])
+                .env("RICLOUD_WEBHOOK_SECRET", secret),
+        )
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}{}",
+        text(&first.stdout),
+        text(&first.stderr)
+    );
+    assert_eq!(counts(&text(&first.stdout)), (1_125, 1_125, 0, 0));
+    let everyone: Vec<&String> = missed.iter().chain(&pending).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while everyone.iter().any(|id| receiver.handled(id) == 0) {
+        assert!(Instant::now() < deadline, "not every event was handled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(old
+        .iter()
+        .chain(&delivered)
+        .all(|id| receiver.handled(id) == 0));
+
+    // Again: the receiver has them all; its dedup runs nothing twice.
+    let second = run();
+    assert!(second.status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(everyone.iter().all(|id| receiver.handled(id) == 1));
+
+    // The wrong secret: every delivery is refused, exit 1.
+    let refused = output(
+        cli(&api)
+            .args([
+                "catch-up", "--since", "1h", "--state", "pending", "--to", &to,
+            ])
+            .env("RICLOUD_WEBHOOK_SECRET", "wrong-secret"),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(counts(&text(&refused.stdout)), (25, 0, 0, 25));
+    assert!(
+        text(&refused.stderr).contains("401"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
+#[test]
+fn catch_up_into_the_inbox_skips_what_is_there_and_reports_an_api_that_stops() {
+    let api = MockApi::start(TOKEN);
+    api.add_events(2_300, "failed", Duration::from_secs(60));
+    let dir = TempDir::new("catch-up-inbox");
+    let database = format!("sqlite://{}", dir.0.join("inbox.db").display());
+    let run = || {
+        output(cli(&api).args([
+            "catch-up",
+            "--since",
+            "2h",
+            "--state",
+            "failed",
+            "--database-url",
+            &database,
+        ]))
+    };
+
+    // The hourly limit runs out after the first page: what was fetched is
+    // handed over, the rest reported, exit 1.
+    api.rate_limit(1, 1_000, 3_600);
+    let cut = run();
+    assert_eq!(cut.status.code(), Some(1), "{}", text(&cut.stderr));
+    assert_eq!(counts(&text(&cut.stdout)), (1_000, 1_000, 0, 0));
+    assert!(
+        text(&cut.stderr).contains("limit-exceeded"),
+        "{}",
+        text(&cut.stderr)
+    );
+
+    api.rate_limit(0, 0, 0);
+    let rest = run();
+    assert!(rest.status.success(), "{}", text(&rest.stderr));
+    assert_eq!(counts(&text(&rest.stdout)), (2_300, 1_300, 1_000, 0));
+    let again = run();
+    assert_eq!(counts(&text(&again.stdout)), (2_300, 0, 2_300, 0));
+
+    // Every event is in the inbox, once, pending for the workers.
+    let stats = output(Command::new(env!("CARGO_BIN_EXE_ricloud-webhook")).args([
+        "inbox",
+        "stats",
+        "--json",
+        "--database-url",
+        &database,
+    ]));
+    let stats: Value = serde_json::from_slice(&stats.stdout).expect("json");
+    assert_eq!(stats["pending"], 2_300, "{stats}");
+}
+
+#[test]
+fn listen_receives_until_sigterm_and_leaves_no_config_behind() {
+    let api = MockApi::start(TOKEN);
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}/hooks");
+    let listen = Running::spawn({
+        let mut cmd = cli(&api);
+        cmd.args([
+            "listen",
+            "--public-url",
+            &public,
+            "--port",
+            &port.to_string(),
+        ]);
+        cmd
+    });
+    listen.wait_for_error_line("is valid", Duration::from_secs(30));
+    let configs = api.configs();
+    assert_eq!(configs.len(), 1);
+    assert_eq!(configs[0]["state"], "valid");
+
+    // An event signed with the config's secret is printed.
+    let secret =
+        Secret::new(configs[0]["secret"].as_str().expect("secret").to_owned()).expect("secret");
+    let id = "2b8f5d7e-6f0a-4c55-9d1e-0c8a1f3b9e21";
+    let body = format!(
+        r#"{{"id": "{id}", "resource": "event", "type": "session", "action": "expired", "data": {{"id": "s1"}}, "state": "pending", "retries": 0}}"#
+    );
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let header = sign(&secret, now, body.as_bytes());
+    let status = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            reqwest::Client::new()
+                .post(format!("{public}/{id}"))
+                .header("content-type", "application/json")
+                .header(SIGNATURE_HEADER, header.to_string())
+                .body(body.clone())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+        .expect("deliver");
+    assert_eq!(status, 200);
+    wait_for(
+        &listen.lines,
+        &format!("received session.expired {id}"),
+        Duration::from_secs(10),
+    );
+
+    // SIGTERM: the config is deleted, the exit clean.
+    let mut listen = listen;
+    let killed = Command::new("kill")
+        .args(["-TERM", &listen.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exit = listen.child.wait().expect("wait");
+    assert!(
+        exit.success(),
+        "{exit}: {:?}",
+        listen.errors.lock().expect("lock")
+    );
+    assert!(api.configs().is_empty(), "{:?}", api.configs());
+}
+
+#[test]
+fn listen_deletes_its_config_when_the_receiver_cannot_be_validated() {
+    let api = MockApi::start(TOKEN);
+    let port = free_port();
+    // The API is told a URL that does not reach this receiver.
+    let elsewhere = format!("http://127.0.0.1:{}/webhooks", free_port());
+    let out = output(cli(&api).args([
+        "listen",
+        "--public-url",
+        &elsewhere,
+        "--port",
+        &port.to_string(),
+        "--timeout",
+        "20",
+    ]));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("invalid") && err.contains("deleted webhook config"),
+        "{err}"
+    );
+    assert!(api.configs().is_empty(), "{:?}", api.configs());
+}
