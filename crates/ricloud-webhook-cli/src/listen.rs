@@ -122,12 +122,14 @@ async fn until_valid(client: &Client, id: &str, timeout: Duration) -> anyhow::Re
     }
 }
 
-/// Ctrl-C (SIGINT) and SIGTERM.
+/// Ctrl-C (SIGINT) and SIGTERM, watched from when it is made.
+#[cfg(unix)]
 struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
 }
 
+#[cfg(unix)]
 impl Signals {
     fn new() -> anyhow::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
@@ -142,5 +144,20 @@ impl Signals {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
         }
+    }
+}
+
+/// Ctrl-C, where there are no unix signals.
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn recv(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
