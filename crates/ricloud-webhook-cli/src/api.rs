@@ -444,6 +444,9 @@ async fn hand_over_all(
 ) -> anyhow::Result<()> {
     let mut running = tokio::task::JoinSet::new();
     let mut fetch_error = None;
+    // The bar counts every state's events: this state's total comes on top
+    // of what the states before it fetched.
+    let before = counts.fetched;
     loop {
         while running.len() >= CATCH_UP_CONCURRENCY {
             settle(running.join_next().await, counts, progress);
@@ -458,7 +461,7 @@ async fn hand_over_all(
         };
         counts.fetched += 1;
         if let (Some(bar), Some(total)) = (progress, pages.total_count()) {
-            bar.set_length(total.max(counts.fetched));
+            bar.set_length((before + total).max(counts.fetched));
         }
         let target = Arc::clone(target);
         running.spawn(async move {
