@@ -23,7 +23,7 @@ use crate::InboxError;
 /// - As an [`EventQueue`] (give it to
 ///   [`Receiver::queued`](ricloud_webhook::Receiver::queued)): a verified
 ///   event is committed as a `pending` row before the delivery is answered
-///   200; [`Inbox::spawn_workers`] runs the handlers.
+///   200; [`Inbox::workers`] run the handlers.
 /// - As a [`DeliveryStore`] (give it to
 ///   [`Receiver::with_store`](ricloud_webhook::Receiver::with_store)): the
 ///   inline mode's record of handled events, shared by every replica on
