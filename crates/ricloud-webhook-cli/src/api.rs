@@ -8,10 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
-use ricloud_webhook::{
-    Dispatcher, Enqueued, Event, EventQueue as _, Receiver, Secret, VerifiedEvent, Verifier,
-    WebhookConfigState,
-};
+use ricloud_webhook::{Enqueued, EventQueue as _, Secret, VerifiedEvent, WebhookConfigState};
 use ricloud_webhook_api::{
     ApiEvent, Client, ConfigFilter, ConfigUpdate, EventFilter, Pages, WebhookConfig,
 };
@@ -546,37 +543,4 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
         bar.set_style(style);
     }
     Some(bar)
-}
-
-/// Prints one event as the `listen` command shows it.
-pub(crate) fn print_received(event: &Event, json: bool) {
-    let mut out = std::io::stdout().lock();
-    let _ = if json {
-        writeln!(out, "{}", String::from_utf8_lossy(event.raw()))
-    } else {
-        writeln!(out, "received {} {}", event.slug(), event.id)
-    };
-    let _ = out.flush();
-}
-
-/// `bail!` for a receiver that cannot be run.
-pub(crate) fn config_not_valid(config: &WebhookConfig) -> anyhow::Error {
-    anyhow!(
-        "webhook config {} is {}: the receiver did not answer the API's test",
-        config.id,
-        config.state_str()
-    )
-}
-
-/// For `listen`: a dispatcher that prints every event.
-pub(crate) fn printing_dispatcher(json: bool) -> Dispatcher {
-    Dispatcher::new().on("*", move |event: Arc<Event>| async move {
-        print_received(&event, json);
-        Ok(())
-    })
-}
-
-/// For `listen`: the receiver for a config's secret.
-pub(crate) fn receiver(secret: Secret, json: bool) -> Receiver {
-    Receiver::new(Verifier::new(secret), printing_dispatcher(json))
 }

@@ -2,15 +2,15 @@
 //! a receiver on its secret, every event printed, and the config deleted
 //! again however the command ends.
 
+use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
-use ricloud_webhook::WebhookConfigState;
-use ricloud_webhook_api::Client;
+use ricloud_webhook::{Dispatcher, Event, Receiver, Secret, Verifier, WebhookConfigState};
+use ricloud_webhook_api::{Client, WebhookConfig};
 use ricloud_webhook_hyper::{serve, Config, WebhookService};
-
-use crate::api::{config_not_valid, receiver};
 
 /// How often the config's state is looked at while its first test runs.
 const POLL: Duration = Duration::from_millis(500);
@@ -160,4 +160,29 @@ impl Signals {
     async fn recv(&mut self) {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Why the config is not usable.
+fn config_not_valid(config: &WebhookConfig) -> anyhow::Error {
+    anyhow!(
+        "webhook config {} is {}: the receiver did not answer the API's test",
+        config.id,
+        config.state_str()
+    )
+}
+
+/// A receiver for the config's secret that prints every event: its slug
+/// and id, or with `--json` the event as it arrived.
+fn receiver(secret: Secret, json: bool) -> Receiver {
+    let print = Dispatcher::new().on("*", move |event: Arc<Event>| async move {
+        let mut out = std::io::stdout().lock();
+        let _ = if json {
+            writeln!(out, "{}", String::from_utf8_lossy(event.raw()))
+        } else {
+            writeln!(out, "received {} {}", event.slug(), event.id)
+        };
+        let _ = out.flush();
+        Ok(())
+    });
+    Receiver::new(Verifier::new(secret), print)
 }
