@@ -7,7 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ricloud_webhook::{Dispatched, Dispatcher, Event, HandlerResult, VerifiedEvent};
+use ricloud_webhook::{Dispatched, Dispatcher, HandlerResult, VerifiedEvent};
+#[cfg(feature = "postgres")]
+use ricloud_webhook::{Event, SlugPattern};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -171,7 +173,7 @@ pub struct WorkersBuilder {
     dispatcher: Dispatcher,
     config: WorkerConfig,
     #[cfg(feature = "postgres")]
-    transactional: Vec<(Pattern, Arc<dyn TransactionalHandler>)>,
+    transactional: Vec<(SlugPattern, Arc<dyn TransactionalHandler>)>,
 }
 
 impl Inbox {
@@ -209,9 +211,10 @@ impl WorkersBuilder {
     #[must_use]
     #[track_caller]
     pub fn transactional(mut self, pattern: &str, handler: impl TransactionalHandler) -> Self {
-        let Some(parsed) = Pattern::parse(pattern) else {
+        let Some(parsed) = SlugPattern::parse(pattern) else {
             panic!(
-                "invalid event pattern {pattern:?}: use \"*\", \"<type>.*\" or \"<type>.<action>\""
+                "invalid event pattern {pattern:?}: {}",
+                SlugPattern::EXPECTED
             );
         };
         self.transactional.push((parsed, Arc::new(handler)));
@@ -276,7 +279,7 @@ struct Run {
     dispatcher: Dispatcher,
     config: WorkerConfig,
     #[cfg(feature = "postgres")]
-    transactional: Vec<(Pattern, Arc<dyn TransactionalHandler>)>,
+    transactional: Vec<(SlugPattern, Arc<dyn TransactionalHandler>)>,
 }
 
 async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
@@ -644,39 +647,6 @@ fn jitter() -> f64 {
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// A slug pattern, as the dispatcher reads them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-enum Pattern {
-    Exact(String),
-    Kind(String),
-    Any,
-}
-
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-impl Pattern {
-    fn parse(pattern: &str) -> Option<Self> {
-        if pattern == "*" {
-            return Some(Self::Any);
-        }
-        let (kind, action) = pattern.split_once('.')?;
-        let valid = |s: &str| !s.is_empty() && !s.contains(['*', '.']);
-        match action {
-            "*" if valid(kind) => Some(Self::Kind(kind.to_owned())),
-            _ if valid(kind) && valid(action) => Some(Self::Exact(pattern.to_owned())),
-            _ => None,
-        }
-    }
-
-    fn matches(&self, event: &Event) -> bool {
-        match self {
-            Self::Exact(slug) => slug.split_once('.').is_some_and(|(k, a)| event.is(k, a)),
-            Self::Kind(kind) => event.kind == *kind,
-            Self::Any => true,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,27 +665,5 @@ mod tests {
         assert_eq!(config.backoff(u32::MAX, 0.5), Duration::from_secs(60));
         let j = jitter();
         assert!((0.0..1.0).contains(&j), "{j}");
-    }
-
-    #[test]
-    fn patterns_read_as_the_dispatcher_reads_them() {
-        let event = Event::from_json(&br#"{"id":"e","type":"task","action":"succeeded"}"#[..])
-            .expect("event");
-        for (pattern, matches) in [
-            ("*", true),
-            ("task.*", true),
-            ("task.succeeded", true),
-            ("task.failed", false),
-            ("poll.*", false),
-        ] {
-            assert_eq!(
-                Pattern::parse(pattern).map(|p| p.matches(&event)),
-                Some(matches),
-                "{pattern}"
-            );
-        }
-        for bad in ["", "task", "*.succeeded", "task.", ".x", "a.b.c"] {
-            assert_eq!(Pattern::parse(bad), None, "{bad}");
-        }
     }
 }

@@ -209,6 +209,23 @@ where
     }
 }
 
+/// Which events a handler is for: an exact slug (`"task.succeeded"`), a
+/// whole type (`"task.*"`), or every event (`"*"`). [`Dispatcher::on`]
+/// reads its patterns with it, and so can other registries of handlers
+/// (a durable inbox's transactional handlers, say).
+///
+/// ```
+/// use ricloud_webhook::{Event, SlugPattern};
+///
+/// let event = Event::from_json(&br#"{"id": "e1", "type": "task", "action": "succeeded"}"#[..])?;
+/// assert!(SlugPattern::parse("task.*").is_some_and(|p| p.matches(&event)));
+/// assert!(SlugPattern::parse("task.failed").is_some_and(|p| !p.matches(&event)));
+/// assert!(SlugPattern::parse("*.succeeded").is_none());
+/// # Ok::<(), ricloud_webhook::EventError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlugPattern(Pattern);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pattern {
     Exact { kind: String, action: String },
@@ -216,10 +233,15 @@ enum Pattern {
     Any,
 }
 
-impl Pattern {
-    fn parse(pattern: &str) -> Option<Self> {
+impl SlugPattern {
+    /// What a malformed pattern is told, for the registries that refuse it.
+    pub const EXPECTED: &'static str = "use \"*\", \"<type>.*\" or \"<type>.<action>\"";
+
+    /// Reads `"*"`, `"<type>.*"` or `"<type>.<action>"`; `None` for
+    /// anything else.
+    pub fn parse(pattern: &str) -> Option<Self> {
         if pattern == "*" {
-            return Some(Self::Any);
+            return Some(Self(Pattern::Any));
         }
         let (kind, action) = pattern.split_once('.')?;
         let valid = |s: &str| !s.is_empty() && !s.contains(['*', '.']);
@@ -227,19 +249,22 @@ impl Pattern {
             return None;
         }
         if action == "*" {
-            return Some(Self::Kind(kind.to_owned()));
+            return Some(Self(Pattern::Kind(kind.to_owned())));
         }
-        valid(action).then(|| Self::Exact {
-            kind: kind.to_owned(),
-            action: action.to_owned(),
+        valid(action).then(|| {
+            Self(Pattern::Exact {
+                kind: kind.to_owned(),
+                action: action.to_owned(),
+            })
         })
     }
 
-    fn matches(&self, event: &Event) -> bool {
-        match self {
-            Self::Exact { kind, action } => event.is(kind, action),
-            Self::Kind(kind) => event.kind == *kind,
-            Self::Any => true,
+    /// Whether `event` is one of the events the pattern is for.
+    pub fn matches(&self, event: &Event) -> bool {
+        match &self.0 {
+            Pattern::Exact { kind, action } => event.is(kind, action),
+            Pattern::Kind(kind) => event.kind == *kind,
+            Pattern::Any => true,
         }
     }
 }
@@ -248,7 +273,7 @@ type ErasedHandler =
     Box<dyn Fn(&Arc<Event>) -> Result<BoxFuture<HandlerResult>, ViewError> + Send + Sync>;
 
 struct Route {
-    pattern: Pattern,
+    pattern: SlugPattern,
     view: &'static str,
     handler: ErasedHandler,
 }
@@ -309,9 +334,10 @@ impl Dispatcher {
     #[must_use]
     #[track_caller]
     pub fn on<T: FromEvent, H: Handler<T>>(mut self, pattern: &str, handler: H) -> Self {
-        let Some(parsed) = Pattern::parse(pattern) else {
+        let Some(parsed) = SlugPattern::parse(pattern) else {
             panic!(
-                "invalid event pattern {pattern:?}: use \"*\", \"<type>.*\" or \"<type>.<action>\""
+                "invalid event pattern {pattern:?}: {}",
+                SlugPattern::EXPECTED
             );
         };
         self.routes.push(Route {

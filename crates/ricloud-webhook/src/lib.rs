@@ -159,7 +159,7 @@ mod verify;
 
 pub use dispatch::{
     BoxFuture, Dispatched, Dispatcher, FromEvent, Handler, HandlerError, HandlerResult,
-    OnViewMismatch, VerifiedEvent,
+    OnViewMismatch, SlugPattern, VerifiedEvent,
 };
 pub use event::{Event, EventData, EventError, ViewError, DOCUMENTED_SLUGS};
 pub use receiver::{Delivery, Outcome, Reason, Receiver};

@@ -318,5 +318,17 @@ fn pattern_syntax() {
             let _ = Dispatcher::new().on(bad, |_: Arc<Event>| async { Ok(()) });
         });
         assert!(result.is_err(), "{bad:?} should be refused");
+        assert_eq!(ricloud_webhook::SlugPattern::parse(bad), None, "{bad:?}");
+    }
+    let task = event("task", "succeeded");
+    for (pattern, matches) in [
+        ("*", true),
+        ("task.*", true),
+        ("task.succeeded", true),
+        ("task.failed", false),
+        ("poll.*", false),
+    ] {
+        let parsed = ricloud_webhook::SlugPattern::parse(pattern).expect(pattern);
+        assert_eq!(parsed.matches(task.event()), matches, "{pattern}");
     }
 }
