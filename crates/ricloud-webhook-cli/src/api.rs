@@ -29,7 +29,14 @@ const CATCH_UP_CONCURRENCY: usize = 8;
 
 /// Runs `config`, `events`, `catch-up` or `listen`; the exit status.
 pub(crate) fn run(name: &str, mut m: ArgMatches) -> anyhow::Result<u8> {
-    let client = client(&mut m)?;
+    // One private CA for the API and, in a catch-up, the receiver.
+    let ca_cert = match m.remove_one::<std::path::PathBuf>("ca-cert") {
+        Some(path) => {
+            Some(std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
+        None => None,
+    };
+    let client = client(&mut m, ca_cert.clone())?;
     let json = m.get_flag("json");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -40,7 +47,7 @@ pub(crate) fn run(name: &str, mut m: ArgMatches) -> anyhow::Result<u8> {
         match name {
             "config" => config(&client, m, json).await,
             "events" => events(&client, m, json).await,
-            "catch-up" => catch_up(&client, m, json).await,
+            "catch-up" => catch_up(&client, m, json, ca_cert.as_deref()).await,
             "listen" => crate::listen::run(&client, m, json).await,
             _ => Err(anyhow!("unknown command {name}")),
         }
@@ -48,7 +55,7 @@ pub(crate) fn run(name: &str, mut m: ArgMatches) -> anyhow::Result<u8> {
 }
 
 /// The API client from `--token` / `RICLOUD_TOKEN` and `--api-url` / `RICLOUD_URL`.
-fn client(m: &mut ArgMatches) -> anyhow::Result<Client> {
+fn client(m: &mut ArgMatches, ca_cert: Option<Vec<u8>>) -> anyhow::Result<Client> {
     let token = m
         .remove_one::<String>("token")
         .ok_or_else(|| anyhow!("no API token: pass --token or set {TOKEN_ENV}"))?;
@@ -56,10 +63,8 @@ fn client(m: &mut ArgMatches) -> anyhow::Result<Client> {
     if let Some(url) = m.remove_one::<String>("api-url") {
         builder = builder.base_url(url);
     }
-    if let Some(path) = m.remove_one::<std::path::PathBuf>("ca-cert") {
-        builder = builder.ca_cert(
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
-        );
+    if let Some(pem) = ca_cert {
+        builder = builder.ca_cert(pem);
     }
     builder
         .build()
@@ -359,7 +364,12 @@ struct Counts {
     failed: u64,
 }
 
-async fn catch_up(client: &Client, mut m: ArgMatches, json: bool) -> anyhow::Result<u8> {
+async fn catch_up(
+    client: &Client,
+    mut m: ArgMatches,
+    json: bool,
+    ca_cert: Option<&[u8]>,
+) -> anyhow::Result<u8> {
     let filter = event_filter(&mut m)?;
     let states: Vec<String> = m
         .remove_one::<String>("state")
@@ -387,7 +397,7 @@ async fn catch_up(client: &Client, mut m: ArgMatches, json: bool) -> anyhow::Res
         Target::Receiver {
             url,
             secret: Arc::new(secret),
-            sender: Sender::new(ricloud_webhook_cli::DEFAULT_TIMEOUT, None)?,
+            sender: Sender::new(ricloud_webhook_cli::DEFAULT_TIMEOUT, ca_cert)?,
         }
     };
     let target = Arc::new(target);
