@@ -334,12 +334,8 @@ fn catch_up_delivers_every_missed_event_once_to_a_running_receiver() {
     let dir = TempDir::new("catch-up-to");
     let port = free_port();
     let secret = "catch-up-receiver-secret";
-    let receiver = Running::receiver(
-        &dir.0,
-        port,
-        secret,
-        &format!("sqlite://{}", dir.0.join("inbox.db").display()),
-    );
+    let database = format!("sqlite://{}", dir.0.join("inbox.db").display());
+    let receiver = Running::receiver(&dir.0, port, secret, &database);
     let to = format!("http://127.0.0.1:{port}/webhooks");
 
     let run = || {
@@ -368,10 +364,31 @@ fn catch_up_delivers_every_missed_event_once_to_a_running_receiver() {
         .chain(&delivered)
         .all(|id| receiver.handled(id) == 0));
 
-    // Again: the receiver has them all; its dedup runs nothing twice.
+    // Again: the receiver has them all; its dedup makes no second row, so
+    // nothing can run twice.
     let second = run();
     assert!(second.status.success());
-    std::thread::sleep(Duration::from_millis(500));
+    // Every row settles done, and there are no more rows than events.
+    let settled = || {
+        let stats = output(Command::new(env!("CARGO_BIN_EXE_ricloud-webhook")).args([
+            "inbox",
+            "stats",
+            "--json",
+            "--database-url",
+            &database,
+        ]));
+        let stats: Value = serde_json::from_slice(&stats.stdout).expect("json");
+        (
+            stats["done"].as_u64(),
+            stats["pending"].as_u64(),
+            stats["running"].as_u64(),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while settled() != (Some(1_125), Some(0), Some(0)) {
+        assert!(Instant::now() < deadline, "the inbox holds {:?}", settled());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(everyone.iter().all(|id| receiver.handled(id) == 1));
 
     // The wrong secret: every delivery is refused, exit 1.
