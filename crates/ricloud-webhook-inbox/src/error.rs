@@ -20,6 +20,8 @@ enum Kind {
     Database,
     Migration,
     Closed,
+    TimedOut,
+    Internal,
     NotFound,
 }
 
@@ -56,6 +58,25 @@ impl InboxError {
         }
     }
 
+    pub(crate) fn timed_out(after: std::time::Duration) -> Self {
+        Self {
+            kind: Kind::TimedOut,
+            source: None,
+            message: format!(
+                "the inbox's writer did not answer within {} s",
+                after.as_secs()
+            ),
+        }
+    }
+
+    pub(crate) fn internal(message: String) -> Self {
+        Self {
+            kind: Kind::Internal,
+            source: None,
+            message,
+        }
+    }
+
     pub(crate) fn not_found(event_id: &str) -> Self {
         Self {
             kind: Kind::NotFound,
@@ -67,7 +88,10 @@ impl InboxError {
     /// Whether the database could not be reached or refused the work (as
     /// opposed to a mistake in what was asked): worth retrying later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self.kind, Kind::Database | Kind::Closed)
+        matches!(
+            self.kind,
+            Kind::Database | Kind::Closed | Kind::TimedOut | Kind::Internal
+        )
     }
 
     /// Whether the event asked for is not in the inbox.

@@ -13,7 +13,7 @@ use ricloud_webhook::{
 use sqlx::Row as _;
 use tokio::sync::Notify;
 
-use crate::commit::{Committer, InlineClaim, NewRow, Op};
+use crate::commit::{Committer, InlineClaim, NewRow};
 use crate::db::{on_db, Db};
 use crate::InboxError;
 
@@ -29,9 +29,13 @@ use crate::InboxError;
 ///   inline mode's record of handled events, shared by every replica on
 ///   one PostgreSQL database and kept across restarts.
 ///
-/// Every write goes through one task per process that commits whatever has
-/// queued up since its last commit in one transaction (group commit), and
-/// answers each caller after that commit. Cloning an `Inbox` shares it.
+/// The queue's writes (enqueues, inline claims, the workers' takes,
+/// renewals and outcomes) go through one task per process, on a connection
+/// of its own, that commits whatever has queued up since its last commit in
+/// one transaction (group commit) and answers each caller after that
+/// commit. Operators' writes ([`Inbox::replay`], [`Inbox::purge_done_before`],
+/// [`Inbox::take_back_abandoned`]) and transactional handlers use a pool
+/// beside it. Cloning an `Inbox` shares it.
 #[derive(Clone)]
 pub struct Inbox {
     pub(crate) inner: Arc<Shared>,
@@ -39,7 +43,9 @@ pub struct Inbox {
 }
 
 pub(crate) struct Shared {
+    /// Reads, operators' writes, transactional handlers.
     pub(crate) db: Db,
+    /// The group-commit writer, on a connection of its own.
     pub(crate) committer: Committer,
     /// Notified after a commit that made rows due.
     pub(crate) wake: Arc<Notify>,
@@ -63,9 +69,23 @@ impl Inbox {
     /// An unsupported URL, a database that cannot be reached, or a table
     /// that cannot be created.
     pub async fn connect(url: &str) -> Result<Self, InboxError> {
-        let db = Db::connect(url).await?;
+        Self::open(url, false).await
+    }
+
+    /// As [`Inbox::connect`], but a SQLite file that does not exist is an
+    /// error instead of a new, empty inbox: for tools that inspect an
+    /// inbox a receiver made (the CLI's `inbox` commands).
+    ///
+    /// # Errors
+    /// As [`Inbox::connect`], and when the SQLite file is missing.
+    pub async fn connect_existing(url: &str) -> Result<Self, InboxError> {
+        Self::open(url, true).await
+    }
+
+    async fn open(url: &str, must_exist: bool) -> Result<Self, InboxError> {
+        let (db, writer) = Db::connect(url, must_exist).await?;
         let wake = Arc::new(Notify::new());
-        let committer = Committer::spawn(db.clone(), Arc::clone(&wake));
+        let committer = Committer::spawn(writer, Arc::clone(&wake));
         Ok(Self {
             inner: Arc::new(Shared {
                 db,
@@ -79,7 +99,7 @@ impl Inbox {
 
     /// How long an inline claim holds an event before another delivery may
     /// take it over (default 60 s; keep it above the endpoint's delivery
-    /// timeout).
+    /// timeout), by the database's clock.
     #[must_use]
     pub fn with_inline_lease(mut self, lease: Duration) -> Self {
         self.inline_lease = lease;
@@ -151,18 +171,16 @@ impl Inbox {
     /// # Errors
     /// When the database cannot be written.
     pub async fn replay(&self, which: &Replay) -> Result<u64, InboxError> {
-        let now = millis(SystemTime::now());
         let changed = match which {
             Replay::Ids(ids) => {
                 let mut changed = 0;
                 for id in ids {
                     changed += on_db!(&self.inner.db, pool => {
                         sqlx::query(
-                            "UPDATE ricloud_inbox SET state = 'pending', run_at = $1, attempts = 0, \
-                             lease_owner = NULL, lease_expires = NULL, updated_at = $1 \
-                             WHERE state <> 'running' AND event_id = $2",
+                            "UPDATE ricloud_inbox SET state = 'pending', run_at = (SELECT now_ms FROM ricloud_inbox_clock), attempts = 0, \
+                             lease_owner = NULL, lease_expires = NULL, updated_at = (SELECT now_ms FROM ricloud_inbox_clock) \
+                             WHERE state <> 'running' AND event_id = $1",
                         )
-                        .bind(now)
                         .bind(id.as_str())
                         .execute(pool)
                         .await
@@ -174,10 +192,9 @@ impl Inbox {
             }
             Replay::Dead => on_db!(&self.inner.db, pool => {
                 sqlx::query(
-                    "UPDATE ricloud_inbox SET state = 'pending', run_at = $1, attempts = 0, \
-                     lease_owner = NULL, lease_expires = NULL, updated_at = $1 WHERE state = 'dead'",
+                    "UPDATE ricloud_inbox SET state = 'pending', run_at = (SELECT now_ms FROM ricloud_inbox_clock), attempts = 0, \
+                     lease_owner = NULL, lease_expires = NULL, updated_at = (SELECT now_ms FROM ricloud_inbox_clock) WHERE state = 'dead'",
                 )
-                .bind(now)
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())
@@ -185,11 +202,10 @@ impl Inbox {
             .map_err(InboxError::database)?,
             Replay::Since(since) => on_db!(&self.inner.db, pool => {
                 sqlx::query(
-                    "UPDATE ricloud_inbox SET state = 'pending', run_at = $1, attempts = 0, \
-                     lease_owner = NULL, lease_expires = NULL, updated_at = $1 \
-                     WHERE state <> 'running' AND received_at >= $2",
+                    "UPDATE ricloud_inbox SET state = 'pending', run_at = (SELECT now_ms FROM ricloud_inbox_clock), attempts = 0, \
+                     lease_owner = NULL, lease_expires = NULL, updated_at = (SELECT now_ms FROM ricloud_inbox_clock) \
+                     WHERE state <> 'running' AND received_at >= $1",
                 )
-                .bind(now)
                 .bind(millis(*since))
                 .execute(pool)
                 .await
@@ -291,16 +307,12 @@ impl Inbox {
         self.take_back_abandoned().await
     }
 
-    /// A listener on the channel commits notify (PostgreSQL), or `None`
-    /// when it cannot be set up (the workers then poll).
+    /// A listener on the channel commits notify (PostgreSQL), on a
+    /// connection of its own, or `None` when it cannot be set up (the
+    /// workers then poll).
     #[cfg(feature = "postgres")]
     pub(crate) async fn listener(&self) -> Option<sqlx::postgres::PgListener> {
-        let Db::Postgres(pool) = &self.inner.db else {
-            return None;
-        };
-        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await.ok()?;
-        listener.listen("ricloud_inbox").await.ok()?;
-        Some(listener)
+        self.inner.db.listener().await
     }
 }
 
@@ -320,11 +332,10 @@ impl EventQueue for Inbox {
         now: SystemTime,
     ) -> StoreFuture<'a, Enqueued> {
         Box::pin(async move {
-            let row = new_row(event.event(), now);
             let new = self
                 .inner
                 .committer
-                .call(|reply| Op::Enqueue { row, reply })
+                .enqueue(new_row(event.event(), now))
                 .await?;
             Ok(if new {
                 Enqueued::New
@@ -338,17 +349,14 @@ impl EventQueue for Inbox {
 impl DeliveryStore for Inbox {
     fn claim<'a>(&'a self, event: &'a Event, now: SystemTime) -> StoreFuture<'a, Claim> {
         Box::pin(async move {
-            let row = new_row(event, now);
-            let lease_until = millis(now + self.inline_lease);
             let claim = self
                 .inner
                 .committer
-                .call(|reply| Op::Claim {
-                    row,
-                    owner: self.inner.owner.clone(),
-                    lease_until,
-                    reply,
-                })
+                .claim(
+                    new_row(event, now),
+                    self.inner.owner.clone(),
+                    self.inline_lease,
+                )
                 .await?;
             Ok(match claim {
                 InlineClaim::Claimed => Claim::Claimed,
@@ -362,18 +370,12 @@ impl DeliveryStore for Inbox {
         &'a self,
         event_id: &'a str,
         handled: bool,
-        now: SystemTime,
+        _now: SystemTime,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.inner
                 .committer
-                .call(|reply| Op::Finish {
-                    event_id: event_id.to_owned(),
-                    owner: self.inner.owner.clone(),
-                    handled,
-                    now: millis(now),
-                    reply,
-                })
+                .finish(event_id.to_owned(), self.inner.owner.clone(), handled)
                 .await
                 .map_err(StoreError::from)
         })
@@ -387,7 +389,7 @@ fn new_row(event: &Event, now: SystemTime) -> NewRow {
         event_id: event.id.clone(),
         slug: event.slug(),
         body: event.raw().clone(),
-        now: millis(now),
+        received_ms: millis(now),
     }
 }
 

@@ -1,10 +1,11 @@
 //! Workers: take due rows under a lease, run the handlers, settle each row
 //! (done, retried later with backoff, or dead), fenced on the lease.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use ricloud_webhook::{Dispatched, Dispatcher, HandlerResult, VerifiedEvent};
@@ -13,8 +14,8 @@ use ricloud_webhook::{Event, SlugPattern};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::commit::{Op, Settle, Taken};
-use crate::inbox::{millis, Inbox};
+use crate::commit::{Lease, Settle, Taken};
+use crate::inbox::Inbox;
 
 /// How workers run stored events.
 ///
@@ -38,6 +39,7 @@ pub struct WorkerConfig {
     backoff_max: Duration,
     retention: Duration,
     shutdown_grace: Duration,
+    transactional_concurrency: usize,
 }
 
 impl Default for WorkerConfig {
@@ -51,6 +53,7 @@ impl Default for WorkerConfig {
             backoff_max: Duration::from_secs(15 * 60),
             retention: Duration::from_secs(7 * 24 * 60 * 60),
             shutdown_grace: Duration::from_secs(30),
+            transactional_concurrency: 4,
         }
     }
 }
@@ -121,6 +124,19 @@ impl WorkerConfig {
     #[must_use]
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// Transactional handlers run at once (PostgreSQL; default 4, at most
+    /// 6). Each holds a connection of the inbox's shared pool of 8 for its
+    /// transaction; the cap leaves connections for reads and operators'
+    /// writes, and the writer and the `LISTEN` connection have their own,
+    /// so slow transactional handlers never hold up deliveries. Events
+    /// waiting for a slot keep their leases.
+    #[must_use]
+    pub fn transactional_concurrency(mut self, n: usize) -> Self {
+        let most = usize::try_from(crate::db::POOL_SIZE).unwrap_or(8) - 2;
+        self.transactional_concurrency = n.clamp(1, most);
         self
     }
 
@@ -232,7 +248,10 @@ impl WorkersBuilder {
         let shared = Arc::new(Run {
             inbox: self.inbox,
             dispatcher: self.dispatcher,
+            #[cfg(feature = "postgres")]
+            transaction_slots: tokio::sync::Semaphore::new(self.config.transactional_concurrency),
             config: self.config,
+            held: Mutex::new(HashSet::new()),
             #[cfg(feature = "postgres")]
             transactional: self.transactional,
         });
@@ -278,8 +297,32 @@ struct Run {
     inbox: Inbox,
     dispatcher: Dispatcher,
     config: WorkerConfig,
+    /// The leases of the rows this process is running: what the renewer
+    /// renews. A row leaves it once its outcome is committed, or just
+    /// before a transactional handler's transaction marks it done.
+    held: Mutex<HashSet<Lease>>,
     #[cfg(feature = "postgres")]
     transactional: Vec<(SlugPattern, Arc<dyn TransactionalHandler>)>,
+    /// Transactional handlers running at once, each holding a connection
+    /// of the shared pool.
+    #[cfg(feature = "postgres")]
+    transaction_slots: tokio::sync::Semaphore,
+}
+
+impl Run {
+    fn hold(&self, lease: &Lease) {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(lease.clone());
+    }
+
+    fn release(&self, lease: &Lease) {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(lease);
+    }
 }
 
 async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
@@ -289,10 +332,14 @@ async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
             tracing::warn!(error = %e, "cannot take back the rows a previous run left running");
         }
     }
+    // Leases are renewed by a task of their own, never from inside a
+    // handler's future: a renewal that waits cannot keep a handler (or its
+    // transaction) from being polled.
+    let renewer = tokio::spawn(renew(Arc::clone(&shared)));
     #[cfg(feature = "postgres")]
     let mut listener = inbox.listener().await;
     // Handlers running, each ending with how its row is to be settled.
-    let mut running: JoinSet<Option<(String, Settle)>> = JoinSet::new();
+    let mut running: JoinSet<Option<(Lease, Settle)>> = JoinSet::new();
     // Settles waiting for their commit: a handler's slot is free as soon as
     // it is done, not a commit later, so each commit takes a full batch.
     let mut settling: JoinSet<()> = JoinSet::new();
@@ -320,6 +367,7 @@ async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
                 Ok(rows) => {
                     let full = rows.len() == room;
                     for row in rows {
+                        shared.hold(&row.lease);
                         running.spawn(run_one(Arc::clone(&shared), row));
                     }
                     if full {
@@ -381,6 +429,35 @@ async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
         running.shutdown().await;
     }
     while settling.join_next().await.is_some() {}
+    renewer.abort();
+}
+
+/// Renews the leases of every row this process runs, every third of the
+/// lease, in one operation.
+async fn renew(shared: Arc<Run>) {
+    let every = shared.config.lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        let leases: Vec<Lease> = shared
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        if leases.is_empty() {
+            continue;
+        }
+        let renewed = shared
+            .inbox
+            .inner
+            .committer
+            .renew(leases, shared.config.lease, shared.inbox.is_postgres())
+            .await;
+        if let Err(e) = renewed {
+            tracing::warn!(error = %e, "cannot renew the leases of running events");
+        }
+    }
 }
 
 /// Sends a finished run's outcome to be committed, without holding the
@@ -388,11 +465,11 @@ async fn run(shared: Arc<Run>, mut stopped: watch::Receiver<bool>) {
 fn settle(
     shared: &Arc<Run>,
     settling: &mut JoinSet<()>,
-    ended: Result<Option<(String, Settle)>, tokio::task::JoinError>,
+    ended: Result<Option<(Lease, Settle)>, tokio::task::JoinError>,
 ) {
     match ended {
-        Ok(Some((event_id, outcome))) => {
-            settling.spawn(settle_one(Arc::clone(shared), event_id, outcome));
+        Ok(Some((lease, outcome))) => {
+            settling.spawn(settle_one(Arc::clone(shared), lease, outcome));
         }
         Ok(None) => {}
         Err(e) => report_panic::<()>(Err(e)),
@@ -412,95 +489,97 @@ async fn take(
     config: &WorkerConfig,
     room: usize,
 ) -> Result<Vec<Taken>, crate::InboxError> {
-    let now = SystemTime::now();
-    let (owner, postgres) = (inbox.inner.owner.clone(), inbox.is_postgres());
     inbox
         .inner
         .committer
-        .call(|reply| Op::Take {
-            owner,
-            limit: i64::try_from(room).unwrap_or(i64::MAX),
-            now: millis(now),
-            lease_until: millis(now + config.lease),
-            postgres,
-            reply,
-        })
+        .take(
+            inbox.inner.owner.clone(),
+            room,
+            config.lease,
+            inbox.is_postgres(),
+        )
         .await
 }
 
 /// Runs one row's handlers; how the row is to be settled (`None` when a
 /// transactional handler settled it already).
-async fn run_one(shared: Arc<Run>, row: Taken) -> Option<(String, Settle)> {
+async fn run_one(shared: Arc<Run>, row: Taken) -> Option<(Lease, Settle)> {
     let Taken {
-        event_id,
+        lease,
         body,
         attempts,
     } = row;
     let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
     let settle = match VerifiedEvent::from_stored(body) {
         Ok(event) => {
-            let outcome = with_lease(&shared, &event_id, shared.dispatcher.dispatch(&event)).await;
-            settle_for(&shared, &event, &event_id, attempts, outcome).await?
+            let outcome = shared.dispatcher.dispatch(&event).await;
+            settle_for(&shared, &event, &lease, attempts, outcome).await
         }
-        Err(e) => Settle::Dead {
+        Err(e) => Some(Settle::Dead {
             error: format!("the stored body is not an event: {e}"),
-        },
+        }),
     };
-    log(&event_id, attempts, &settle);
-    Some((event_id, settle))
+    let Some(settle) = settle else {
+        shared.release(&lease);
+        return None;
+    };
+    log(&lease.event_id, attempts, &settle);
+    Some((lease, settle))
 }
 
-/// Commits a row's outcome, fenced on this process's lease.
-async fn settle_one(shared: Arc<Run>, event_id: String, outcome: Settle) {
-    let owner = shared.inbox.inner.owner.clone();
+/// Commits a row's outcome, fenced on its lease: the outcome of a run
+/// whose lease was taken again (by any worker) is refused.
+async fn settle_one(shared: Arc<Run>, lease: Lease, outcome: Settle) {
+    let outcome = match outcome {
+        Settle::Done => Settle::Done,
+        Settle::Retry { delay_ms, error } => Settle::Retry {
+            delay_ms,
+            error: clean_error(&error),
+        },
+        Settle::Dead { error } => Settle::Dead {
+            error: clean_error(&error),
+        },
+    };
     let result = shared
         .inbox
         .inner
         .committer
-        .call(|reply| Op::Settle {
-            event_id: event_id.clone(),
-            owner,
-            outcome,
-            now: millis(SystemTime::now()),
-            reply,
-        })
+        .settle(lease.clone(), outcome)
         .await;
+    shared.release(&lease);
+    let event_id = lease.event_id.escape_debug();
     match result {
         Ok(true) => {}
         Ok(false) => tracing::warn!(
-            event_id,
-            "the lease ran out before the handlers finished; another worker took the event over"
+            event_id = %event_id,
+            lease = lease.token,
+            "outcome refused: the lease ran out before the handlers finished and the event was taken again"
         ),
         Err(e) => tracing::warn!(
-            event_id,
+            event_id = %event_id,
             error = %e,
             "cannot record the event's outcome; it runs again once its lease runs out"
         ),
     }
 }
 
-/// Runs `work` while renewing the row's lease every third of it.
-async fn with_lease<T>(shared: &Run, event_id: &str, work: impl Future<Output = T>) -> T {
-    tokio::pin!(work);
-    let every = shared.config.lease / 3;
-    loop {
-        tokio::select! {
-            done = &mut work => return done,
-            () = tokio::time::sleep(every) => {
-                let until = millis(SystemTime::now() + shared.config.lease);
-                let owner = shared.inbox.inner.owner.clone();
-                let renewed = shared
-                    .inbox
-                    .inner
-                    .committer
-                    .call(|reply| Op::Renew { event_ids: vec![event_id.to_owned()], owner, until, reply })
-                    .await;
-                if let Err(e) = renewed {
-                    tracing::warn!(event_id, error = %e, "cannot renew the lease of a running event");
-                }
-            }
+/// The longest `last_error` kept, in bytes.
+const MAX_ERROR: usize = 4096;
+
+/// A handler's message as the table keeps it: no NUL (PostgreSQL's text
+/// refuses it), at most [`MAX_ERROR`] bytes, cut at a character boundary.
+fn clean_error(error: &str) -> String {
+    let mut clean: String = error.chars().filter(|c| *c != '\0').collect();
+    if clean.len() > MAX_ERROR {
+        const MORE: &str = " [...]";
+        let mut end = MAX_ERROR - MORE.len();
+        while !clean.is_char_boundary(end) {
+            end -= 1;
         }
+        clean.truncate(end);
+        clean.push_str(MORE);
     }
+    clean
 }
 
 /// What becomes of the row after its handlers ran; `None` when a
@@ -512,7 +591,7 @@ async fn with_lease<T>(shared: &Run, event_id: &str, work: impl Future<Output = 
 async fn settle_for(
     shared: &Run,
     event: &VerifiedEvent,
-    event_id: &str,
+    lease: &Lease,
     attempts: u32,
     outcome: Dispatched,
 ) -> Option<Settle> {
@@ -524,7 +603,7 @@ async fn settle_for(
         } else {
             let delay = shared.config.backoff(attempts, jitter());
             Settle::Retry {
-                run_at: millis(SystemTime::now() + delay),
+                delay_ms: crate::commit::ms(delay),
                 error,
             }
         }
@@ -532,10 +611,10 @@ async fn settle_for(
     Some(match outcome {
         Dispatched::Handled { .. } | Dispatched::NoHandler => {
             #[cfg(feature = "postgres")]
-            if let Some(settled) = run_transactional(shared, event, event_id).await {
+            if let Some(settled) = run_transactional(shared, event, lease).await {
                 return settled.map_or_else(|error| Some(retry(error)), |()| None);
             }
-            let _ = (event, event_id);
+            let _ = (event, lease);
             Settle::Done
         }
         Dispatched::Acknowledged { message } => Settle::Dead {
@@ -559,13 +638,13 @@ async fn settle_for(
 
 /// Runs the transactional handlers matching `event` and marks its row done
 /// in their transaction. `None` when none match; `Some(Ok)` when the row is
-/// settled (done, or left to another worker that took it over);
+/// settled (done, or left to the run that took it again);
 /// `Some(Err)` with the error to retry with.
 #[cfg(feature = "postgres")]
 async fn run_transactional(
     shared: &Run,
     event: &VerifiedEvent,
-    event_id: &str,
+    lease: &Lease,
 ) -> Option<Result<(), String>> {
     let matching: Vec<_> = shared
         .transactional
@@ -579,7 +658,12 @@ async fn run_transactional(
     let crate::db::Db::Postgres(pool) = &shared.inbox.inner.db else {
         return Some(Err("transactional handlers need PostgreSQL".to_owned()));
     };
-    let owner = shared.inbox.inner.owner.clone();
+    // Bounded below the pool's size, so reads and operators' writes always
+    // find a connection.
+    let Ok(_slot) = shared.transaction_slots.acquire().await else {
+        return Some(Err("the inbox is shutting down".to_owned()));
+    };
+    let event_id = lease.event_id.escape_debug();
     let work = async {
         let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
         for handler in &matching {
@@ -588,50 +672,53 @@ async fn run_transactional(
                 .await
                 .map_err(|e| e.message().to_owned())?;
         }
-        let now = millis(SystemTime::now());
+        // From here the row is locked by this transaction: stop renewing
+        // its lease (a renewal would skip the locked row anyway).
+        shared.release(lease);
         let marked = sqlx::query(
-            "UPDATE ricloud_inbox SET state = 'done', done_at = $3, updated_at = $3, lease_owner = NULL, lease_expires = NULL \
-             WHERE event_id = $1 AND lease_owner = $2 AND state = 'running'",
+            "UPDATE ricloud_inbox SET state = 'done', done_at = (SELECT now_ms FROM ricloud_inbox_clock), \
+             updated_at = (SELECT now_ms FROM ricloud_inbox_clock), lease_owner = NULL, lease_expires = NULL, last_error = NULL \
+             WHERE event_id = $1 AND lease_token = $2 AND state = 'running'",
         )
-        .bind(event_id)
-        .bind(owner.as_str())
-        .bind(now)
+        .bind(lease.event_id.as_str())
+        .bind(lease.token)
         .execute(&mut *tx)
         .await
         .map_err(|e| e.to_string())?;
         if marked.rows_affected() == 1 {
             tx.commit().await.map_err(|e| e.to_string())?;
             tracing::debug!(
-                event_id,
+                event_id = %event_id,
                 "event done, with its transactional handlers' writes"
             );
         } else {
             tx.rollback().await.map_err(|e| e.to_string())?;
             tracing::warn!(
-                event_id,
+                event_id = %event_id,
                 "lease lost before the transaction committed; its writes were rolled back"
             );
         }
         Ok(())
     };
-    Some(with_lease(shared, event_id, work).await)
+    Some(work.await)
 }
 
 fn log(event_id: &str, attempts: u32, settle: &Settle) {
+    let event_id = event_id.escape_debug();
     match settle {
-        Settle::Done => tracing::debug!(event_id, attempts, "event done"),
+        Settle::Done => tracing::debug!(event_id = %event_id, attempts, "event done"),
         Settle::Retry { error, .. } => {
-            tracing::debug!(event_id, error = error.as_str(), "handler failure");
+            tracing::debug!(event_id = %event_id, error = %error.escape_debug(), "handler failure");
             tracing::warn!(
-                event_id,
+                event_id = %event_id,
                 attempts,
                 "handlers failed; the event will be retried"
             );
         }
         Settle::Dead { error } => {
-            tracing::debug!(event_id, error = error.as_str(), "why the event is dead");
+            tracing::debug!(event_id = %event_id, error = %error.escape_debug(), "why the event is dead");
             tracing::error!(
-                event_id,
+                event_id = %event_id,
                 attempts,
                 "event given up on (dead); replay it once fixed"
             );

@@ -65,6 +65,10 @@ pub const DOCUMENTED_SLUGS: [&str; 7] = [
 ///   (serde_json's recursion limit).
 /// - The body must be an object (serde's derive would also read an array
 ///   of the fields in order) and its `id` non-empty.
+/// - `id`, `type` and `action` hold no control character (U+0000 to
+///   U+001F, U+007F to U+009F) and are at most [`Event::MAX_NAME_LEN`]
+///   bytes: they name the event in stores, paths and logs
+///   ([`EventError::ControlCharacter`], [`EventError::TooLong`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Event {
     /// The event's identifier (a UUID), also the last segment of the URL.
@@ -116,6 +120,11 @@ struct Envelope<'a> {
 const NULL: &str = "null";
 
 impl Event {
+    /// The longest `id`, `type` or `action` accepted, in bytes. The API's
+    /// ids are UUIDs and its slugs short words; the cap keeps every name a
+    /// store indexes well inside its key limits.
+    pub const MAX_NAME_LEN: usize = 256;
+
     /// Parses an event from the raw body, keeping the bytes.
     ///
     /// # Errors
@@ -137,6 +146,18 @@ impl Event {
         }
         if env.id.is_empty() {
             return Err(EventError::EmptyId);
+        }
+        for (field, value) in [
+            ("id", &env.id),
+            ("type", &env.kind),
+            ("action", &env.action),
+        ] {
+            if value.len() > Self::MAX_NAME_LEN {
+                return Err(EventError::TooLong { field });
+            }
+            if value.chars().any(char::is_control) {
+                return Err(EventError::ControlCharacter { field });
+            }
         }
         // A view into the body, not a copy.
         let data = env.data.map_or_else(
@@ -389,6 +410,19 @@ pub enum EventError {
     Truncated,
     /// The `id` is an empty string.
     EmptyId,
+    /// The `id`, `type` or `action` holds a control character (a NUL, a
+    /// newline, an escape, ...): such an event cannot be stored in a text
+    /// column or named in a log line safely.
+    ControlCharacter {
+        /// `id`, `type` or `action`.
+        field: &'static str,
+    },
+    /// The `id`, `type` or `action` is longer than [`Event::MAX_NAME_LEN`]
+    /// bytes.
+    TooLong {
+        /// `id`, `type` or `action`.
+        field: &'static str,
+    },
 }
 
 impl EventError {
@@ -419,6 +453,15 @@ impl fmt::Display for EventError {
             ),
             Self::Truncated => f.write_str("body ends before the JSON event does"),
             Self::EmptyId => f.write_str("event `id` is empty"),
+            Self::ControlCharacter { field } => write!(
+                f,
+                "event `{field}` holds a control character: not an event that can be stored or logged"
+            ),
+            Self::TooLong { field } => write!(
+                f,
+                "event `{field}` is longer than {} bytes",
+                Event::MAX_NAME_LEN
+            ),
         }
     }
 }
@@ -498,6 +541,46 @@ mod tests {
             event(br#"{"id":"x","type":"t","action":"a"} trailing"#),
             Err(EventError::NotJson { .. })
         ));
+    }
+
+    #[test]
+    fn names_with_control_characters_or_too_long_are_refused() {
+        // A NUL in `type` would fail a PostgreSQL text column; a newline or
+        // an escape would forge log lines or rewrite a terminal.
+        for (body, field) in [
+            (
+                &br#"{"id":"x","type":"po\u0000ll","action":"a"}"#[..],
+                "type",
+            ),
+            (
+                br#"{"id":"x\n2026 INFO forged","type":"t","action":"a"}"#,
+                "id",
+            ),
+            (br#"{"id":"x","type":"t","action":"\u001b[2J"}"#, "action"),
+            (br#"{"id":"x","type":"t","action":"a\u0085"}"#, "action"),
+        ] {
+            assert_eq!(
+                event(body),
+                Err(EventError::ControlCharacter { field }),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let long = "a".repeat(Event::MAX_NAME_LEN + 1);
+        let body = format!(r#"{{"id":"{long}","type":"t","action":"a"}}"#);
+        assert_eq!(
+            event(body.as_bytes()),
+            Err(EventError::TooLong { field: "id" })
+        );
+        let body = format!(r#"{{"id":"x","type":"{}","action":"a"}}"#, &long[1..]);
+        assert!(
+            event(body.as_bytes()).is_ok(),
+            "exactly the limit is accepted"
+        );
+        // Other text, non-ASCII included, is fine.
+        assert!(event(r#"{"id":"x","type":"tâche","action":"réussie"}"#.as_bytes()).is_ok());
+        // Control characters elsewhere in the body are left to the views.
+        assert!(event(br#"{"id":"x","type":"t","action":"a","data":{"s":"\u0000"}}"#).is_ok());
     }
 
     #[test]

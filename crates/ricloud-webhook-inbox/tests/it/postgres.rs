@@ -105,16 +105,20 @@ async fn inline_dedup_is_shared_by_every_inbox_on_the_database() {
         Ok(Claim::AlreadyHandled)
     ));
 
-    // Fencing: A's claim runs out, B takes the event over; A's late
-    // release changes nothing, B's outcome stands.
-    let a = a.with_inline_lease(Duration::from_millis(100));
+    // B's clock is a minute ahead of A's: leases run by the database's
+    // clock, so B does not take A's live claim.
     let e = event(&id(2), "task.succeeded");
     assert!(matches!(a.claim(e.event(), now).await, Ok(Claim::Claimed)));
-    let later = now + Duration::from_millis(150);
+    let skewed = now + Duration::from_secs(61);
+    assert!(matches!(b.claim(e.event(), skewed).await, Ok(Claim::Busy)));
+    // Fencing: A's claim runs out (expired in the database), B takes the
+    // event over; A's late release changes nothing, B's outcome stands.
+    assert_eq!(a.take_back_abandoned().await.expect("expire"), 1);
     assert!(matches!(
-        b.claim(e.event(), later).await,
+        b.claim(e.event(), skewed).await,
         Ok(Claim::Claimed)
     ));
+    let later = now;
     a.finish(&id(2), false, later).await.expect("a late finish");
     let row = b.get(&id(2)).await.expect("still there").row;
     assert_eq!(row.state, RowState::Running);
