@@ -1,6 +1,7 @@
 //! Integration tests of the inbox on real databases: a SQLite file in a
 //! temporary directory, and a throwaway PostgreSQL cluster.
 
+mod faults;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sqlite;
@@ -144,4 +145,46 @@ pub(crate) async fn enqueue(inbox: &Inbox, id: &str, slug: &str) -> ricloud_webh
         .enqueue(&event(id, slug), SystemTime::now())
         .await
         .expect("committed")
+}
+
+/// What the inbox logged, for every test of this binary (a global
+/// subscriber, installed once, at DEBUG).
+#[derive(Clone)]
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Whether one line holds every one of `parts`.
+    pub(crate) fn contains(&self, parts: &[&str]) -> bool {
+        let text = self.0.lock().expect("lock");
+        String::from_utf8_lossy(&text)
+            .lines()
+            .any(|line| parts.iter().all(|p| line.contains(p)))
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) fn logs() -> Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs(Arc::default());
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        logs
+    })
+    .clone()
 }

@@ -9,8 +9,248 @@ use ricloud_webhook::{
 };
 use ricloud_webhook_inbox::{Inbox, RowState, TxFuture};
 
+use http::StatusCode;
+use tokio::sync::Notify;
+
+use crate::faults::{deliver, deliver_at, receiver};
 use crate::pg::Pg;
-use crate::{dispatcher, enqueue, event, eventually, fast, id, until_state, Runs};
+use crate::{body, dispatcher, enqueue, event, eventually, fast, id, until_state, Runs};
+
+/// Delivers `count` events of `slug` numbered from `first` through
+/// `receiver` at once, and returns their answers.
+async fn deliver_many(
+    receiver: &Arc<ricloud_webhook::Receiver>,
+    slug: &'static str,
+    first: usize,
+    count: usize,
+) -> Vec<StatusCode> {
+    let sends: Vec<_> = (first..first + count)
+        .map(|n| {
+            let receiver = Arc::clone(receiver);
+            tokio::spawn(async move { deliver(&receiver, &id(n), body(&id(n), slug)).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for send in sends {
+        answers.push(send.await.expect("task"));
+    }
+    answers
+}
+
+/// A transactional handler that writes, then holds its transaction for
+/// its duration (a slow downstream call inside it).
+struct SlowWriter(Duration);
+
+impl ricloud_webhook_inbox::TransactionalHandler for SlowWriter {
+    fn call<'c>(
+        &'c self,
+        event: Arc<Event>,
+        connection: &'c mut sqlx::PgConnection,
+    ) -> TxFuture<'c> {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO effects (event_id) VALUES ($1)")
+                .bind(event.id.as_str())
+                .execute(&mut *connection)
+                .await?;
+            tokio::time::sleep(self.0).await;
+            Ok(())
+        })
+    }
+}
+
+async fn effects_table(url: &str) -> sqlx::PgPool {
+    let pool = sqlx::PgPool::connect(url).await.expect("pool");
+    sqlx::query("CREATE TABLE effects (event_id TEXT NOT NULL)")
+        .execute(&pool)
+        .await
+        .expect("table");
+    pool
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_held_across_several_renewals_finishes_while_deliveries_are_answered() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.database("renewals");
+    let inbox = Inbox::connect(&url).await.expect("inbox");
+    let effects = effects_table(&url).await;
+    // A 600 ms lease is renewed every 200 ms: the handler holds its
+    // transaction across about ten renewals.
+    let workers = inbox
+        .workers(Dispatcher::new())
+        .config(fast().lease(Duration::from_millis(600)))
+        .transactional("task.created", SlowWriter(Duration::from_secs(2)))
+        .spawn();
+    let receiver = receiver(&inbox);
+    assert_eq!(
+        deliver_many(&receiver, "task.created", 0, 4).await,
+        [StatusCode::OK; 4]
+    );
+    // While those run: every delivery answered 200.
+    for round in 0..10 {
+        let answers = deliver_many(&receiver, "task.succeeded", 100 + 20 * round, 20).await;
+        assert!(answers.iter().all(|s| *s == StatusCode::OK), "{answers:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually("every event done", || async {
+        inbox.stats().await.is_ok_and(|s| s.done == 204)
+    })
+    .await;
+    workers.shutdown().await;
+    for n in 0..4 {
+        let row = inbox.get(&id(n)).await.expect("stored").row;
+        assert_eq!(
+            row.attempts,
+            1,
+            "{}: the lease was lost and taken again",
+            id(n)
+        );
+    }
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM effects")
+        .fetch_one(&effects)
+        .await
+        .expect("count");
+    assert_eq!(count, 4, "each transaction committed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_outside_the_inbox_makes_the_writer_time_out_and_recover() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.database("locked");
+    let inbox = Inbox::connect(&url).await.expect("inbox");
+    let (began, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let runs = Runs::default();
+    let handlers = {
+        let (began, release, runs) = (Arc::clone(&began), Arc::clone(&release), runs.clone());
+        Dispatcher::new().on("task.created", move |event: Arc<Event>| {
+            let first = runs.of(&event.id) == 0;
+            runs.0.lock().expect("lock").push(event.id.clone());
+            let (began, release) = (Arc::clone(&began), Arc::clone(&release));
+            async move {
+                if first {
+                    began.notify_one();
+                    release.notified().await;
+                }
+                Ok(())
+            }
+        })
+    };
+    let workers = inbox
+        .workers(handlers)
+        .config(fast().lease(Duration::from_millis(600)))
+        .spawn();
+    let locked = id(1);
+    enqueue(&inbox, &locked, "task.created").await;
+    began.notified().await;
+    // Someone else locks the row (an operator's session, a migration).
+    let pool = sqlx::PgPool::connect(&url).await.expect("pool");
+    let mut outside = pool.begin().await.expect("tx");
+    sqlx::query("SELECT 1 FROM ricloud_inbox WHERE event_id = $1 FOR UPDATE")
+        .bind(locked.as_str())
+        .execute(&mut *outside)
+        .await
+        .expect("lock");
+    // The handler finishes: its "done" waits for the lock, times out, and
+    // is answered with an error; the writer goes on.
+    release.notify_one();
+    let receiver = receiver(&inbox);
+    for round in 0..3 {
+        let answers = deliver_many(&receiver, "task.succeeded", 100 + 50 * round, 50).await;
+        assert!(answers.iter().all(|s| *s == StatusCode::OK), "{answers:?}");
+    }
+    outside.commit().await.expect("unlock");
+    // The row's lease ran out while its outcome could not be written: it
+    // is taken again and done.
+    until_state(&inbox, &locked, RowState::Done).await;
+    assert_eq!(runs.of(&locked), 2);
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_slow_transactional_handlers_leave_deliveries_answered() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.database("pool");
+    let inbox = Inbox::connect(&url).await.expect("inbox");
+    let effects = effects_table(&url).await;
+    // More slow transactional handlers than the pool has connections.
+    let workers = inbox
+        .workers(Dispatcher::new())
+        .config(fast().lease(Duration::from_secs(5)))
+        .transactional("task.created", SlowWriter(Duration::from_millis(700)))
+        .spawn();
+    let receiver = receiver(&inbox);
+    assert_eq!(
+        deliver_many(&receiver, "task.created", 0, 20).await,
+        [StatusCode::OK; 20]
+    );
+    for round in 0..5 {
+        let answers = deliver_many(&receiver, "task.succeeded", 100 + 20 * round, 20).await;
+        assert!(answers.iter().all(|s| *s == StatusCode::OK), "{answers:?}");
+        // Reads and operators' writes find a connection too.
+        inbox
+            .stats()
+            .await
+            .expect("stats while the handlers hold connections");
+    }
+    eventually("every event done", || async {
+        inbox.stats().await.is_ok_and(|s| s.done == 120)
+    })
+    .await;
+    workers.shutdown().await;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM effects")
+        .fetch_one(&effects)
+        .await
+        .expect("count");
+    assert_eq!(count, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_whose_clocks_differ_by_a_minute_neither_steal_nor_delay() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.database("clocks");
+    let (a, b) = (
+        Inbox::connect(&url).await.expect("inbox a"),
+        Inbox::connect(&url).await.expect("inbox b"),
+    );
+    // A holds one event (its handler waits), with a 30 s lease.
+    let (began, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let held = {
+        let (began, release) = (Arc::clone(&began), Arc::clone(&release));
+        Dispatcher::new().on("task.created", move |_: Arc<Event>| {
+            let (began, release) = (Arc::clone(&began), Arc::clone(&release));
+            async move {
+                began.notify_one();
+                release.notified().await;
+                Ok(())
+            }
+        })
+    };
+    let workers_a = a.workers(held).config(fast().concurrency(1)).spawn();
+    let live = id(1);
+    enqueue(&a, &live, "task.created").await;
+    began.notified().await;
+    // B's clock is a minute ahead: its deliveries carry that time.
+    let runs = Runs::default();
+    let workers_b = b.workers(dispatcher(&runs)).config(fast()).spawn();
+    let skewed = SystemTime::now() + Duration::from_secs(60);
+    let receiver_b = receiver(&b);
+    for n in 100..120 {
+        let status = deliver_at(&receiver_b, &id(n), body(&id(n), "task.succeeded"), skewed).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Due at once by the database's clock, not a minute later.
+    eventually("B's events done", || async {
+        b.stats().await.is_ok_and(|s| s.done == 20)
+    })
+    .await;
+    // B's workers ran meanwhile and did not take A's live row.
+    let row = a.get(&live).await.expect("stored").row;
+    assert_eq!((row.state, row.attempts), (RowState::Running, 1));
+    assert_eq!(runs.of(&live), 0);
+    release.notify_one();
+    until_state(&a, &live, RowState::Done).await;
+    workers_a.shutdown().await;
+    workers_b.shutdown().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_inboxes_on_one_database_run_each_event_once() {
