@@ -64,8 +64,21 @@ enum Refusal {
     Status(StatusCode),
 }
 
+/// A paging fault of an API gone wrong, for [`MockApi::break_paging`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BrokenPaging {
+    /// Every list request answers the first page again, `has_more: true`.
+    RepeatPage,
+    /// Every list request answers a page of new items (copies of the
+    /// first, with fresh ids), `has_more: true`: a list that never ends.
+    NeverEnds,
+}
+
 #[derive(Debug, Default)]
 struct State {
+    /// How lists page, when broken.
+    paging: Option<BrokenPaging>,
     token: String,
     configs: Vec<Value>,
     tasks: HashMap<String, Value>,
@@ -190,6 +203,11 @@ impl MockApi {
         state.refuse_after = Some(allowed);
         state.refusals = times;
         state.refusal = Some(refusal);
+    }
+
+    /// Lists page the broken way `how` from now on.
+    pub fn break_paging(&self, how: BrokenPaging) {
+        self.state().paging = Some(how);
     }
 
     /// Every config, deleted ones excluded, deactivated ones included.
@@ -354,7 +372,7 @@ impl Api {
                     })
                     .cloned()
                     .collect();
-                list(path, items, &query)
+                list(path, items, &query, state.paging)
             }
             (&Method::POST, ["configs", "webhook"]) => match json_body() {
                 None => bad_body(),
@@ -419,7 +437,7 @@ impl Api {
                     })
                     .cloned()
                     .collect();
-                list(path, items, &query)
+                list(path, items, &query, state.paging)
             }
             (&Method::GET, ["events", id]) => match state.events.iter().find(|e| e["id"] == *id) {
                 Some(event) => ok(event),
@@ -565,12 +583,37 @@ fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
 }
 
 /// One page of `items` (newest first) as a list object, or a 400.
-fn list(path: &str, items: Vec<Value>, query: &HashMap<String, String>) -> Answer {
+fn list(
+    path: &str,
+    items: Vec<Value>,
+    query: &HashMap<String, String>,
+    paging: Option<BrokenPaging>,
+) -> Answer {
     let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
         None => 10,
         Some(Ok(n)) if (1..=1000).contains(&n) => n,
         Some(_) => return invalid("limit", "limit must be between 1 and 1000."),
     };
+    let broken = |data: Vec<Value>| {
+        ok(&json!({
+            "resource": "list", "data": data, "has_more": true,
+            "total_count": items.len(), "url": path,
+        }))
+    };
+    match paging {
+        Some(BrokenPaging::RepeatPage) => {
+            return broken(items.iter().take(limit).cloned().collect());
+        }
+        Some(BrokenPaging::NeverEnds) => {
+            let fresh = items.iter().take(1).cycle().take(limit).map(|item| {
+                let mut item = item.clone();
+                item["id"] = json!(uuid::Uuid::new_v4().to_string());
+                item
+            });
+            return broken(fresh.collect());
+        }
+        None => {}
+    }
     let position = |id: &String| items.iter().position(|item| item["id"] == id.as_str());
     let (start, end) = match (query.get("after_id"), query.get("before_id")) {
         (Some(after), _) => match position(after) {

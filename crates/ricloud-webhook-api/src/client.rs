@@ -18,6 +18,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times a request is retried after a 429, a 5xx or a lost
 /// connection, unless told otherwise.
 pub const DEFAULT_RETRIES: u32 = 4;
+/// The most pages one listing fetches, by default.
+pub const DEFAULT_MAX_PAGES: u32 = 1000;
 
 /// The largest answer read (a page of 1,000 events with their data).
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
@@ -51,6 +53,7 @@ pub struct Client {
     retries: u32,
     retry_delay: Duration,
     max_retry_wait: Duration,
+    pub(crate) max_pages: u32,
 }
 
 impl fmt::Debug for Client {
@@ -73,6 +76,7 @@ pub struct ClientBuilder {
     retry_delay: Duration,
     max_retry_wait: Duration,
     ca_cert: Option<Vec<u8>>,
+    max_pages: u32,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -138,6 +142,15 @@ impl ClientBuilder {
         self
     }
 
+    /// The most pages one listing fetches before it ends with
+    /// [`ApiError::Paging`] (default 1,000: a million items at the
+    /// largest page size). A bound against an API whose lists never end.
+    #[must_use]
+    pub fn max_pages(mut self, pages: u32) -> Self {
+        self.max_pages = pages.max(1);
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -189,6 +202,7 @@ impl ClientBuilder {
             retries: self.retries,
             retry_delay: self.retry_delay,
             max_retry_wait: self.max_retry_wait,
+            max_pages: self.max_pages,
         })
     }
 }
@@ -213,6 +227,7 @@ impl Client {
             retry_delay: Duration::from_secs(1),
             max_retry_wait: Duration::from_secs(60),
             ca_cert: None,
+            max_pages: DEFAULT_MAX_PAGES,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The API's endpoints for webhook configs, tasks, events and the
 //! organisation, and the paging of its lists.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -93,6 +93,11 @@ type Keep<T> = Box<dyn Fn(&T) -> bool + Send + Sync>;
 /// The items of a list, fetched page by page as they are asked for, until
 /// the API says `has_more: false`.
 ///
+/// A list ends with [`ApiError::Paging`] when the API pages wrongly: a
+/// page whose last id (the next page's `after_id` cursor) was a cursor
+/// before, or more pages than the client's cap
+/// ([`ClientBuilder::max_pages`](crate::ClientBuilder::max_pages)).
+///
 /// ```no_run
 /// # use ricloud_webhook_api::{Client, EventFilter};
 /// # async fn run(client: Client) -> Result<(), ricloud_webhook_api::ApiError> {
@@ -114,6 +119,12 @@ pub struct Pages<T> {
     remaining: Option<u64>,
     page_size: u32,
     total_count: Option<u64>,
+    /// Every cursor used so far: one coming back means the list loops.
+    cursors: HashSet<Id>,
+    pages: u32,
+    max_pages: u32,
+    /// Why the list ends early, told once the items before it are out.
+    broken: Option<ApiError>,
 }
 
 impl<T> fmt::Debug for Pages<T> {
@@ -144,7 +155,19 @@ impl<T: Listed> Pages<T> {
             remaining: None,
             page_size: MAX_PAGE,
             total_count: None,
+            cursors: HashSet::new(),
+            pages: 0,
+            max_pages: client.max_pages,
+            broken: None,
         }
+    }
+
+    /// Fetches at most `n` pages, then ends with [`ApiError::Paging`]
+    /// (default: the client's cap).
+    #[must_use]
+    pub fn max_pages(mut self, n: u32) -> Self {
+        self.max_pages = n.max(1);
+        self
     }
 
     /// Stops after `n` items.
@@ -183,7 +206,7 @@ impl<T: Listed> Pages<T> {
                 return Ok(Some(item));
             }
             if self.done {
-                return Ok(None);
+                return self.broken.take().map_or(Ok(None), Err);
             }
             self.fetch().await?;
         }
@@ -217,13 +240,38 @@ impl<T: Listed> Pages<T> {
         }
         let url = self.client.url(self.path, &query);
         let page: ListPage<T> = self.client.get(url, "a list object").await?;
+        self.pages += 1;
         self.total_count = page.total_count.or(self.total_count);
         match page.data.last() {
-            Some(last) => self.after = Some(last.list_id().clone()),
+            Some(_) if !page.has_more => self.done = true,
+            Some(last) => {
+                let cursor = last.list_id().clone();
+                if !self.cursors.insert(cursor.clone()) {
+                    // The page's items were handed out before: not again.
+                    self.done = true;
+                    self.broken = Some(ApiError::Paging {
+                        message: format!(
+                            "page {} of /{} ends with {}, a cursor it gave before: the list does not advance",
+                            self.pages,
+                            self.path.join("/"),
+                            cursor.as_str()
+                        ),
+                    });
+                    return Ok(());
+                }
+                if self.pages >= self.max_pages {
+                    self.done = true;
+                    self.broken = Some(ApiError::Paging {
+                        message: format!(
+                            "/{} has more than {} pages (the client's cap; raise it with max_pages)",
+                            self.path.join("/"),
+                            self.max_pages
+                        ),
+                    });
+                }
+                self.after = Some(cursor);
+            }
             None => self.done = true,
-        }
-        if !page.has_more {
-            self.done = true;
         }
         let keep = self.keep.as_deref();
         self.buffer.extend(

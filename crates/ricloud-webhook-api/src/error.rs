@@ -56,6 +56,13 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// A list's paging went wrong: a page's cursor did not advance, came
+    /// back, or the list ran past the client's page cap
+    /// ([`ClientBuilder::max_pages`](crate::ClientBuilder::max_pages)).
+    Paging {
+        /// What the API did.
+        message: String,
+    },
     /// A webhook config test did not finish within the time given.
     TestTimedOut {
         /// The time given.
@@ -159,6 +166,7 @@ impl fmt::Display for ApiError {
             Self::Timeout { after } => write!(f, "no answer from the API within {after:?}"),
             Self::Http { message } => write!(f, "HTTP exchange with the API failed: {message}"),
             Self::Setup { message } => write!(f, "cannot set up the API client: {message}"),
+            Self::Paging { message } => write!(f, "the API's list paging is broken: {message}"),
             Self::TestTimedOut { after } => {
                 write!(f, "the webhook config test did not finish within {after:?}")
             }

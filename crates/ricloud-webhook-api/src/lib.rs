@@ -64,7 +64,7 @@ mod register;
 mod resources;
 
 pub use crate::client::{
-    Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_RETRIES, DEFAULT_TIMEOUT,
+    Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_PAGES, DEFAULT_RETRIES, DEFAULT_TIMEOUT,
 };
 pub use crate::endpoints::{
     ConfigFilter, ConfigUpdate, EventFilter, Listed, Pages, MAX_PAGE, SINCE_PARAM,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use ricloud_webhook::{Dispatcher, Receiver, Secret, Verifier, WebhookConfigState};
 use ricloud_webhook_api::{ApiError, Client, ConfigFilter, ConfigUpdate, EventFilter};
-use ricloud_webhook_api_mock::MockApi;
+use ricloud_webhook_api_mock::{BrokenPaging, MockApi};
 use ricloud_webhook_hyper::{serve, WebhookService};
 
 const TOKEN: &str = "test-token-0123456789";
@@ -344,4 +344,84 @@ async fn register_finds_or_creates_and_validate_makes_it_valid() {
         matches!(e, ApiError::NotValid { ref state, .. } if state == "invalid"),
         "{e}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_whose_paging_does_not_advance_ends_with_an_error() {
+    let api = MockApi::start(TOKEN);
+    api.add_events(30, "failed", Duration::ZERO);
+    let client = client(&api);
+    for url in ["https://a.example/hooks", "https://b.example/hooks"] {
+        client.create_webhook_config(url).await.expect("config");
+    }
+    // The API answers the first page again and again, `has_more: true`.
+    api.break_paging(BrokenPaging::RepeatPage);
+    let mut events = client.events(EventFilter::default()).page_size(10);
+    let mut seen = 0;
+    let error = loop {
+        match events.next().await {
+            Ok(Some(_)) => seen += 1,
+            Ok(None) => panic!("a list that never ends ended"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(seen, 10, "the first page's items, once each");
+    assert!(matches!(error, ApiError::Paging { .. }), "{error:?}");
+    assert!(error.to_string().contains("does not advance"), "{error}");
+    let configs = client
+        .webhook_configs(ConfigFilter::default())
+        .collect()
+        .await;
+    assert!(
+        matches!(configs, Err(ApiError::Paging { .. })),
+        "{configs:?}"
+    );
+    // Registration looks its URL up in the list: it ends too.
+    let registered = client.register("https://c.example/hooks").await;
+    assert!(
+        matches!(registered, Err(ApiError::Paging { .. })),
+        "{registered:?}"
+    );
+    // Each ended after its second request.
+    assert!(
+        api.log().len() <= 2 + 2 * 3 + 1,
+        "{} requests",
+        api.log().len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_that_never_ends_stops_at_the_page_cap() {
+    let api = MockApi::start(TOKEN);
+    api.add_events(3, "failed", Duration::ZERO);
+    // Every page is new items, `has_more: true`.
+    api.break_paging(BrokenPaging::NeverEnds);
+    let client = Client::builder(TOKEN)
+        .base_url(api.url())
+        .max_pages(5)
+        .build()
+        .expect("client");
+    let mut events = client.events(EventFilter::default()).page_size(10);
+    let mut ids = HashSet::new();
+    let error = loop {
+        match events.next().await {
+            Ok(Some(event)) => {
+                ids.insert(event.id);
+            }
+            Ok(None) => panic!("a list that never ends ended"),
+            Err(e) => break e,
+        }
+    };
+    // The five pages' items, then the error naming the cap.
+    assert_eq!(ids.len(), 50);
+    assert!(error.to_string().contains("more than 5 pages"), "{error}");
+    assert_eq!(api.log().len(), 5);
+    // A listing's own cap.
+    let capped = client
+        .events(EventFilter::default())
+        .page_size(10)
+        .max_pages(2)
+        .collect()
+        .await;
+    assert!(matches!(capped, Err(ApiError::Paging { .. })), "{capped:?}");
 }

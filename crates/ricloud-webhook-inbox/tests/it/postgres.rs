@@ -14,7 +14,9 @@ use tokio::sync::Notify;
 
 use crate::faults::{deliver, deliver_at, receiver};
 use crate::pg::Pg;
-use crate::{body, dispatcher, enqueue, event, eventually, fast, id, until_state, Runs};
+use crate::{
+    body, dispatcher, enqueue, event, eventually, eventually_within, fast, id, until_state, Runs,
+};
 
 /// Delivers `count` events of `slug` numbered from `first` through
 /// `receiver` at once, and returns their answers.
@@ -27,7 +29,15 @@ async fn deliver_many(
     let sends: Vec<_> = (first..first + count)
         .map(|n| {
             let receiver = Arc::clone(receiver);
-            tokio::spawn(async move { deliver(&receiver, &id(n), body(&id(n), slug)).await })
+            tokio::spawn(async move {
+                // A frozen writer fails the test rather than hanging it.
+                tokio::time::timeout(
+                    Duration::from_secs(30),
+                    deliver(&receiver, &id(n), body(&id(n), slug)),
+                )
+                .await
+                .unwrap_or(StatusCode::GATEWAY_TIMEOUT)
+            })
         })
         .collect();
     let mut answers = Vec::new();
@@ -73,8 +83,19 @@ async fn a_transaction_held_across_several_renewals_finishes_while_deliveries_ar
     let url = pg.database("renewals");
     let inbox = Inbox::connect(&url).await.expect("inbox");
     let effects = effects_table(&url).await;
+    // Marking a slow event done takes a second with its row locked: the
+    // renewals due meanwhile must neither wait for that lock nor keep the
+    // handler's transaction from going on to its commit.
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_done() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER slow_done BEFORE UPDATE ON ricloud_inbox FOR EACH ROW \
+         WHEN (NEW.state = 'done' AND NEW.slug = 'task.created') EXECUTE FUNCTION slow_done();",
+    )
+    .execute(&effects)
+    .await
+    .expect("trigger");
     // A 600 ms lease is renewed every 200 ms: the handler holds its
-    // transaction across about ten renewals.
+    // transaction across about fifteen renewals.
     let workers = inbox
         .workers(Dispatcher::new())
         .config(fast().lease(Duration::from_millis(600)))
@@ -89,7 +110,7 @@ async fn a_transaction_held_across_several_renewals_finishes_while_deliveries_ar
     for round in 0..10 {
         let answers = deliver_many(&receiver, "task.succeeded", 100 + 20 * round, 20).await;
         assert!(answers.iter().all(|s| *s == StatusCode::OK), "{answers:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eventually("every event done", || async {
         inbox.stats().await.is_ok_and(|s| s.done == 204)
@@ -171,18 +192,25 @@ async fn twenty_slow_transactional_handlers_leave_deliveries_answered() {
     let url = pg.database("pool");
     let inbox = Inbox::connect(&url).await.expect("inbox");
     let effects = effects_table(&url).await;
-    // More slow transactional handlers than the pool has connections.
+    // More slow transactional handlers than the pool has connections, each
+    // holding its connection longer than a pool's acquire timeout (5 s).
     let workers = inbox
         .workers(Dispatcher::new())
-        .config(fast().lease(Duration::from_secs(5)))
-        .transactional("task.created", SlowWriter(Duration::from_millis(700)))
+        .config(
+            fast()
+                .lease(Duration::from_secs(10))
+                .transactional_concurrency(6),
+        )
+        .transactional("task.created", SlowWriter(Duration::from_secs(6)))
         .spawn();
     let receiver = receiver(&inbox);
     assert_eq!(
         deliver_many(&receiver, "task.created", 0, 20).await,
         [StatusCode::OK; 20]
     );
-    for round in 0..5 {
+    // While the first six hold their connections (6 s, past a pool's
+    // acquire timeout): every delivery answered 200.
+    for round in 0..8 {
         let answers = deliver_many(&receiver, "task.succeeded", 100 + 20 * round, 20).await;
         assert!(answers.iter().all(|s| *s == StatusCode::OK), "{answers:?}");
         // Reads and operators' writes find a connection too.
@@ -190,9 +218,11 @@ async fn twenty_slow_transactional_handlers_leave_deliveries_answered() {
             .stats()
             .await
             .expect("stats while the handlers hold connections");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    eventually("every event done", || async {
-        inbox.stats().await.is_ok_and(|s| s.done == 120)
+    // Four rounds of six slow handlers: about 24 s.
+    eventually_within("every event done", Duration::from_secs(90), || async {
+        inbox.stats().await.is_ok_and(|s| s.done == 180)
     })
     .await;
     workers.shutdown().await;
