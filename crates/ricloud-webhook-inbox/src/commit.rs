@@ -451,8 +451,19 @@ macro_rules! impl_engine {
             for chunk in leases.chunks(ROWS_PER_STATEMENT) {
                 let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
                     "UPDATE ricloud_inbox SET state = 'done', done_at = ", now_ms!(), ", updated_at = ", now_ms!(),
-                    ", lease_owner = NULL, lease_expires = NULL, last_error = NULL WHERE state = 'running' AND ("
+                    ", lease_owner = NULL, lease_expires = NULL, last_error = NULL, lease_token = CASE"
                 ));
+                // Each row written with the token of the take settling it
+                // (the same as the row's, since the update is fenced on
+                // it): what an audit of the table can check.
+                for (_, lease) in chunk {
+                    query
+                        .push(" WHEN event_id = ")
+                        .push_bind(lease.event_id.as_str())
+                        .push(" THEN ")
+                        .push_bind(lease.token);
+                }
+                query.push(" ELSE lease_token END WHERE state = 'running' AND (");
                 fenced(&mut query, chunk.iter().map(|(_, lease)| *lease));
                 query.push(") RETURNING event_id");
                 let mut settled = HashSet::new();
@@ -606,7 +617,7 @@ macro_rules! impl_engine {
                         "UPDATE ricloud_inbox SET state = $3, \
                          run_at = CASE WHEN $3 = 'pending' THEN ", now_ms!(), " + $4 ELSE run_at END, \
                          done_at = CASE WHEN $3 = 'done' THEN ", now_ms!(), " ELSE done_at END, \
-                         last_error = $5, updated_at = ", now_ms!(), ", lease_owner = NULL, lease_expires = NULL \
+                         last_error = $5, updated_at = ", now_ms!(), ", lease_owner = NULL, lease_expires = NULL, lease_token = $2 \
                          WHERE event_id = $1 AND lease_token = $2 AND state = 'running'"
                     ))
                     .bind(lease.event_id.as_str())

@@ -677,8 +677,8 @@ async fn run_transactional(
         shared.release(lease);
         let marked = sqlx::query(
             "UPDATE ricloud_inbox SET state = 'done', done_at = (SELECT now_ms FROM ricloud_inbox_clock), \
-             updated_at = (SELECT now_ms FROM ricloud_inbox_clock), lease_owner = NULL, lease_expires = NULL, last_error = NULL \
-             WHERE event_id = $1 AND lease_token = $2 AND state = 'running'",
+             updated_at = (SELECT now_ms FROM ricloud_inbox_clock), lease_owner = NULL, lease_expires = NULL, last_error = NULL, \
+             lease_token = $2 WHERE event_id = $1 AND lease_token = $2 AND state = 'running'",
         )
         .bind(lease.event_id.as_str())
         .bind(lease.token)

@@ -1,6 +1,7 @@
 //! Crashes: the receiver in queued mode on SQLite, under load, killed with
 //! `kill -9` at random moments, 20 times over. What it acknowledged is
-//! never lost, and every event ends handled.
+//! never lost, every event ends handled, and no event is ever settled by a
+//! stale lease.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,23 @@ async fn an_acknowledged_event_survives_kill_9_and_ends_done() {
     // it wrote before it died.
     let mut all_lines: Vec<String> = Vec::new();
     let mut kills = 0;
+    // An audit of every settle: the token the settling take wrote, and the
+    // row's latest take's token. A settle by a stale lease shows as two
+    // different tokens.
+    let audit = {
+        drop(Inbox::connect(&url).await.expect("create the inbox"));
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
+        sqlx::raw_sql(
+            "CREATE TABLE settle_audit (event_id TEXT NOT NULL, settled_with INTEGER NOT NULL, latest_take INTEGER NOT NULL); \
+             CREATE TRIGGER settle_audit AFTER UPDATE ON ricloud_inbox \
+             WHEN OLD.state = 'running' AND NEW.state <> 'running' \
+             BEGIN INSERT INTO settle_audit VALUES (NEW.event_id, NEW.lease_token, OLD.lease_token); END;",
+        )
+        .execute(&pool)
+        .await
+        .expect("audit trigger");
+        pool
+    };
 
     for round in 0..ROUNDS {
         let receiver = Process::start(&dir.0, &env);
@@ -117,6 +135,14 @@ async fn an_acknowledged_event_survives_kill_9_and_ends_done() {
             id(n)
         );
     }
+    let (settles, stale): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(settled_with <> latest_take), 0) FROM settle_audit",
+    )
+    .fetch_one(&audit)
+    .await
+    .expect("audit");
+    assert!(settles >= EVENTS as i64, "{settles} settles audited");
+    assert_eq!(stale, 0, "events settled by a stale lease");
     let twice = runs.values().filter(|&&n| n > 1).count();
     eprintln!(
         "crash test: {kills} kill -9, {EVENTS} events all done; {twice} ran more than once \

@@ -21,6 +21,7 @@ async fn inline_dedup_survives_a_restart_on_sqlite() {
         Some(200)
     );
     // Inline: the handler ran before the answer.
+    first.until_handled(&id(1)).await;
     assert_eq!(first.handled(&id(1)), 1);
     first.kill();
     let second = Process::start(&dir.0, &env);
@@ -33,6 +34,7 @@ async fn inline_dedup_survives_a_restart_on_sqlite() {
         api.deliver(&second.base(), &event_body(&id(2))).await,
         Some(200)
     );
+    second.until_handled(&id(2)).await;
     assert_eq!(second.handled(&id(1)), 0);
     assert_eq!(second.handled(&id(2)), 1);
 }
@@ -53,6 +55,7 @@ async fn inline_dedup_is_shared_by_replicas_on_postgres() {
         assert_eq!(api.deliver(&a.base(), &body).await, Some(200));
         assert_eq!(api.deliver(&b.base(), &body).await, Some(200));
     }
+    a.until_handled(&id(19)).await;
     for n in 0..20 {
         assert_eq!(a.handled(&id(n)) + b.handled(&id(n)), 1, "{}", id(n));
         assert_eq!(a.handled(&id(n)), 1);

@@ -145,6 +145,19 @@ impl Process {
     pub(crate) fn handled(&self, id: &str) -> usize {
         count(&self.lines, id)
     }
+
+    /// Waits (at most 20 s) until the process has printed a handler line
+    /// for `id`: its stdout is read by a thread of its own, which may lag
+    /// behind the answer. Lines arrive in order, so once it is there every
+    /// earlier run's line is too.
+    pub(crate) async fn until_handled(&self, id: &str) {
+        eventually(
+            &format!("a handler line for {id}"),
+            Duration::from_secs(20),
+            || async { self.handled(id) > 0 },
+        )
+        .await;
+    }
 }
 
 impl Drop for Process {
