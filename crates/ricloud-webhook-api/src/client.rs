@@ -1,7 +1,9 @@
 //! The HTTP side: one reqwest client, the token, retries with backoff.
 
 use std::fmt;
+
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
@@ -256,7 +258,7 @@ impl Client {
         url: Url,
         body: Option<serde_json::Value>,
         retry: Retry,
-    ) -> Result<Vec<u8>, ApiError> {
+    ) -> Result<Zeroizing<Vec<u8>>, ApiError> {
         let body = body.map(|b| b.to_string());
         let mut attempt = 0;
         loop {
@@ -349,12 +351,31 @@ impl Client {
     }
 }
 
-/// Reads at most `limit` bytes of an answer; more is an error.
-async fn read_limited(answer: &mut reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
-    let mut body = Vec::new();
+/// Reads at most `limit` bytes of an answer; more is an error. An answer
+/// may hold a config's secret, so the buffer is wiped when dropped, and
+/// wiped before it is given up each time it has to grow.
+async fn read_limited(
+    answer: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Zeroizing<Vec<u8>>, ReadError> {
+    let expected = answer
+        .content_length()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let mut body = Zeroizing::new(Vec::with_capacity(expected.min(limit)));
     while let Some(chunk) = answer.chunk().await.map_err(ReadError::Http)? {
         if body.len() + chunk.len() > limit {
             return Err(ReadError::TooLarge);
+        }
+        if body.capacity() - body.len() < chunk.len() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(
+                (body.len() + chunk.len())
+                    .max(2 * body.capacity())
+                    .min(limit),
+            ));
+            bigger.extend_from_slice(&body);
+            // The old buffer is wiped as it drops.
+            body = bigger;
         }
         body.extend_from_slice(&chunk);
     }

@@ -15,7 +15,7 @@ use ricloud_webhook_api::{
 use ricloud_webhook_cli::Sender;
 use serde_json::{json, Value};
 
-use crate::args::{API_URL_ENV, SECRET_ENV, TOKEN_ENV};
+use crate::args::{API_URL_ENV, DATABASE_ENV, SECRET_ENV, TOKEN_ENV};
 use crate::time::parse_time;
 
 /// Exit status of a command that ran to a good end.
@@ -65,6 +65,9 @@ fn client(m: &mut ArgMatches, ca_cert: Option<Vec<u8>>) -> anyhow::Result<Client
     }
     if let Some(pem) = ca_cert {
         builder = builder.ca_cert(pem);
+    }
+    if let Some(pages) = m.remove_one::<u32>("max-pages") {
+        builder = builder.max_pages(pages);
     }
     builder
         .build()
@@ -240,30 +243,55 @@ fn config_json(config: &WebhookConfig, with_secret: bool) -> Value {
     value
 }
 
-/// Writes the secret to a file only its owner can read.
+/// Writes the secret to a file only its owner can read: a new file made
+/// beside `path` (never one that exists, never through a symlink), synced,
+/// then renamed into place, so `path` is never a file someone else
+/// prepared nor a link to one.
 fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{} is not a file name", path.display()))?;
+    let temporary = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        uuid::Uuid::new_v4().simple()
+    ));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    // create_new: O_CREAT | O_EXCL, which also refuses a symlink.
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
-        let mut file = options
-            .open(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        // A file that existed keeps its mode through `open`; set it.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    let written = (|| -> std::io::Result<()> {
+        let mut file = options.open(&temporary)?;
         file.write_all(secret.as_bytes())?;
         file.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    {
-        let mut file = options
-            .open(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        file.write_all(secret.as_bytes())?;
+        std::fs::rename(&temporary, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
     }
     Ok(())
+}
+
+/// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The event filter from `--type`, `--action`, `--since`.
@@ -378,16 +406,34 @@ async fn catch_up(
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect();
-    let target = if let Some(url) = m.remove_one::<String>("database-url") {
+    // The token goes to the API and the events it answers are trusted
+    // (re-signed, or written into the inbox): not over plain HTTP.
+    let api = client.base_url();
+    if api.scheme() == "http" && !is_loopback(api) {
+        return Err(anyhow!(
+            "catch-up would send the API token in clear and trust unauthenticated events from {api}: use an https:// API URL (http:// is allowed on loopback only)"
+        ));
+    }
+    let explicit_database =
+        m.value_source("database-url") == Some(clap::parser::ValueSource::CommandLine);
+    let to = m.remove_one::<String>("to");
+    let database = m.remove_one::<String>("database-url");
+    if to.is_some() && explicit_database {
+        return Err(anyhow!("pass one of --to and --database-url, not both"));
+    }
+    let target = if let (None, Some(url)) = (&to, database) {
+        // An inbox the receiver made: a missing SQLite file is an error.
         Target::Inbox(
-            ricloud_webhook_inbox::Inbox::connect(&url)
+            ricloud_webhook_inbox::Inbox::connect_existing(&url)
                 .await
                 .context("cannot open the inbox")?,
         )
     } else {
-        let url = m
-            .remove_one::<String>("to")
-            .ok_or_else(|| anyhow!("nowhere to deliver: pass --to URL or --database-url URL"))?;
+        let url = to.ok_or_else(|| {
+            anyhow!(
+                "nowhere to deliver: pass --to URL or --database-url URL (or set {DATABASE_ENV})"
+            )
+        })?;
         let secret = m.remove_one::<String>("secret").ok_or_else(|| {
             anyhow!("--to needs the receiver's secret: pass --secret or set {SECRET_ENV}")
         })?;

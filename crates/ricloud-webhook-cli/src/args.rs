@@ -79,6 +79,16 @@ fn api_args(command: Command) -> Command {
         )
         .arg(ca_cert().global(true))
         .arg(
+            Arg::new("max-pages")
+                .long("max-pages")
+                .value_name("N")
+                .value_parser(value_parser!(u32).range(1..))
+                .global(true)
+                .help(
+                    "Stop a listing with an error after N pages (default 1000 pages of up to 1000)",
+                ),
+        )
+        .arg(
             Arg::new("json")
                 .long("json")
                 .action(ArgAction::SetTrue)
@@ -267,12 +277,9 @@ fn catch_up() -> Command {
                 Arg::new("database-url")
                     .long("database-url")
                     .value_name("URL")
-                    .help("Write into this inbox instead: sqlite://FILE or postgres://..."),
-            )
-            .group(
-                ArgGroup::new("target")
-                    .args(["to", "database-url"])
-                    .required(true),
+                    .env(DATABASE_ENV)
+                    .hide_env_values(true)
+                    .help("Write into this inbox instead: sqlite://FILE or postgres://... (prefer the environment variable, which keeps a password out of `ps`)"),
             )
             .arg(secret()),
     ))
@@ -285,7 +292,7 @@ fn listen() -> Command {
             .long_about(
                 "Create a webhook config for a public URL (a tunnel to this machine), run a \
                  receiver with its secret on --bind:--port, wait until the config is valid, \
-                 and print each event as it arrives. On Ctrl-C or SIGTERM, or when anything \
+                 and print each event as it arrives. On Ctrl-C, SIGTERM or SIGHUP, or when anything \
                  fails, the config is deleted again.",
             )
             .arg(

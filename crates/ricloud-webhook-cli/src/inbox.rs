@@ -8,6 +8,8 @@ use clap::ArgMatches;
 use ricloud_webhook_inbox::{Inbox, ListFilter, Replay, Row, RowState};
 use serde_json::{json, Value};
 
+use ricloud_webhook_cli::printable;
+
 use crate::time::{iso, parse_time};
 
 /// Runs `inbox <command>`; the exit status.
@@ -21,7 +23,9 @@ pub(crate) fn run(mut m: ArgMatches) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let inbox = Inbox::connect(&url)
+        // An inbox the receiver made: a missing SQLite file is an error,
+        // not a new, empty inbox.
+        let inbox = Inbox::connect_existing(&url)
             .await
             .context("cannot open the inbox")?;
         match m.remove_subcommand() {
@@ -61,12 +65,12 @@ async fn list(inbox: &Inbox, m: &ArgMatches, json: bool) -> anyhow::Result<u8> {
         writeln!(
             out,
             "{:<36}  {:<20}  {:<7}  {:>8}  {:<24}  {}",
-            row.event_id,
-            row.slug,
+            printable(&row.event_id),
+            printable(&row.slug),
             row.state,
             row.attempts,
             iso(row.received_at),
-            row.last_error.as_deref().unwrap_or("").replace('\n', " ")
+            printable(row.last_error.as_deref().unwrap_or(""))
         )?;
     }
     Ok(0)
@@ -77,7 +81,7 @@ async fn show(inbox: &Inbox, m: &mut ArgMatches, json: bool) -> anyhow::Result<u
     let stored = match inbox.get(&id).await {
         Ok(stored) => stored,
         Err(e) if e.is_not_found() => {
-            eprintln!("{e}");
+            eprintln!("{}", printable(&e.to_string()));
             return Ok(1);
         }
         Err(e) => return Err(e.into()),
@@ -93,8 +97,8 @@ async fn show(inbox: &Inbox, m: &mut ArgMatches, json: bool) -> anyhow::Result<u
         return Ok(0);
     }
     let row = &stored.row;
-    writeln!(out, "event id:      {}", row.event_id)?;
-    writeln!(out, "slug:          {}", row.slug)?;
+    writeln!(out, "event id:      {}", printable(&row.event_id))?;
+    writeln!(out, "slug:          {}", printable(&row.slug))?;
     writeln!(out, "state:         {}", row.state)?;
     writeln!(out, "attempts:      {}", row.attempts)?;
     writeln!(out, "received:      {}", iso(row.received_at))?;
@@ -106,15 +110,20 @@ async fn show(inbox: &Inbox, m: &mut ArgMatches, json: bool) -> anyhow::Result<u
         writeln!(out, "done:          {}", iso(done))?;
     }
     if let (Some(owner), Some(expires)) = (&row.lease_owner, row.lease_expires) {
-        writeln!(out, "leased to:     {owner} until {}", iso(expires))?;
+        writeln!(
+            out,
+            "leased to:     {} until {}",
+            printable(owner),
+            iso(expires)
+        )?;
     }
     if let Some(error) = &row.last_error {
-        writeln!(out, "last error:    {error}")?;
+        writeln!(out, "last error:    {}", printable(error))?;
     }
     writeln!(out, "body:")?;
     match body {
         Some(body) => writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?,
-        None => writeln!(out, "{}", String::from_utf8_lossy(&stored.body))?,
+        None => writeln!(out, "{}", printable(&String::from_utf8_lossy(&stored.body)))?,
     }
     Ok(0)
 }

@@ -55,3 +55,36 @@ pub use crate::client::{
     DEFAULT_TIMEOUT, MAX_RESPONSE_BODY,
 };
 pub use crate::samples::{iso8601_utc, sample_event, SampleError, EVENT_SLUGS};
+
+/// `text` with its control characters (newlines, escapes, NULs, ...)
+/// written as Rust escapes, for a terminal or a log line: text from an
+/// event or a handler must not move the cursor, clear the screen or start
+/// a line of its own.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped_for_terminals_and_logs() {
+        assert_eq!(printable("task.succeeded"), "task.succeeded");
+        assert_eq!(printable("tâche"), "tâche");
+        assert_eq!(printable("a\nINFO forged"), "a\\nINFO forged");
+        assert_eq!(printable("\u{1b}[2Jx"), "\\u{1b}[2Jx");
+        assert_eq!(printable("nul\0"), "nul\\u{0}");
+    }
+}

@@ -1,7 +1,9 @@
 //! `ricloud-webhook listen`: a webhook config for a public (tunnel) URL,
 //! a receiver on its secret, every event printed, and the config deleted
-//! again however the command ends.
+//! again however the command ends: a signal (SIGINT, SIGTERM, SIGHUP), a
+//! failure, a panic, or a create that timed out after the API acted.
 
+use std::collections::HashSet;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
 use ricloud_webhook::{Dispatcher, Event, Receiver, Secret, Verifier, WebhookConfigState};
-use ricloud_webhook_api::{Client, WebhookConfig};
+use ricloud_webhook_api::{ApiError, Client, ConfigFilter, WebhookConfig};
 use ricloud_webhook_hyper::{serve, Config, WebhookService};
 
 /// How often the config's state is looked at while its first test runs.
@@ -42,12 +44,25 @@ pub(crate) async fn run(client: &Client, mut m: ArgMatches, json: bool) -> anyho
         .await
         .with_context(|| format!("cannot listen on {bind}:{port}"))?;
 
-    let config = client
-        .create_webhook_config(&public)
-        .await
-        .context("cannot create the webhook config")?;
+    // The configs already at this URL: a create that fails after the API
+    // acted on it leaves one more, found by comparing.
+    let before = configs_at(client, &public).await?;
+    let config = match client.create_webhook_config(&public).await {
+        Ok(config) => config,
+        Err(e) => {
+            if may_have_acted(&e) {
+                delete_created(client, &public, &before).await;
+            }
+            return Err(anyhow!(e).context("cannot create the webhook config"));
+        }
+    };
     let id = config.id.to_string();
     eprintln!("created webhook config {id} for {public}");
+    // A panic unwinding through here still deletes the config.
+    let mut guard = DeleteOnDrop {
+        client: client.clone(),
+        id: Some(id.clone()),
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let outcome = async {
         let secret = config
@@ -65,7 +80,7 @@ pub(crate) async fn run(client: &Client, mut m: ArgMatches, json: bool) -> anyho
             valid = until_valid(client, &id, timeout) => valid?,
         }
         eprintln!(
-            "webhook config {id} is valid; receiving on {bind}:{port}{prefix}/<event id>. Ctrl-C or SIGTERM stops, and deletes the config."
+            "webhook config {id} is valid; receiving on {bind}:{port}{prefix}/<event id>. Ctrl-C, SIGTERM or SIGHUP stops, and deletes the config."
         );
         tokio::select! {
             () = signals.recv() => Ok(0),
@@ -79,6 +94,7 @@ pub(crate) async fn run(client: &Client, mut m: ArgMatches, json: bool) -> anyho
     .await;
     let _ = stop.send(true);
     // However it ended, the config goes.
+    guard.id = None;
     let deleted = client.delete_webhook_config(&id, true).await;
     match &deleted {
         Ok(()) => eprintln!("deleted webhook config {id}"),
@@ -87,6 +103,79 @@ pub(crate) async fn run(client: &Client, mut m: ArgMatches, json: bool) -> anyho
     let code = outcome?;
     deleted.map_err(|e| anyhow!("{e}"))?;
     Ok(code)
+}
+
+/// The ids of the configs whose URL is `url`.
+async fn configs_at(client: &Client, url: &str) -> anyhow::Result<HashSet<String>> {
+    let wanted = url.trim_end_matches('/');
+    let mut ids = HashSet::new();
+    let mut configs = client.webhook_configs(ConfigFilter::default());
+    while let Some(config) = configs
+        .next()
+        .await
+        .context("cannot list the webhook configs")?
+    {
+        if config.url.as_deref().map(|u| u.trim_end_matches('/')) == Some(wanted) {
+            ids.insert(config.id.to_string());
+        }
+    }
+    Ok(ids)
+}
+
+/// Whether a failed request may still have been carried out by the API:
+/// no answer in time, a broken exchange, a server error.
+fn may_have_acted(e: &ApiError) -> bool {
+    matches!(e, ApiError::Timeout { .. } | ApiError::Http { .. })
+        || e.status().is_some_and(|s| s.is_server_error())
+}
+
+/// Deletes the configs at `url` that are not in `before`: the ones a
+/// create that seemed to fail made after all.
+async fn delete_created(client: &Client, url: &str, before: &HashSet<String>) {
+    match configs_at(client, url).await {
+        Ok(now) => {
+            for id in now.difference(before) {
+                match client.delete_webhook_config(id, true).await {
+                    Ok(()) => eprintln!("deleted webhook config {id}, made by the create that failed"),
+                    Err(e) => eprintln!("error: could not delete webhook config {id}: {e}; delete it with `ricloud-webhook config delete {id}`"),
+                }
+            }
+        }
+        Err(e) => eprintln!(
+            "error: cannot tell whether the failed create made a config for {url} ({e:#}); look with `ricloud-webhook config list`"
+        ),
+    }
+}
+
+/// Deletes its config when dropped while still armed: on a panic.
+struct DeleteOnDrop {
+    client: Client,
+    id: Option<String>,
+}
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let client = self.client.clone();
+        // A runtime of its own on a thread of its own: this may run while
+        // the command's runtime unwinds.
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime
+                .block_on(client.delete_webhook_config(&id, true))
+                .map_err(|e| format!("{e}; delete it with `ricloud-webhook config delete {id}`"))
+                .map(|()| id)
+        })
+        .join();
+        match deleted {
+            Ok(Ok(id)) => eprintln!("deleted webhook config {id}"),
+            Ok(Err(e)) => eprintln!("error: could not delete the webhook config: {e}"),
+            Err(_) => eprintln!("error: could not delete the webhook config"),
+        }
+    }
 }
 
 /// Waits for the config's first test; tests it once more if that one ran
@@ -122,11 +211,13 @@ async fn until_valid(client: &Client, id: &str, timeout: Duration) -> anyhow::Re
     }
 }
 
-/// Ctrl-C (SIGINT) and SIGTERM, watched from when it is made.
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed), watched
+/// from when it is made.
 #[cfg(unix)]
 struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
 }
 
 #[cfg(unix)]
@@ -136,6 +227,7 @@ impl Signals {
         Ok(Self {
             interrupt: signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?,
             terminate: signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?,
+            hangup: signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?,
         })
     }
 
@@ -143,6 +235,7 @@ impl Signals {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
+            _ = self.hangup.recv() => {}
         }
     }
 }

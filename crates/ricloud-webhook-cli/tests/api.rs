@@ -2,7 +2,8 @@
 //! stand-in API (`ricloud-webhook-api-mock`, whose config tests really
 //! deliver) and the example receiver's binary: the whole set-up flow,
 //! catch-up into a running receiver and into an inbox, an API that stops
-//! answering half-way, and `listen` stopped by SIGTERM.
+//! answering half-way, an API whose paging never ends, and `listen`
+//! stopped by SIGTERM or SIGHUP.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ricloud_webhook::{sign, Secret, SIGNATURE_HEADER};
-use ricloud_webhook_api_mock::MockApi;
+use ricloud_webhook_api_mock::{BrokenPaging, MockApi};
 use serde_json::Value;
 
 const TOKEN: &str = "cli-test-token";
@@ -426,6 +427,15 @@ fn catch_up_into_the_inbox_skips_what_is_there_and_reports_an_api_that_stops() {
         ]))
     };
 
+    // The receiver made the inbox (catch-up refuses a SQLite file that is
+    // not there).
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(ricloud_webhook_inbox::Inbox::connect(&database))
+        .expect("create the inbox");
+
     // The hourly limit runs out after the first page: what was fetched is
     // handed over, the rest reported, exit 1.
     api.rate_limit(1, 1_000, 3_600);
@@ -459,6 +469,15 @@ fn catch_up_into_the_inbox_skips_what_is_there_and_reports_an_api_that_stops() {
 
 #[test]
 fn listen_receives_until_sigterm_and_leaves_no_config_behind() {
+    listen_receives_until("TERM");
+}
+
+#[test]
+fn listen_receives_until_sighup_and_leaves_no_config_behind() {
+    listen_receives_until("HUP");
+}
+
+fn listen_receives_until(signal: &str) {
     let api = MockApi::start(TOKEN);
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}/hooks");
@@ -512,10 +531,10 @@ fn listen_receives_until_sigterm_and_leaves_no_config_behind() {
         Duration::from_secs(10),
     );
 
-    // SIGTERM: the config is deleted, the exit clean.
+    // The signal: the config is deleted, the exit clean.
     let mut listen = listen;
     let killed = Command::new("kill")
-        .args(["-TERM", &listen.child.id().to_string()])
+        .args([&format!("-{signal}"), &listen.child.id().to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
@@ -550,4 +569,143 @@ fn listen_deletes_its_config_when_the_receiver_cannot_be_validated() {
         "{err}"
     );
     assert!(api.configs().is_empty(), "{:?}", api.configs());
+}
+
+/// Runs `cmd` and fails the test when it is still running after 60 s.
+fn output_within_a_minute(cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ricloud-webhook");
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    // Its output is read as it comes, so a full pipe never stalls it.
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output().expect("output"));
+    });
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("still running after 60 s: {cmd:?}")
+        })
+}
+
+#[test]
+fn every_listing_command_ends_with_an_error_against_paging_that_never_ends() {
+    let api = MockApi::start(TOKEN);
+    api.add_events(20, "failed", Duration::ZERO);
+    for url in ["https://a.example/hooks", "https://b.example/hooks"] {
+        assert!(output(cli(&api).args(["config", "create", "--url", url]))
+            .status
+            .success());
+    }
+    let catch_up_to = [
+        "catch-up",
+        "--since",
+        "1h",
+        "--to",
+        "http://127.0.0.1:9/webhooks",
+        "--secret",
+        "s3cret",
+    ];
+    let commands: [&[&str]; 3] = [&["config", "list"], &["events", "list"], &catch_up_to];
+    // The same page again and again: the cursor does not advance.
+    api.break_paging(BrokenPaging::RepeatPage);
+    for args in commands {
+        let out = output_within_a_minute(cli(&api).args(args));
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            err.contains("paging is broken") && err.contains("does not advance"),
+            "{args:?}: {err}"
+        );
+    }
+    // New items on every page, without end: the page cap ends it.
+    api.break_paging(BrokenPaging::NeverEnds);
+    for args in commands {
+        let out = output_within_a_minute(cli(&api).args(args).args(["--max-pages", "3"]));
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains("more than 3 pages"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn catch_up_refuses_a_plain_http_api_off_loopback() {
+    let api = MockApi::start(TOKEN);
+    let out = output(cli(&api).args([
+        "catch-up",
+        "--since",
+        "1h",
+        "--api-url",
+        "http://api.example.com",
+        "--to",
+        "http://127.0.0.1:9/webhooks",
+        "--secret",
+        "s3cret",
+    ]));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("https://") && err.contains("token in clear"),
+        "{err}"
+    );
+    assert!(api.log().is_empty(), "nothing was asked of any API");
+}
+
+#[test]
+fn catch_up_takes_the_database_from_the_environment_and_refuses_a_missing_file() {
+    let api = MockApi::start(TOKEN);
+    api.add_events(3, "failed", Duration::ZERO);
+    let dir = TempDir::new("catch-up-env");
+    let missing = dir.0.join("missing.db");
+    let out = output(
+        cli(&api)
+            .env(
+                "RICLOUD_WEBHOOK_DATABASE_URL",
+                format!("sqlite://{}", missing.display()),
+            )
+            .args(["catch-up", "--since", "1h"]),
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("no SQLite inbox at"), "{err}");
+    assert!(!missing.exists(), "an empty inbox was created");
+}
+
+#[test]
+fn the_secret_file_replaces_a_symlink_instead_of_writing_through_it() {
+    let api = MockApi::start(TOKEN);
+    let dir = TempDir::new("secret-file");
+    let target = dir.0.join("elsewhere");
+    std::fs::write(&target, "keep me").expect("target");
+    let link = dir.0.join("secret");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let out = output(
+        cli(&api)
+            .args([
+                "config",
+                "create",
+                "--url",
+                "https://a.example/hooks",
+                "--secret-file",
+            ])
+            .arg(&link),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&target).expect("target"), "keep me");
+    let meta = std::fs::symlink_metadata(&link).expect("secret file");
+    assert!(meta.file_type().is_file(), "still a symlink");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let secret = std::fs::read_to_string(&link).expect("secret");
+    assert_eq!(api.configs()[0]["secret"], secret.as_str());
+    // No temporary file left beside it.
+    let names: Vec<_> = std::fs::read_dir(&dir.0)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
 }

@@ -833,3 +833,25 @@ fn inbox_commands_list_show_count_replay_and_purge() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn inbox_commands_refuse_a_sqlite_file_that_does_not_exist() {
+    let dir = std::env::temp_dir().join(format!("ricloud-cli-missing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let missing = dir.join("missing.db");
+    let url = format!("sqlite://{}", missing.display());
+    for args in [&["list"][..], &["stats"], &["show", "x"]] {
+        let out = inbox_cmd(&url, args);
+        assert_ne!(code(&out), 0, "{args:?}");
+        assert!(
+            stderr(&out).contains("no SQLite inbox at"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Nothing was created: no file, no WAL.
+    let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
+    assert!(left.is_empty(), "{left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
