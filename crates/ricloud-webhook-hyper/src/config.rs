@@ -36,7 +36,12 @@ pub struct Config {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_deliveries: usize,
     pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_ip: usize,
+    pub(crate) max_requests: usize,
+    pub(crate) max_requests_per_ip: usize,
     pub(crate) max_streams: u32,
+    pub(crate) max_headers: usize,
+    pub(crate) max_header_list_size: u32,
     pub(crate) shutdown_grace: Duration,
     pub(crate) retry_after: Duration,
 }
@@ -55,7 +60,12 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             max_deliveries: 256,
             max_connections: 1024,
+            max_connections_per_ip: 64,
+            max_requests: 1024,
+            max_requests_per_ip: 128,
             max_streams: 64,
+            max_headers: 64,
+            max_header_list_size: 16 * 1024,
             shutdown_grace: Duration::from_secs(30),
             retry_after: Duration::from_secs(5),
         }
@@ -168,6 +178,54 @@ impl Config {
     #[must_use]
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max.max(1);
+        self
+    }
+
+    /// Connections open at once from one address in [`serve`](crate::serve)
+    /// (default 64; IPv6 addresses count by their /64 network, which one
+    /// host commonly has whole). Past it, a new connection from that
+    /// address is closed at once, so one host cannot hold every one of
+    /// [`Config::max_connections`]. Behind a reverse proxy every connection
+    /// comes from the proxy: raise it to `max_connections` there.
+    #[must_use]
+    pub fn max_connections_per_ip(mut self, max: usize) -> Self {
+        self.max_connections_per_ip = max.max(1);
+        self
+    }
+
+    /// Requests in progress at once in [`serve`](crate::serve), over every
+    /// connection and stream (default 1024); more are answered 503 with
+    /// `Retry-After` before their body is read.
+    #[must_use]
+    pub fn max_requests(mut self, max: usize) -> Self {
+        self.max_requests = max.max(1);
+        self
+    }
+
+    /// Requests in progress at once from one address (counted as for
+    /// [`Config::max_connections_per_ip`]; default 128); more are answered
+    /// 503 with `Retry-After` before their body is read.
+    #[must_use]
+    pub fn max_requests_per_ip(mut self, max: usize) -> Self {
+        self.max_requests_per_ip = max.max(1);
+        self
+    }
+
+    /// Headers a request may have over HTTP/1 (default 64); more close the
+    /// connection with 431. The whole head is bounded besides by hyper's
+    /// 64 KiB read buffer.
+    #[must_use]
+    pub fn max_headers(mut self, max: usize) -> Self {
+        self.max_headers = max.max(8);
+        self
+    }
+
+    /// The largest decoded header list an HTTP/2 request may have, in
+    /// bytes (default 16 KiB, as HPACK counts it: names, values and 32
+    /// bytes per header).
+    #[must_use]
+    pub fn max_header_list_size(mut self, bytes: u32) -> Self {
+        self.max_header_list_size = bytes.max(1024);
         self
     }
 

@@ -66,24 +66,37 @@
 //!   within [`Config::body_read_timeout`] gets 408 and gives its bytes back.
 //! - **Delivery slots** ([`Config::max_deliveries`]) are taken only after
 //!   verification, so strangers never hold one.
-//! - **Connections** ([`serve`]): at most [`Config::max_connections`];
-//!   hyper's HTTP/1 read buffer is capped at 64 KiB and HTTP/2 windows at
-//!   64 KiB, at most [`Config::max_concurrent_streams`] streams per
-//!   connection; headers must arrive within
+//! - **Connections** ([`serve`]): at most [`Config::max_connections`]
+//!   (1024), and at most [`Config::max_connections_per_ip`] (64) from one
+//!   address (an IPv6 /64 counts as one), so one host cannot hold them
+//!   all; hyper's HTTP/1 read buffer is capped at 64 KiB and HTTP/2
+//!   windows at 64 KiB, at most [`Config::max_concurrent_streams`] (64)
+//!   streams per connection; headers must arrive within
 //!   [`Config::header_read_timeout`], and a connection with nothing in
 //!   progress is closed after [`Config::idle_timeout`].
+//! - **Headers**: an HTTP/1 head fits the 64 KiB read buffer with at most
+//!   [`Config::max_headers`] (64) headers; an HTTP/2 request's decoded
+//!   header list is at most [`Config::max_header_list_size`] (16 KiB).
+//! - **Requests in progress**, over every connection and stream: at most
+//!   [`Config::max_requests`] (1024), and [`Config::max_requests_per_ip`]
+//!   (128) from one address; past either, 503 with `Retry-After` before
+//!   the body is read.
 //!
 //! Memory is therefore bounded by about `body_budget + max_connections ×
-//! 64 KiB` for everything strangers can send, plus, for verified
-//! deliveries only, `max_deliveries × body_limit`. The example receiver's
-//! test runs 300 connections that each send most of a 1 MiB body and hold
-//! it, and checks that it stays under 128 MiB and answers signed deliveries
-//! sent meanwhile with 200.
+//! 64 KiB + max_requests × 16 KiB` for everything strangers can send
+//! (144 MiB with the defaults), plus, for verified deliveries only,
+//! `max_deliveries × body_limit`. The example receiver's test runs 300
+//! connections that each send most of a 1 MiB body and hold it, and checks
+//! that it stays under 128 MiB and answers signed deliveries sent meanwhile
+//! with 200.
 //!
-//! What these limits cannot do: a sender with many addresses can still
-//! fill [`Config::max_connections`]; limits per client address belong in
-//! the proxy or load balancer in front. Refusals a stranger can cause are
-//! logged at `DEBUG`; logs never hold the secret, a signature or the body.
+//! What these limits cannot do: a sender with many addresses (a botnet, or
+//! many IPv6 networks) can still fill [`Config::max_connections`]; limits
+//! beyond that belong in the proxy or load balancer in front. Behind a
+//! reverse proxy every connection comes from the proxy's address: raise
+//! [`Config::max_connections_per_ip`] and [`Config::max_requests_per_ip`]
+//! to the totals there. Refusals a stranger can cause are logged at
+//! `DEBUG`; logs never hold the secret, a signature or the body.
 //!
 //! # Feature flags
 //!

@@ -39,7 +39,13 @@ const H2_WINDOW: u32 = 64 * 1024;
 ///
 /// Speaks HTTP/1.1 (keep-alive) and HTTP/2 on the same listener, and holds
 /// at most [`Config::max_connections`](crate::Config::max_connections)
-/// connections (more wait in the listen backlog). A connection is closed
+/// connections (more wait in the listen backlog), at most
+/// [`Config::max_connections_per_ip`](crate::Config::max_connections_per_ip)
+/// of them from one address (more are closed at once). At most
+/// [`Config::max_requests`](crate::Config::max_requests) requests are in
+/// progress over all of them, and
+/// [`Config::max_requests_per_ip`](crate::Config::max_requests_per_ip)
+/// from one address; more are answered 503 before their body is read. A connection is closed
 /// when its first request's headers have not arrived within
 /// [`Config::header_read_timeout`](crate::Config::header_read_timeout) of
 /// opening, over HTTP/1 when the next request's headers take longer than
@@ -75,15 +81,18 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive(true)
         .header_read_timeout(config.header_read_timeout)
-        .max_buf_size(MAX_BUF_SIZE);
+        .max_buf_size(MAX_BUF_SIZE)
+        .max_headers(config.max_headers);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(config.max_streams)
         .initial_stream_window_size(H2_WINDOW)
         .initial_connection_window_size(H2_WINDOW)
-        .max_header_list_size(16 * 1024);
+        .max_header_list_size(config.max_header_list_size);
     let connections = Arc::new(Semaphore::new(config.max_connections));
+    let requests = Arc::new(Semaphore::new(config.max_requests));
+    let peers = Peers::default();
     let graceful = GracefulShutdown::new();
     let mut tasks = JoinSet::new();
 
@@ -115,11 +124,19 @@ pub async fn serve(
                 }
             },
         };
+        let Some(peer_slot) = peers.enter(peer.ip(), config.max_connections_per_ip) else {
+            tracing::debug!(%peer, "closing a connection: its address holds as many as it may");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::default());
         let tracked = Tracked {
             service: service.clone(),
             activity: Arc::clone(&activity),
+            requests: Arc::clone(&requests),
+            peer: Arc::clone(&peer_slot.slot),
+            max_requests_per_ip: config.max_requests_per_ip,
         };
         let connection = graceful.watch(
             builder
@@ -140,6 +157,7 @@ pub async fn serve(
                 }
             }
             drop(permit);
+            drop(peer_slot);
         });
     }
 
@@ -225,11 +243,88 @@ impl Activity {
     }
 }
 
-/// The service with the connection's request count around it.
+/// Where a connection comes from: an IPv4 address, or an IPv6 address's
+/// /64 network (one host commonly has a whole /64 to pick addresses from).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum PeerKey {
+    V4(std::net::Ipv4Addr),
+    V6(u64),
+}
+
+impl PeerKey {
+    fn of(ip: std::net::IpAddr) -> Self {
+        match ip {
+            std::net::IpAddr::V4(v4) => Self::V4(v4),
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::V4(v4),
+                None => Self::V6((v6.to_bits() >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// What one address holds: connections (counted under the table's lock)
+/// and requests in progress (counted per request, without a lock).
+#[derive(Default)]
+struct PeerSlot {
+    connections: AtomicUsize,
+    requests: AtomicUsize,
+}
+
+/// The addresses with a connection open.
+#[derive(Default, Clone)]
+struct Peers(Arc<std::sync::Mutex<std::collections::HashMap<PeerKey, Arc<PeerSlot>>>>);
+
+impl Peers {
+    /// A connection from `ip`, unless its address holds `max` already.
+    fn enter(&self, ip: std::net::IpAddr, max: usize) -> Option<PeerConnection> {
+        let key = PeerKey::of(ip);
+        let mut table = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = table.entry(key).or_default();
+        if slot.connections.load(Ordering::Relaxed) >= max {
+            return None;
+        }
+        slot.connections.fetch_add(1, Ordering::Relaxed);
+        Some(PeerConnection {
+            peers: self.clone(),
+            key,
+            slot: Arc::clone(slot),
+        })
+    }
+}
+
+/// One open connection of an address; leaves the table when dropped.
+struct PeerConnection {
+    peers: Peers,
+    key: PeerKey,
+    slot: Arc<PeerSlot>,
+}
+
+impl Drop for PeerConnection {
+    fn drop(&mut self) {
+        let mut table = self
+            .peers
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.slot.connections.fetch_sub(1, Ordering::Relaxed) == 1 {
+            table.remove(&self.key);
+        }
+    }
+}
+
+/// The service with the connection's request count around it, and the
+/// caps on requests in progress (in all, and from one address).
 #[derive(Clone)]
 struct Tracked {
     service: WebhookService,
     activity: Arc<Activity>,
+    requests: Arc<Semaphore>,
+    peer: Arc<PeerSlot>,
+    max_requests_per_ip: usize,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Tracked {
@@ -239,9 +334,21 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
 
     fn call(&self, request: Request<Incoming>) -> InProgress {
         self.activity.started();
+        let from_peer = self.peer.requests.fetch_add(1, Ordering::Relaxed);
+        let permit = Arc::clone(&self.requests).try_acquire_owned().ok();
+        let response = if permit.is_some() && from_peer < self.max_requests_per_ip {
+            hyper::service::Service::call(&self.service, request)
+        } else {
+            tracing::debug!("refusing a request: too many in progress");
+            let refused: ResponseFuture =
+                Box::pin(std::future::ready(Ok(self.service.overloaded())));
+            refused
+        };
         InProgress {
-            response: hyper::service::Service::call(&self.service, request),
+            response,
             activity: Arc::clone(&self.activity),
+            peer: Arc::clone(&self.peer),
+            _permit: permit,
         }
     }
 }
@@ -251,6 +358,8 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
 struct InProgress {
     response: ResponseFuture,
     activity: Arc<Activity>,
+    peer: Arc<PeerSlot>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Future for InProgress {
@@ -264,6 +373,7 @@ impl Future for InProgress {
 impl Drop for InProgress {
     fn drop(&mut self) {
         self.activity.ended();
+        self.peer.requests.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

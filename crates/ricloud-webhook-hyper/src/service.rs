@@ -315,6 +315,15 @@ impl fmt::Debug for WebhookService {
     }
 }
 
+impl WebhookService {
+    /// The 503 with `Retry-After` for a request refused before it is read:
+    /// too many in progress.
+    pub(crate) fn overloaded(&self) -> WebhookResponse {
+        self.shared
+            .unavailable("too many requests in progress; retry later")
+    }
+}
+
 /// The future of [`WebhookService`]'s `call`.
 pub(crate) type ResponseFuture =
     Pin<Box<dyn Future<Output = Result<WebhookResponse, Infallible>> + Send>>;

@@ -704,3 +704,103 @@ async fn strangers_holding_large_uploads_do_not_block_the_api() {
     assert_eq!(reply.status, 200, "{reply:?}");
     server.shutdown().await.expect("join").expect("serve");
 }
+
+/// A connection to `addr` from the loopback address `from`.
+async fn connect_from(from: &str, addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{from}:0").parse().expect("address"))
+        .expect("bind");
+    socket.connect(addr).await.expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_connection() {
+    // Eight connections in all, at most three from one address; a silent
+    // connection would be held for a minute.
+    let config = Config::default()
+        .max_connections(8)
+        .max_connections_per_ip(3)
+        .header_read_timeout(Duration::from_secs(60))
+        .idle_timeout(Duration::from_secs(60));
+    let server = Server::start(config).await;
+    // 127.0.0.2 opens twenty and keeps them.
+    let mut hoard = Vec::new();
+    for _ in 0..20 {
+        hoard.push(connect_from("127.0.0.2", server.addr).await);
+    }
+    // Signed deliveries from 127.0.0.1 meanwhile: every one answered 200.
+    for _ in 0..10 {
+        let mut stream = connect_from("127.0.0.1", server.addr).await;
+        stream
+            .write_all(&delivery(&new_id(), "task.succeeded"))
+            .await
+            .expect("write");
+        let reply = tokio::time::timeout(Duration::from_secs(5), read_reply(&mut stream))
+            .await
+            .expect("answered while another address hoards connections");
+        assert_eq!(reply.status, 200);
+    }
+    // Of the hoard, three are still open; the rest were closed at once.
+    let mut open = 0;
+    for stream in &mut hoard {
+        if !closed_within(stream, Duration::from_millis(200)).await {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 3);
+    drop(hoard);
+    server.shutdown().await.expect("join").expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_cap_are_refused_before_their_body_is_read() {
+    let config = Config::default()
+        .max_requests_per_ip(2)
+        .body_read_timeout(Duration::from_secs(60));
+    let server = Server::start(config).await;
+    // Two uploads from 127.0.0.2 that never finish (a well-formed
+    // signature header, so the body is waited for) hold its two requests.
+    let header = signature(b"{}", unix_now(), SECRET);
+    let head = format!(
+        "POST /webhooks/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nRicloud-Signature: {header}\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect_from("127.0.0.2", server.addr).await;
+        stream.write_all(head.as_bytes()).await.expect("write");
+        slow.push(stream);
+    }
+    // Its third is refused with 503 and Retry-After, its body unread.
+    let mut third = connect_from("127.0.0.2", server.addr).await;
+    let mut tries = 0;
+    let reply = loop {
+        tries += 1;
+        assert!(tries < 100, "the uploads never counted as in progress");
+        third
+            .write_all(&delivery(&new_id(), "task.succeeded"))
+            .await
+            .expect("write");
+        let reply = read_reply(&mut third).await;
+        // The two uploads may not have been read yet: until they are, the
+        // third goes through.
+        if reply.status != 200 {
+            break reply;
+        }
+        third = connect_from("127.0.0.2", server.addr).await;
+    };
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(
+        reply.head.to_ascii_lowercase().contains("retry-after"),
+        "{reply:?}"
+    );
+    // Another address is not held back.
+    let mut other = connect_from("127.0.0.1", server.addr).await;
+    other
+        .write_all(&delivery(&new_id(), "task.succeeded"))
+        .await
+        .expect("write");
+    assert_eq!(read_reply(&mut other).await.status, 200);
+    drop(slow);
+    server.shutdown().await.expect("join").expect("serve");
+}
