@@ -33,10 +33,13 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM")
 }
 
-/// A stranger: declares a 1 MiB body, sends most of it, then holds the
-/// connection open until the test ends (or the receiver gives up on it).
-async fn stranger(addr: String) -> Option<TcpStream> {
-    let mut stream = TcpStream::connect(&addr).await.ok()?;
+/// A stranger from the loopback address `from`: declares a 1 MiB body,
+/// sends most of it, then holds the connection open until the test ends
+/// (or the receiver gives up on it).
+async fn stranger(addr: String, from: std::net::Ipv4Addr) -> Option<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.bind((from, 0).into()).ok()?;
+    let mut stream = socket.connect(addr.parse().ok()?).await.ok()?;
     let head = format!(
         "POST /webhooks/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nRicloud-Signature: t=1,s=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\nContent-Length: {DECLARED}\r\n\r\n",
         uuid::Uuid::new_v4()
@@ -58,8 +61,13 @@ async fn strangers_holding_large_bodies_neither_exhaust_memory_nor_block_the_api
     let base = receiver.base();
     let idle_rss = peak_rss_kib(receiver.pid());
 
+    // From five addresses other than the API's (127.0.0.1), each under
+    // the receiver's cap of 64 connections per address.
     let strangers: Vec<_> = (0..STRANGERS)
-        .map(|_| tokio::spawn(stranger(receiver.addr.clone())))
+        .map(|n| {
+            let from = std::net::Ipv4Addr::new(127, 0, 0, 10 + (n % 5) as u8);
+            tokio::spawn(stranger(receiver.addr.clone(), from))
+        })
         .collect();
     let mut held = Vec::new();
     for stranger in strangers {
