@@ -60,7 +60,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             max_deliveries: 256,
             max_connections: 1024,
-            max_connections_per_ip: 64,
+            max_connections_per_ip: 256,
             max_requests: 1024,
             max_requests_per_ip: 128,
             max_streams: 64,
@@ -182,11 +182,14 @@ impl Config {
     }
 
     /// Connections open at once from one address in [`serve`](crate::serve)
-    /// (default 64; IPv6 addresses count by their /64 network, which one
-    /// host commonly has whole). Past it, a new connection from that
-    /// address is closed at once, so one host cannot hold every one of
-    /// [`Config::max_connections`]. Behind a reverse proxy every connection
-    /// comes from the proxy: raise it to `max_connections` there.
+    /// (default 256, a quarter of the default
+    /// [`Config::max_connections`]; IPv6 addresses count by their /64
+    /// network, which one host commonly has whole). Past it, a new
+    /// connection from that address is sent a `503` with `Retry-After` at
+    /// once, without waiting for its request, and closed, so one host
+    /// cannot hold every connection. Behind a reverse proxy every
+    /// connection comes from the proxy: raise it to `max_connections`
+    /// there.
     #[must_use]
     pub fn max_connections_per_ip(mut self, max: usize) -> Self {
         self.max_connections_per_ip = max.max(1);

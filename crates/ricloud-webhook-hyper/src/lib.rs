@@ -67,9 +67,9 @@
 //! - **Delivery slots** ([`Config::max_deliveries`]) are taken only after
 //!   verification, so strangers never hold one.
 //! - **Connections** ([`serve`]): at most [`Config::max_connections`]
-//!   (1024), and at most [`Config::max_connections_per_ip`] (64) from one
-//!   address (an IPv6 /64 counts as one), so one host cannot hold them
-//!   all; hyper's HTTP/1 read buffer is capped at 64 KiB and HTTP/2
+//!   (1024), and at most [`Config::max_connections_per_ip`] (256) from
+//!   one address (an IPv6 /64 counts as one; more are sent a 503 and
+//!   closed at once), so one host cannot hold them all; hyper's HTTP/1 read buffer is capped at 64 KiB and HTTP/2
 //!   windows at 64 KiB, at most [`Config::max_concurrent_streams`] (64)
 //!   streams per connection; headers must arrive within
 //!   [`Config::header_read_timeout`], and a connection with nothing in

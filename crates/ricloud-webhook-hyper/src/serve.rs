@@ -126,6 +126,10 @@ pub async fn serve(
         };
         let Some(peer_slot) = peers.enter(peer.ip(), config.max_connections_per_ip) else {
             tracing::debug!(%peer, "closing a connection: its address holds as many as it may");
+            // Said at once, without waiting for a request (a silent
+            // connection would hold a slot meanwhile): an HTTP/1 client
+            // reads it as "retry later". Best effort: never blocks.
+            let _ = stream.try_write(&over_cap_answer(config.retry_after));
             drop(stream);
             continue;
         };
@@ -177,6 +181,17 @@ pub async fn serve(
     // deliveries, which abandons their claims.
     tasks.shutdown().await;
     Ok(())
+}
+
+/// The answer written to a connection over its address's cap.
+fn over_cap_answer(retry_after: Duration) -> Vec<u8> {
+    const BODY: &str = "too many connections from this address; retry later\n";
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+        retry_after.as_secs().max(1),
+        BODY.len()
+    )
+    .into_bytes()
 }
 
 /// Accept errors that concern one connection, not the listener.

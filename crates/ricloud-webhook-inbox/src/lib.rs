@@ -58,28 +58,63 @@
 //!
 //! One table, `ricloud_inbox`, is both the deduplication set and the queue,
 //! keyed by event id: slug, body, state (`pending`, `running`, `done`,
-//! `dead`), attempts, next run time, lease owner and expiry, last error, and
-//! times (milliseconds since the epoch). It is created and upgraded by
-//! migrations embedded in this crate (`migrations/`), recorded in
-//! `ricloud_inbox_migrations`.
+//! `dead`), attempts, next run time, lease owner, token and expiry, last
+//! error, and times (milliseconds since the epoch). It is created and
+//! upgraded by migrations embedded in this crate (`migrations/`), recorded
+//! in `ricloud_inbox_migrations`.
 //!
-//! - **Group commit.** Every write of a process goes through one task that
-//!   commits whatever has queued up since its last commit in one
-//!   transaction, and answers each caller after that commit: concurrent
-//!   deliveries share an fsync.
+//! # What holds under faults
+//!
+//! - **Group commit, on a connection of its own.** The queue's writes
+//!   (enqueues, inline claims, the workers' takes, renewals and outcomes)
+//!   go through one task per process that commits whatever has queued up
+//!   since its last commit in one transaction, and answers each caller
+//!   after that commit: concurrent deliveries share an fsync. Operators'
+//!   writes ([`Inbox::replay`], [`Inbox::purge_done_before`],
+//!   [`Inbox::take_back_abandoned`]) and transactional handlers use a
+//!   pool beside it (PostgreSQL: 8 connections).
+//! - **One bad operation fails alone.** When the database refuses a
+//!   batch, its operations are run again one by one, each in a transaction
+//!   of its own: the good ones commit, and only the one refused is answered
+//!   with an error. (A batch that fails for want of a connection fails
+//!   whole.) The happy path pays nothing for this.
+//! - **No writer waits forever.** On PostgreSQL the writer's statements
+//!   have a 2 s `lock_timeout` and a 10 s `statement_timeout`; every call
+//!   into the writer times out after 15 s, as an error (a delivery gets
+//!   503). Renewals skip rows locked elsewhere instead of waiting.
+//! - **Leases per take.** Every take of a row raises its lease token;
+//!   renewing and settling are fenced on it (and write it, so an audit of
+//!   the table can check it), so the outcome of a run whose lease ran out
+//!   and was taken again (by any worker, in any process) is refused and
+//!   logged, never applied. Leases and due times are computed from the
+//!   database's clock (`now()` on PostgreSQL, through the view
+//!   `ricloud_inbox_clock`), so the replicas' clocks do not matter. Each
+//!   process renews the leases of its running rows every third of the
+//!   lease from a task of its own, so a renewal never keeps a handler from
+//!   being polled. Inline claims are fenced on the process's owner name.
+//! - **Errors are stored safely.** A handler's message is stored without
+//!   NULs, cut to 4 KiB at a character boundary, and cleared when the event
+//!   later succeeds. Events whose id or slug holds a control character
+//!   never reach the table: the core refuses them with 400.
 //! - **SQLite**: WAL, `synchronous=FULL`, one process (the CLI's `inbox`
 //!   commands may open it meanwhile). Workers poll every 2 s besides being
 //!   woken by the process's own commits, so a replay made from the CLI is
 //!   picked up within seconds.
 //! - **PostgreSQL**: workers of every replica take rows with
-//!   `FOR UPDATE SKIP LOCKED` under a lease they renew; a replica that dies
-//!   mid-handler lets its lease run out and another takes the row over;
-//!   settling a row is fenced on the lease owner, so a late worker changes
-//!   nothing. Commits `NOTIFY ricloud_inbox`, which wakes every replica's
-//!   workers (`LISTEN`), with the slow poll as backstop.
-//!   [`WorkersBuilder::transactional`] handlers write in the transaction
-//!   that marks the row done: effect exactly once for writes to the same
-//!   database.
+//!   `FOR UPDATE SKIP LOCKED`; a replica that dies mid-handler lets its
+//!   lease run out and another takes the row over. Commits
+//!   `NOTIFY ricloud_inbox`, which wakes every replica's workers (`LISTEN`,
+//!   on a connection of its own), with the slow poll as backstop.
+//! - **Transactional handlers** ([`WorkersBuilder::transactional`],
+//!   PostgreSQL) write in the transaction that marks the row done: their
+//!   writes commit exactly once, with the `done`, or not at all. Such a
+//!   handler may write to any table of the inbox's database and take its
+//!   time (its lease is renewed meanwhile); it must not commit or roll back
+//!   the transaction itself, nor lock rows of `ricloud_inbox` (the `done`
+//!   would wait for its own lock). At most
+//!   [`WorkerConfig::transactional_concurrency`] (4, at most 6) run at
+//!   once, each holding one of the pool's connections; events waiting for
+//!   a slot keep their leases.
 //! - **Retention**: `done` rows are deleted after 7 days (configurable);
 //!   `dead` rows are kept until replayed ([`Inbox::replay`]) or purged.
 //!

@@ -104,7 +104,7 @@
 //! | status | when |
 //! |---|---|
 //! | 200 | inline: handled; a duplicate of an event already handled; no handler matches (unknown slugs included, and `webhook_config.test` with no handler); a handler failed with [`HandlerError::acknowledge`]; the data does not fit a handler's typed view (logged at ERROR with the event id and the view; [`OnViewMismatch::Redeliver`] makes it 500). Queued: the verified event is committed to the [`EventQueue`], or a copy of it already was |
-//! | 400 | malformed signature header; verified body that is not an event; path id different from body id |
+//! | 400 | malformed signature header; verified body that is not an event (an `id`, `type` or `action` with a control character or over [`Event::MAX_NAME_LEN`] bytes included: it cannot be stored or logged safely); path id different from body id |
 //! | 401 | missing signature header; no secret matches; timestamp outside the window |
 //! | 404 | no event id in the path: the receiver takes the last non-empty segment (one trailing `/` allowed) as the id and knows no prefix; the adapter answers 404 for every path but `<prefix>/<id>` |
 //! | 405 | method other than POST |

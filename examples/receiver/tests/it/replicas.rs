@@ -19,12 +19,24 @@ async fn each_event_runs_once_though_sent_to_both_replicas_at_once() {
     let env = [("RICLOUD_WEBHOOK_DATABASE_URL", url.as_str())];
     let (a, b) = (Process::start(&dir.0, &env), Process::start(&dir.0, &env));
     let api = Api::new();
+    // Each event's four copies go out together; at most 200 deliveries are
+    // in flight, under each receiver's cap of connections per address.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(200));
     let mut sends = Vec::new();
     for n in 0..EVENTS {
         let body = Arc::new(event_body(&id(n)));
+        let copies = Arc::clone(&in_flight)
+            .acquire_many_owned(4)
+            .await
+            .expect("semaphore");
+        let copies = Arc::new(copies);
         for base in [a.base(), b.base(), a.base(), b.base()] {
-            let (api, body) = (api.clone(), Arc::clone(&body));
-            sends.push(tokio::spawn(async move { api.deliver(&base, &body).await }));
+            let (api, body, copies) = (api.clone(), Arc::clone(&body), Arc::clone(&copies));
+            sends.push(tokio::spawn(async move {
+                let status = api.deliver(&base, &body).await;
+                drop(copies);
+                status
+            }));
         }
     }
     for send in sends {
