@@ -94,12 +94,13 @@ async fn a_transaction_held_across_several_renewals_finishes_while_deliveries_ar
     .execute(&effects)
     .await
     .expect("trigger");
-    // A 600 ms lease is renewed every 200 ms: the handler holds its
-    // transaction across about fifteen renewals.
+    // A 1.5 s lease is renewed every 500 ms: the handler holds its
+    // transaction across eight renewals, and one falls in the second its
+    // done-update holds the row lock.
     let workers = inbox
         .workers(Dispatcher::new())
-        .config(fast().lease(Duration::from_millis(600)))
-        .transactional("task.created", SlowWriter(Duration::from_secs(2)))
+        .config(fast().lease(Duration::from_millis(1500)))
+        .transactional("task.created", SlowWriter(Duration::from_secs(4)))
         .spawn();
     let receiver = receiver(&inbox);
     assert_eq!(
