@@ -312,6 +312,16 @@ async fn commit(db: &Db, works: &[Work]) -> Vec<Result<Answer, InboxError>> {
         let one = on_db!(db, pool => run_batch(pool, std::slice::from_ref(work)).await);
         results.push(match one {
             Ok(mut answers) => answers.pop().ok_or_else(|| unexpected(&Answer::Done)),
+            Err(e) if !matches!(e, sqlx::Error::Database(_)) => {
+                // The database went away meanwhile: the rest fail at once
+                // rather than each waiting for a connection in turn.
+                let error = InboxError::database(e);
+                tracing::error!(error = %error, "inbox commit failed; its deliveries are answered 503");
+                while results.len() < works.len() {
+                    results.push(Err(error.clone()));
+                }
+                return results;
+            }
             Err(e) => {
                 let error = InboxError::database(e);
                 tracing::error!(error = %error, operation = work.name(), "an inbox operation was refused; answered with an error");
