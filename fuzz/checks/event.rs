@@ -40,6 +40,12 @@ pub(crate) fn check(data: &[u8]) {
         }
     };
     assert!(!event.id.is_empty(), "an event with an empty id parsed");
+    for name in [&event.id, &event.kind, &event.action] {
+        assert!(
+            !name.chars().any(char::is_control) && name.len() <= Event::MAX_NAME_LEN,
+            "an event named with a control character or too long parsed"
+        );
+    }
     assert_eq!(event.raw().as_ref(), data, "raw bytes not kept");
     assert_eq!(event.slug(), format!("{}.{}", event.kind, event.action));
     assert!(event.is(&event.kind, &event.action));
