@@ -91,7 +91,9 @@ pub async fn serve(
         .initial_connection_window_size(H2_WINDOW)
         .max_header_list_size(config.max_header_list_size);
     let connections = Arc::new(Semaphore::new(config.max_connections));
-    let requests = Arc::new(Semaphore::new(config.max_requests));
+    // Requests in progress over every connection: a counter, not a
+    // semaphore, since a request past the cap is refused, never queued.
+    let requests = Arc::new(AtomicUsize::new(0));
     let peers = Peers::default();
     let graceful = GracefulShutdown::new();
     let mut tasks = JoinSet::new();
@@ -139,6 +141,7 @@ pub async fn serve(
             service: service.clone(),
             activity: Arc::clone(&activity),
             requests: Arc::clone(&requests),
+            max_requests: config.max_requests,
             peer: Arc::clone(&peer_slot.slot),
             max_requests_per_ip: config.max_requests_per_ip,
         };
@@ -337,7 +340,8 @@ impl Drop for PeerConnection {
 struct Tracked {
     service: WebhookService,
     activity: Arc<Activity>,
-    requests: Arc<Semaphore>,
+    requests: Arc<AtomicUsize>,
+    max_requests: usize,
     peer: Arc<PeerSlot>,
     max_requests_per_ip: usize,
 }
@@ -349,9 +353,10 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
 
     fn call(&self, request: Request<Incoming>) -> InProgress {
         self.activity.started();
+        // Counted whether admitted or not; given back when dropped.
         let from_peer = self.peer.requests.fetch_add(1, Ordering::Relaxed);
-        let permit = Arc::clone(&self.requests).try_acquire_owned().ok();
-        let response = if permit.is_some() && from_peer < self.max_requests_per_ip {
+        let in_all = self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = if in_all < self.max_requests && from_peer < self.max_requests_per_ip {
             hyper::service::Service::call(&self.service, request)
         } else {
             tracing::debug!("refusing a request: too many in progress");
@@ -362,8 +367,8 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
         InProgress {
             response,
             activity: Arc::clone(&self.activity),
+            requests: Arc::clone(&self.requests),
             peer: Arc::clone(&self.peer),
-            _permit: permit,
         }
     }
 }
@@ -373,8 +378,8 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
 struct InProgress {
     response: ResponseFuture,
     activity: Arc<Activity>,
+    requests: Arc<AtomicUsize>,
     peer: Arc<PeerSlot>,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Future for InProgress {
@@ -388,6 +393,7 @@ impl Future for InProgress {
 impl Drop for InProgress {
     fn drop(&mut self) {
         self.activity.ended();
+        self.requests.fetch_sub(1, Ordering::Relaxed);
         self.peer.requests.fetch_sub(1, Ordering::Relaxed);
     }
 }

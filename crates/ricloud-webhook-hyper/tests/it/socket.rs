@@ -765,10 +765,26 @@ async fn one_address_cannot_hold_every_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_past_the_cap_are_refused_before_their_body_is_read() {
+async fn requests_past_the_cap_from_one_address_are_refused_before_their_body_is_read() {
     let config = Config::default()
         .max_requests_per_ip(2)
         .body_read_timeout(Duration::from_secs(60));
+    requests_past_a_cap_are_refused(config, "127.0.0.2", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_cap_over_every_address_are_refused_before_their_body_is_read() {
+    let config = Config::default()
+        .max_requests(2)
+        .body_read_timeout(Duration::from_secs(60));
+    // The third comes from another address: the cap is over all of them.
+    requests_past_a_cap_are_refused(config, "127.0.0.3", false).await;
+}
+
+/// Two uploads from 127.0.0.2 that never finish fill the cap; a signed
+/// delivery from `third_from` is answered 503; one from 127.0.0.1 gets 200
+/// when `others_served` (the cap was 127.0.0.2's alone).
+async fn requests_past_a_cap_are_refused(config: Config, third_from: &str, others_served: bool) {
     let server = Server::start(config).await;
     // Two uploads from 127.0.0.2 that never finish (a well-formed
     // signature header, so the body is waited for) hold its two requests.
@@ -782,8 +798,8 @@ async fn requests_past_the_cap_are_refused_before_their_body_is_read() {
         stream.write_all(head.as_bytes()).await.expect("write");
         slow.push(stream);
     }
-    // Its third is refused with 503 and Retry-After, its body unread.
-    let mut third = connect_from("127.0.0.2", server.addr).await;
+    // The third is refused with 503 and Retry-After, its body unread.
+    let mut third = connect_from(third_from, server.addr).await;
     let mut tries = 0;
     let reply = loop {
         tries += 1;
@@ -798,20 +814,22 @@ async fn requests_past_the_cap_are_refused_before_their_body_is_read() {
         if reply.status != 200 {
             break reply;
         }
-        third = connect_from("127.0.0.2", server.addr).await;
+        third = connect_from(third_from, server.addr).await;
     };
     assert_eq!(reply.status, 503, "{reply:?}");
     assert!(
         reply.head.to_ascii_lowercase().contains("retry-after"),
         "{reply:?}"
     );
-    // Another address is not held back.
-    let mut other = connect_from("127.0.0.1", server.addr).await;
-    other
-        .write_all(&delivery(&new_id(), "task.succeeded"))
-        .await
-        .expect("write");
-    assert_eq!(read_reply(&mut other).await.status, 200);
+    // Another address is not held back by one address's cap.
+    if others_served {
+        let mut other = connect_from("127.0.0.1", server.addr).await;
+        other
+            .write_all(&delivery(&new_id(), "task.succeeded"))
+            .await
+            .expect("write");
+        assert_eq!(read_reply(&mut other).await.status, 200);
+    }
     drop(slow);
     server.shutdown().await.expect("join").expect("serve");
 }
