@@ -41,7 +41,9 @@ pub(crate) const POOL_SIZE: u32 = 8;
 /// How long the writer's statements may wait for a row lock, and run at
 /// all, on PostgreSQL: a lock held elsewhere becomes an error (and a
 /// retry), never a writer that waits forever.
+#[cfg(feature = "postgres")]
 pub(crate) const WRITER_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+#[cfg(feature = "postgres")]
 pub(crate) const WRITER_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a connection is for.
@@ -191,7 +193,9 @@ impl Db {
     /// listener never waits for, or holds, one of the shared pool's.
     #[cfg(feature = "postgres")]
     pub(crate) async fn listener(&self) -> Option<sqlx::postgres::PgListener> {
-        let Self::Postgres(pool) = self else {
+        #[cfg_attr(not(feature = "sqlite"), allow(irrefutable_let_patterns))]
+        let Self::Postgres(pool) = self
+        else {
             return None;
         };
         let own = sqlx::postgres::PgPoolOptions::new()

@@ -129,6 +129,9 @@
 //!
 //! Rust 1.94 (sqlx 0.9).
 
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("ricloud-webhook-inbox needs a database: enable the `sqlite` feature, the `postgres` feature, or both");
+
 mod commit;
 mod db;
 mod error;

@@ -655,7 +655,9 @@ async fn run_transactional(
     if matching.is_empty() {
         return None;
     }
-    let crate::db::Db::Postgres(pool) = &shared.inbox.inner.db else {
+    #[cfg_attr(not(feature = "sqlite"), allow(irrefutable_let_patterns))]
+    let crate::db::Db::Postgres(pool) = &shared.inbox.inner.db
+    else {
         return Some(Err("transactional handlers need PostgreSQL".to_owned()));
     };
     // Bounded below the pool's size, so reads and operators' writes always

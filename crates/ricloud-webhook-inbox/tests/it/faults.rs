@@ -18,12 +18,14 @@ use crate::{body, dispatcher, event, eventually, fast, id, until_state, Runs};
 /// A database for one test: a SQLite file or a PostgreSQL cluster's
 /// database, kept alive as long as the value.
 pub(crate) enum Engine {
+    #[cfg(feature = "sqlite")]
     Sqlite(crate::TempDir),
     #[cfg(feature = "postgres")]
     Postgres(crate::pg::Pg),
 }
 
 impl Engine {
+    #[cfg(feature = "sqlite")]
     pub(crate) fn sqlite(name: &str) -> Self {
         Self::Sqlite(crate::TempDir::new(name))
     }
@@ -35,6 +37,7 @@ impl Engine {
 
     pub(crate) fn url(&self) -> String {
         match self {
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(dir) => dir.sqlite_url(),
             #[cfg(feature = "postgres")]
             Self::Postgres(pg) => pg.url(),
@@ -45,6 +48,7 @@ impl Engine {
     /// `poison.pill`: a failing operation the receiver cannot foresee.
     async fn refuse_poison(&self) {
         match self {
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(dir) => {
                 let pool = sqlx::SqlitePool::connect(&dir.sqlite_url())
                     .await
@@ -315,6 +319,7 @@ async fn a_stale_error_is_cleared_on_success(engine: Engine) {
 
 macro_rules! on_both_engines {
     ($($test:ident),* $(,)?) => {
+        #[cfg(feature = "sqlite")]
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

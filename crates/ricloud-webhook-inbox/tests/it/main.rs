@@ -1,9 +1,13 @@
 //! Integration tests of the inbox on real databases: a SQLite file in a
 //! temporary directory, and a throwaway PostgreSQL cluster.
 
+// Built with one engine only, the other engine's helpers go unused.
+#![cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+
 mod faults;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 #[path = "../support/pg.rs"]
