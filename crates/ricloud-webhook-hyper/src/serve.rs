@@ -95,6 +95,7 @@ pub async fn serve(
     // semaphore, since a request past the cap is refused, never queued.
     let requests = Arc::new(AtomicUsize::new(0));
     let peers = Peers::default();
+    let over_cap = over_cap_answer(config.retry_after);
     let graceful = GracefulShutdown::new();
     let mut tasks = JoinSet::new();
 
@@ -131,7 +132,7 @@ pub async fn serve(
             // Said at once, without waiting for a request (a silent
             // connection would hold a slot meanwhile): an HTTP/1 client
             // reads it as "retry later". Best effort: never blocks.
-            let _ = stream.try_write(&over_cap_answer(config.retry_after));
+            let _ = stream.try_write(&over_cap);
             drop(stream);
             continue;
         };

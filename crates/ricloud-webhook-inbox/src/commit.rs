@@ -506,7 +506,14 @@ macro_rules! impl_engine {
         #[allow(clippy::too_many_lines, reason = "one arm per operation, each a statement")]
         async fn apply(tx: &mut sqlx::Transaction<'_, $db>, work: &Work) -> Result<Answer, sqlx::Error> {
             Ok(match work {
-                Work::Enqueue(_) => unreachable_answer(),
+                // Answered by the multi-row insert before `apply` runs;
+                // should one ever get here, it fails (a 503), never
+                // "already queued" for a row not written.
+                Work::Enqueue(_) => {
+                    return Err(sqlx::Error::Protocol(
+                        "an enqueue outside the multi-row insert".into(),
+                    ))
+                }
                 Work::Claim { row, owner, lease_ms } => {
                     let claimed = sqlx::query(concat!(
                         "INSERT INTO ricloud_inbox (event_id, slug, body, state, attempts, lease_token, run_at, lease_owner, lease_expires, received_at, updated_at) \
@@ -659,11 +666,6 @@ macro_rules! impl_engine {
             })
         }
     };
-}
-
-/// Enqueues are answered by the multi-row insert before `apply` runs.
-fn unreachable_answer() -> Answer {
-    Answer::Enqueued(false)
 }
 
 #[cfg(feature = "sqlite")]

@@ -509,6 +509,14 @@ async fn run_one(shared: Arc<Run>, row: Taken) -> Option<(Lease, Settle)> {
         body,
         attempts,
     } = row;
+    // A run that ends without an outcome (its task panicked or was
+    // aborted) must not have its lease renewed for as long as the process
+    // lives: the row would never run again.
+    let held = Held {
+        shared: &shared,
+        lease: &lease,
+        handed_over: false,
+    };
     let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
     let settle = match VerifiedEvent::from_stored(body) {
         Ok(event) => {
@@ -519,12 +527,33 @@ async fn run_one(shared: Arc<Run>, row: Taken) -> Option<(Lease, Settle)> {
             error: format!("the stored body is not an event: {e}"),
         }),
     };
-    let Some(settle) = settle else {
-        shared.release(&lease);
-        return None;
-    };
+    let settle = settle?;
     log(&lease.event_id, attempts, &settle);
+    // Held until its outcome is committed: `settle_one` releases it.
+    held.hand_over();
     Some((lease, settle))
+}
+
+/// A running row's lease in the renewal set, taken out when dropped
+/// unless handed over to the settle that commits the row's outcome.
+struct Held<'a> {
+    shared: &'a Run,
+    lease: &'a Lease,
+    handed_over: bool,
+}
+
+impl Held<'_> {
+    fn hand_over(mut self) {
+        self.handed_over = true;
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if !self.handed_over {
+            self.shared.release(self.lease);
+        }
+    }
 }
 
 /// Commits a row's outcome, fenced on its lease: the outcome of a run

@@ -35,6 +35,16 @@ impl Engine {
         crate::pg::Pg::start().map(Self::Postgres)
     }
 
+    /// `sqlite` or `postgres`.
+    fn name(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
     pub(crate) fn url(&self) -> String {
         match self {
             #[cfg(feature = "sqlite")]
@@ -270,7 +280,7 @@ async fn a_stale_run_cannot_settle(engine: Engine) {
     };
     let workers = inbox.workers(handlers).config(fast()).spawn();
     // An id of this test's own: the log is shared by the test binary.
-    let stale = format!("stale-{}", engine.url().len());
+    let stale = format!("stale-{}", engine.name());
     crate::enqueue(&inbox, &stale, "task.succeeded").await;
     gates[0].0.notified().await;
     // The first run's lease runs out (a late renewal, a blocked thread):
