@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ricloud_webhook::{
     Dispatcher, Event, HandlerResult, Poll, Secret, SecretError, Session, Task, Verifier,
-    WebhookConfig, DOCUMENTED_SLUGS,
+    WebhookConfig,
 };
 
 /// Where handled events are reported (the example prints them on stdout).
@@ -84,7 +84,7 @@ pub fn dispatcher(report: Report, delay: Duration) -> Dispatcher {
 }
 
 fn is_documented(event: &Event) -> bool {
-    DOCUMENTED_SLUGS
+    Event::DOCUMENTED_SLUGS
         .iter()
         .any(|slug| slug.split_once('.') == Some((&event.kind, &event.action)))
 }

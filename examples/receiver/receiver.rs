@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ricloud_webhook::{MemoryStore, Receiver};
+use ricloud_webhook::Receiver;
 use ricloud_webhook_api::{Client, Registration};
 use ricloud_webhook_examples::{dispatcher, verifier, Report};
 use ricloud_webhook_hyper::{serve, Config, WebhookService};
@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     let receiver = match (database.as_str(), mode.as_deref()) {
         ("memory", None | Some("inline")) => {
             tracing::info!("mode inline, events kept in memory only");
-            Receiver::new(verifier, handlers).with_store(MemoryStore::new())
+            Receiver::new(verifier, handlers)
         }
         ("memory", Some(_)) => {
             bail!("RICLOUD_WEBHOOK_MODE=queued needs a database: set RICLOUD_WEBHOOK_DATABASE_URL")
@@ -135,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Some("inline") => {
                     tracing::info!("mode inline: handlers run before the answer");
-                    Receiver::new(verifier, handlers).with_store(inbox)
+                    Receiver::inline(verifier, handlers, inbox)
                 }
                 Some(other) => {
                     bail!("RICLOUD_WEBHOOK_MODE must be queued or inline, not {other:?}")

@@ -36,7 +36,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use ricloud_webhook::{
     sign, Dispatcher, Event, HandlerError, HandlerResult, Outcome, Poll, Receiver, Secret, Session,
-    SignatureHeader, Task, Verifier, WebhookConfig, SIGNATURE_HEADER,
+    SignatureHeader, Task, Verifier, WebhookConfig,
 };
 
 const SECRET: &str = "s3cr3t with spaces & ünïcode";
@@ -289,7 +289,7 @@ async fn act(behaviour: Behaviour) -> HandlerResult {
     match behaviour {
         Behaviour::Succeed | Behaviour::YieldThenSucceed => Ok(()),
         Behaviour::Retry | Behaviour::YieldThenRetry => Err(HandlerError::retry("fuzz: retry")),
-        Behaviour::Acknowledge => Err(HandlerError::acknowledge("fuzz: give up")),
+        Behaviour::Acknowledge => Err(HandlerError::give_up("fuzz: give up")),
         Behaviour::Panic | Behaviour::PanicBeforeFuture | Behaviour::YieldThenPanic => {
             panic::panic_any(IntendedPanic)
         }
@@ -451,7 +451,7 @@ fn check_outcome(outcome: &Outcome, expected: &Expected, built: &Built, s: &Secr
     for secret in [SECRET, PREVIOUS, WRONG] {
         assert!(!text.contains(secret), "response body holds a secret");
     }
-    if let Some(header) = built.headers.get(SIGNATURE_HEADER) {
+    if let Some(header) = built.headers.get(SignatureHeader::NAME) {
         if let Ok(parsed) = SignatureHeader::parse(header.as_bytes()) {
             let expected_sig = sign(&s.current, parsed.timestamp(), &built.body).to_string();
             let tag = &expected_sig[expected_sig.len() - 44..];
@@ -616,14 +616,14 @@ fn build(spec: &DeliverySpec, secrets: &Secrets, now: u64) -> Built {
     let value = |bytes: &[u8]| HeaderValue::from_bytes(bytes).ok();
     let extra = extra.and_then(|(before, v)| value(&v).map(|v| (before, v)));
     if let Some((true, v)) = &extra {
-        headers.append(SIGNATURE_HEADER, v.clone());
+        headers.append(SignatureHeader::NAME, v.clone());
     }
     // A value `http` refuses (control bytes) cannot be sent: no header then.
     if let Some(v) = header.as_deref().and_then(value) {
-        headers.append(SIGNATURE_HEADER, v);
+        headers.append(SignatureHeader::NAME, v);
     }
     if let Some((false, v)) = extra {
-        headers.append(SIGNATURE_HEADER, v);
+        headers.append(SignatureHeader::NAME, v);
     }
     let path = format!("{prefix}{path_id}{}", if trailing { "/" } else { "" });
     Built {
@@ -677,7 +677,7 @@ impl Model {
         let Some(path_id) = path_id(&b.path) else {
             return status(StatusCode::NOT_FOUND);
         };
-        let mut values = b.headers.get_all(SIGNATURE_HEADER).iter();
+        let mut values = b.headers.get_all(SignatureHeader::NAME).iter();
         let Some(header) = values.next() else {
             return status(StatusCode::UNAUTHORIZED);
         };

@@ -4,7 +4,7 @@
 //! Shared by `fuzz/fuzz_targets/signature_header.rs` and the corpus replay
 //! test of the core crate; it uses only the core crate's public API.
 
-use ricloud_webhook::{HeaderError, SignatureHeader, MAX_HEADER_LEN};
+use ricloud_webhook::{HeaderError, SignatureHeader};
 
 /// Parsing never panics; whatever parses formats back to exactly the bytes
 /// it came from (the parser accepts one canonical spelling per value) and
@@ -37,10 +37,10 @@ pub(crate) fn check(data: &[u8]) {
             match error {
                 HeaderError::TooLong { len } => {
                     assert_eq!(len, data.len());
-                    assert!(len > MAX_HEADER_LEN);
+                    assert!(len > SignatureHeader::MAX_LEN);
                 }
                 HeaderError::Empty => assert!(data.is_empty()),
-                _ => assert!(!data.is_empty() && data.len() <= MAX_HEADER_LEN),
+                _ => assert!(!data.is_empty() && data.len() <= SignatureHeader::MAX_LEN),
             }
             // Building the message must not panic either.
             let message = error.to_string();

@@ -234,7 +234,7 @@ async fn ours(
     };
     let (receiver, workers) = match inbox {
         None => (
-            Receiver::new(Verifier::new(secret), dispatcher).with_store(store),
+            Receiver::inline(Verifier::new(secret), dispatcher, store),
             None,
         ),
         Some(url) => {

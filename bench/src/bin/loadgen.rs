@@ -20,7 +20,7 @@ use http::header::{CONNECTION, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use ricloud_webhook::{Secret, SIGNATURE_HEADER};
+use ricloud_webhook::{Secret, SignatureHeader};
 use ricloud_webhook_bench::{parse_duration, Deliveries, StatusCounts, Summary};
 use tokio::net::TcpStream;
 
@@ -273,7 +273,7 @@ async fn connection(shared: Arc<Shared>, capacity: usize) -> Tally {
                 .uri(delivery.path().clone())
                 .header(HOST, shared.host.clone())
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .header(SIGNATURE_HEADER, delivery.signature().clone())
+                .header(SignatureHeader::NAME, delivery.signature().clone())
                 .body(Full::new(delivery.body().clone()));
             let Ok(request) = request else {
                 tally.io_errors += 1;

@@ -33,7 +33,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use ricloud_webhook::{sign, Secret, SIGNATURE_HEADER};
+use ricloud_webhook::{sign, Secret, SignatureHeader};
 use serde_json::{json, Map, Value};
 
 /// A running stand-in. It stops when dropped.
@@ -557,7 +557,7 @@ impl Api {
             .http
             .post(target)
             .header(CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, header.to_string())
+            .header(SignatureHeader::NAME, header.to_string())
             .body(body)
             .send()
             .await

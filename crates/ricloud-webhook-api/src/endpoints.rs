@@ -6,13 +6,14 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::{Method, Url};
-use ricloud_webhook::{Id, Task, TaskState, WebhookConfigState};
+use ricloud_webhook::resources::{Id, TaskState, WebhookConfigState};
+use ricloud_webhook::Task;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::client::{Client, Retry};
 use crate::error::ApiError;
-use crate::resources::{ApiEvent, ListPage, Organisation, WebhookConfig};
+use crate::resources::{ApiEvent, ListPage, Organisation, WebhookConfigWithSecret};
 
 /// The query parameter a `since` filter is sent as. The API documents
 /// `date_created` as "a datetime filter" without its syntax, so this is
@@ -47,7 +48,7 @@ impl ConfigFilter {
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     /// Only events about this type of resource (`task`, `poll`, ...).
-    pub event_type: Option<String>,
+    pub kind: Option<String>,
     /// Only events of this action (`succeeded`, ...).
     pub action: Option<String>,
     /// Only events in this delivery state (`failed`, `pending`, ...).
@@ -75,7 +76,7 @@ pub trait Listed: DeserializeOwned {
     fn list_id(&self) -> &Id;
 }
 
-impl Listed for WebhookConfig {
+impl Listed for WebhookConfigWithSecret {
     fn list_id(&self) -> &Id {
         &self.id
     }
@@ -310,7 +311,10 @@ impl Client {
     ///
     /// # Errors
     /// The API's (400 for a URL it refuses), or the transport's.
-    pub async fn create_webhook_config(&self, url: &str) -> Result<WebhookConfig, ApiError> {
+    pub async fn create_webhook_config(
+        &self,
+        url: &str,
+    ) -> Result<WebhookConfigWithSecret, ApiError> {
         let endpoint = self.url(&["configs", "webhook"], &[]);
         self.send(
             Method::POST,
@@ -326,7 +330,7 @@ impl Client {
     ///
     /// # Errors
     /// The API's (404 for an unknown id), or the transport's.
-    pub async fn webhook_config(&self, id: &str) -> Result<WebhookConfig, ApiError> {
+    pub async fn webhook_config(&self, id: &str) -> Result<WebhookConfigWithSecret, ApiError> {
         self.get(
             self.url(&["configs", "webhook", id], &[]),
             "a webhook config",
@@ -335,7 +339,7 @@ impl Client {
     }
 
     /// `GET /configs/webhook`, every page.
-    pub fn webhook_configs(&self, filter: ConfigFilter) -> Pages<WebhookConfig> {
+    pub fn webhook_configs(&self, filter: ConfigFilter) -> Pages<WebhookConfigWithSecret> {
         let mut query = Vec::new();
         if let Some(state) = filter.state {
             query.push(("state", state));
@@ -352,7 +356,7 @@ impl Client {
         &self,
         id: &str,
         update: ConfigUpdate,
-    ) -> Result<WebhookConfig, ApiError> {
+    ) -> Result<WebhookConfigWithSecret, ApiError> {
         let body = match update {
             ConfigUpdate::Url(url) => json!({ "url": url }),
             ConfigUpdate::Renew => json!({ "state": "new" }),
@@ -424,7 +428,7 @@ impl Client {
     /// Events created before `filter.since` are dropped here too.
     pub fn events(&self, filter: EventFilter) -> Pages<ApiEvent> {
         let mut query = Vec::new();
-        if let Some(t) = filter.event_type {
+        if let Some(t) = filter.kind {
             query.push(("type", t));
         }
         if let Some(action) = filter.action {
@@ -483,7 +487,7 @@ impl Client {
         id: &str,
         task: &str,
         timeout: Duration,
-    ) -> Result<WebhookConfig, ApiError> {
+    ) -> Result<WebhookConfigWithSecret, ApiError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut task_done = false;
         loop {
@@ -520,7 +524,7 @@ impl Client {
         &self,
         id: &str,
         timeout: Duration,
-    ) -> Result<WebhookConfig, ApiError> {
+    ) -> Result<WebhookConfigWithSecret, ApiError> {
         let task = self.test_webhook_config(id).await?;
         self.wait_for_test(id, task.id.as_str(), timeout).await
     }

@@ -71,4 +71,4 @@ pub use crate::endpoints::{
 };
 pub use crate::error::ApiError;
 pub use crate::register::Registration;
-pub use crate::resources::{ApiEvent, ConfigSecret, Organisation, WebhookConfig};
+pub use crate::resources::{ApiEvent, ConfigSecret, Organisation, WebhookConfigWithSecret};

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use ricloud_webhook::{Secret, WebhookConfigState};
+use ricloud_webhook::resources::WebhookConfigState;
+use ricloud_webhook::Secret;
 
 use crate::client::Client;
 use crate::endpoints::ConfigFilter;
 use crate::error::ApiError;
-use crate::resources::WebhookConfig;
+use crate::resources::WebhookConfigWithSecret;
 
 /// The webhook config of a service's own URL, found or created by
 /// [`Client::register`].
@@ -35,7 +36,7 @@ use crate::resources::WebhookConfig;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Registration {
-    config: WebhookConfig,
+    config: WebhookConfigWithSecret,
 }
 
 impl Client {
@@ -83,7 +84,7 @@ impl Client {
 
 impl Registration {
     /// The config as it was found or created.
-    pub fn config(&self) -> &WebhookConfig {
+    pub fn config(&self) -> &WebhookConfigWithSecret {
         &self.config
     }
 
@@ -109,7 +110,7 @@ impl Registration {
         &self,
         client: &Client,
         timeout: Duration,
-    ) -> Result<WebhookConfig, ApiError> {
+    ) -> Result<WebhookConfigWithSecret, ApiError> {
         let id = self.config.id.as_str();
         let current = client.webhook_config(id).await?;
         if current.state == Some(WebhookConfigState::Valid) {

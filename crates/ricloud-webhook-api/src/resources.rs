@@ -3,39 +3,43 @@
 
 use std::fmt;
 
-use ricloud_webhook::{Id, Secret, SecretError, WebhookConfigState};
+use ricloud_webhook::resources::{Id, WebhookConfigState};
+use ricloud_webhook::{Secret, SecretError, WebhookConfig};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use zeroize::Zeroize;
 
-/// A `webhook_config` resource, with its secret when the API sent one.
+/// A `webhook_config` resource as the management endpoints return it: the
+/// resource itself (the core crate's [`WebhookConfig`], which this
+/// dereferences to, as `webhook_config.test` events carry it) and, when the
+/// API sent one, the secret its events are signed with.
 #[derive(Debug, Clone, Deserialize)]
 #[non_exhaustive]
-pub struct WebhookConfig {
-    /// Resource identifier.
-    pub id: Id,
-    /// Owning organisation.
-    #[serde(default)]
-    pub organisation: Option<Id>,
-    /// The URL events are sent to (`<url>/<event id>`).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// `new`, `valid`, `invalid` or `deactivated`.
-    #[serde(default)]
-    pub state: Option<WebhookConfigState>,
-    /// Creation time (ISO 8601).
-    #[serde(default)]
-    pub date_created: Option<String>,
-    /// The secret events are signed with.
+pub struct WebhookConfigWithSecret {
+    /// The resource.
+    #[serde(flatten)]
+    pub config: WebhookConfig,
+    /// The secret events are signed with, when the API sent it.
     #[serde(default)]
     pub secret: Option<ConfigSecret>,
 }
 
-impl WebhookConfig {
+impl WebhookConfigWithSecret {
     /// The state as the API spells it, `"?"` when it sent none.
     pub fn state_str(&self) -> &str {
-        self.state.as_ref().map_or("?", WebhookConfigState::as_str)
+        self.config
+            .state
+            .as_ref()
+            .map_or("?", WebhookConfigState::as_str)
+    }
+}
+
+impl std::ops::Deref for WebhookConfigWithSecret {
+    type Target = WebhookConfig;
+
+    fn deref(&self) -> &WebhookConfig {
+        &self.config
     }
 }
 
@@ -90,7 +94,7 @@ pub struct ApiEvent {
     /// The event id.
     pub id: Id,
     /// `type`: what the event is about (`task`, `poll`, ...).
-    pub event_type: String,
+    pub kind: String,
     /// `action`: what happened (`succeeded`, `completed`, ...).
     pub action: String,
     /// The event's delivery state (`pending`, `succeeded`, `failed`, ...).
@@ -103,7 +107,7 @@ pub struct ApiEvent {
 impl ApiEvent {
     /// `<type>.<action>`, as the dispatcher matches it.
     pub fn slug(&self) -> String {
-        format!("{}.{}", self.event_type, self.action)
+        format!("{}.{}", self.kind, self.action)
     }
 
     /// The event's JSON text as the API sent it.
@@ -123,7 +127,7 @@ impl<'de> Deserialize<'de> for ApiEvent {
         struct Fields {
             id: Id,
             #[serde(rename = "type")]
-            event_type: String,
+            kind: String,
             action: String,
             #[serde(default)]
             state: Option<String>,
@@ -134,7 +138,7 @@ impl<'de> Deserialize<'de> for ApiEvent {
         let fields: Fields = serde_json::from_str(json.get()).map_err(de::Error::custom)?;
         Ok(Self {
             id: fields.id,
-            event_type: fields.event_type,
+            kind: fields.kind,
             action: fields.action,
             state: fields.state,
             date_created: fields.date_created,
@@ -190,7 +194,7 @@ mod tests {
 
     #[test]
     fn a_config_secret_is_redacted() {
-        let config: WebhookConfig = serde_json::from_str(
+        let config: WebhookConfigWithSecret = serde_json::from_str(
             r#"{"id": "c1", "url": "https://h/webhooks", "state": "valid", "secret": "s3cr3t-value", "extra": 1}"#,
         )
         .expect("config");

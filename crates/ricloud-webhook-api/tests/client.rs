@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use ricloud_webhook::{Dispatcher, Receiver, Secret, Verifier, WebhookConfigState};
+use ricloud_webhook::resources::WebhookConfigState;
+use ricloud_webhook::{Dispatcher, Receiver, Secret, Verifier};
 use ricloud_webhook_api::{ApiError, Client, ConfigFilter, ConfigUpdate, EventFilter};
 use ricloud_webhook_api_mock::{BrokenPaging, MockApi};
 use ricloud_webhook_hyper::{serve, WebhookService};
@@ -119,7 +120,7 @@ async fn filters_and_since() {
 
     let by_type = client
         .events(EventFilter {
-            event_type: Some("task".into()),
+            kind: Some("task".into()),
             action: Some("succeeded".into()),
             state: Some("pending".into()),
             ..EventFilter::default()
@@ -130,7 +131,7 @@ async fn filters_and_since() {
     assert_eq!(by_type.len(), pending.len());
     let none = client
         .events(EventFilter {
-            event_type: Some("poll".into()),
+            kind: Some("poll".into()),
             ..EventFilter::default()
         })
         .collect()

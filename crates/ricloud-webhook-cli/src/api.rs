@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
-use ricloud_webhook::{Enqueued, EventQueue as _, Secret, VerifiedEvent, WebhookConfigState};
+use ricloud_webhook::resources::WebhookConfigState;
+use ricloud_webhook::{Enqueued, Event, Secret};
 use ricloud_webhook_api::{
-    ApiEvent, Client, ConfigFilter, ConfigUpdate, EventFilter, Pages, WebhookConfig,
+    ApiEvent, Client, ConfigFilter, ConfigUpdate, EventFilter, Pages, WebhookConfigWithSecret,
 };
 use ricloud_webhook_cli::Sender;
 use serde_json::{json, Value};
@@ -174,7 +175,11 @@ async fn config(client: &Client, mut m: ArgMatches, json: bool) -> anyhow::Resul
 }
 
 /// A config's id, state and URL; its secret only where asked for.
-fn show_config(config: &WebhookConfig, m: &mut ArgMatches, json: bool) -> anyhow::Result<()> {
+fn show_config(
+    config: &WebhookConfigWithSecret,
+    m: &mut ArgMatches,
+    json: bool,
+) -> anyhow::Result<()> {
     let show_secret = m.get_flag("show-secret");
     let file = m.remove_one::<std::path::PathBuf>("secret-file");
     if json {
@@ -210,7 +215,7 @@ fn show_config(config: &WebhookConfig, m: &mut ArgMatches, json: bool) -> anyhow
     Ok(())
 }
 
-fn print_config_line(config: &WebhookConfig, json: bool) -> anyhow::Result<()> {
+fn print_config_line(config: &WebhookConfigWithSecret, json: bool) -> anyhow::Result<()> {
     if json {
         println!(
             "{}",
@@ -228,7 +233,7 @@ fn print_config_line(config: &WebhookConfig, json: bool) -> anyhow::Result<()> {
 }
 
 /// A config as JSON, its secret only when asked for.
-fn config_json(config: &WebhookConfig, with_secret: bool) -> Value {
+fn config_json(config: &WebhookConfigWithSecret, with_secret: bool) -> Value {
     let mut value = json!({
         "id": config.id,
         "resource": "webhook_config",
@@ -297,7 +302,7 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 /// The event filter from `--type`, `--action`, `--since`.
 fn event_filter(m: &mut ArgMatches) -> anyhow::Result<EventFilter> {
     let mut filter = EventFilter {
-        event_type: m.remove_one::<String>("type"),
+        kind: m.remove_one::<String>("type"),
         action: m.remove_one::<String>("action"),
         ..EventFilter::default()
     };
@@ -574,11 +579,11 @@ async fn hand_over(target: &Target, event: ApiEvent) -> Handed {
         Target::Inbox(inbox) => {
             // Fetched from the API itself, over its authenticated channel:
             // as trustworthy as a verified delivery.
-            let verified = match VerifiedEvent::from_stored(body) {
-                Ok(verified) => verified,
+            let event = match Event::from_json(body) {
+                Ok(event) => event,
                 Err(e) => return Handed::Failed(format!("not an event: {e}")),
             };
-            match inbox.enqueue(&verified, SystemTime::now()).await {
+            match inbox.enqueue_fetched(&event, SystemTime::now()).await {
                 Ok(Enqueued::New) => Handed::Delivered,
                 Ok(_) => Handed::Skipped,
                 Err(e) => Handed::Failed(e.to_string()),

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use reqwest::{StatusCode, Url, Version};
-use ricloud_webhook::{sign, Secret, SignatureHeader, SIGNATURE_HEADER};
+use ricloud_webhook::{sign, Secret, SignatureHeader};
 
 /// How long a delivery may take, connecting included, unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,7 +114,7 @@ impl Sender {
             .client
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, header.to_string())
+            .header(SignatureHeader::NAME, header.to_string())
             .body(body)
             .send()
             .await

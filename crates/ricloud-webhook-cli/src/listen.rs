@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
-use ricloud_webhook::{Dispatcher, Event, Receiver, Secret, Verifier, WebhookConfigState};
-use ricloud_webhook_api::{ApiError, Client, ConfigFilter, WebhookConfig};
+use ricloud_webhook::resources::WebhookConfigState;
+use ricloud_webhook::{Dispatcher, Event, Receiver, Secret, Verifier};
+use ricloud_webhook_api::{ApiError, Client, ConfigFilter, WebhookConfigWithSecret};
 use ricloud_webhook_hyper::{serve, Config, WebhookService};
 
 /// How often the config's state is looked at while its first test runs.
@@ -256,7 +257,7 @@ impl Signals {
 }
 
 /// Why the config is not usable.
-fn config_not_valid(config: &WebhookConfig) -> anyhow::Error {
+fn config_not_valid(config: &WebhookConfigWithSecret) -> anyhow::Error {
     anyhow!(
         "webhook config {} is {}: the receiver did not answer the API's test",
         config.id,

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// The event slugs the API documents (the core crate's list).
-pub const EVENT_SLUGS: [&str; 7] = ricloud_webhook::DOCUMENTED_SLUGS;
+pub const EVENT_SLUGS: [&str; 7] = ricloud_webhook::Event::DOCUMENTED_SLUGS;
 
 /// The organisation every sample belongs to.
 const ORGANISATION: u64 = 4954;

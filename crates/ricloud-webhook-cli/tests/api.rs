@@ -5,6 +5,7 @@
 //! answering half-way, an API whose paging never ends, and `listen`
 //! stopped by SIGTERM or SIGHUP.
 
+use ricloud_webhook_testkit::TempDir;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use ricloud_webhook::{sign, Secret, SIGNATURE_HEADER};
+use ricloud_webhook::{sign, Secret, SignatureHeader};
 use ricloud_webhook_api_mock::{BrokenPaging, MockApi};
 use serde_json::Value;
 
@@ -36,24 +37,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ricloud-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A port nothing listens on right now.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -62,25 +45,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The example receiver's binary, built next to this one (by `cargo test
-/// --workspace`, or here when only this crate's tests were built).
+/// The example receiver's binary, next to this one: `cargo test
+/// --workspace` builds it (the example's own tests need it); a run of this
+/// crate's tests alone needs `cargo build -p ricloud-webhook-examples` first.
 fn receiver_binary() -> PathBuf {
     let cli = Path::new(env!("CARGO_BIN_EXE_ricloud-webhook"));
     let path = cli.with_file_name(format!("receiver{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "ricloud-webhook-examples",
-                "--bin",
-                "receiver",
-            ])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "cannot build the example receiver");
-    }
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p ricloud-webhook-examples` (or `cargo test --workspace`)",
+        path.display()
+    );
     path
 }
 
@@ -184,7 +159,7 @@ fn create_run_the_receiver_test_valid_and_with_the_wrong_secret_invalid() {
     let dir = TempDir::new("flow");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/webhooks");
-    let secret_file = dir.0.join("secret");
+    let secret_file = dir.path().join("secret");
 
     // 1. Create the config; the secret goes to a file only we can read.
     let created = output(
@@ -215,7 +190,7 @@ fn create_run_the_receiver_test_valid_and_with_the_wrong_secret_invalid() {
     }
 
     // 2. Run the receiver with it. 3. Test: valid.
-    let receiver = Running::receiver(&dir.0, port, &secret, "memory");
+    let receiver = Running::receiver(dir.path(), port, &secret, "memory");
     let tested = output(cli(&api).args(["config", "test", &id, "--wait", "--timeout", "30"]));
     assert!(
         tested.status.success(),
@@ -247,7 +222,7 @@ fn create_run_the_receiver_test_valid_and_with_the_wrong_secret_invalid() {
     // 5. A receiver with another secret: the test ends invalid, exit 1.
     let other_port = free_port();
     let other_url = format!("http://127.0.0.1:{other_port}/webhooks");
-    let _wrong = Running::receiver(&dir.0, other_port, "not-the-config-secret", "memory");
+    let _wrong = Running::receiver(dir.path(), other_port, "not-the-config-secret", "memory");
     let updated = output(cli(&api).args(["config", "update", &id, "--url", &other_url]));
     assert!(updated.status.success(), "{}", text(&updated.stderr));
     let tested = output(cli(&api).args(["config", "test", &id, "--wait"]));
@@ -335,8 +310,8 @@ fn catch_up_delivers_every_missed_event_once_to_a_running_receiver() {
     let dir = TempDir::new("catch-up-to");
     let port = free_port();
     let secret = "catch-up-receiver-secret";
-    let database = format!("sqlite://{}", dir.0.join("inbox.db").display());
-    let receiver = Running::receiver(&dir.0, port, secret, &database);
+    let database = format!("sqlite://{}", dir.path().join("inbox.db").display());
+    let receiver = Running::receiver(dir.path(), port, secret, &database);
     let to = format!("http://127.0.0.1:{port}/webhooks");
 
     let run = || {
@@ -414,7 +389,7 @@ fn catch_up_into_the_inbox_skips_what_is_there_and_reports_an_api_that_stops() {
     let api = MockApi::start(TOKEN);
     api.add_events(2_300, "failed", Duration::from_secs(60));
     let dir = TempDir::new("catch-up-inbox");
-    let database = format!("sqlite://{}", dir.0.join("inbox.db").display());
+    let database = format!("sqlite://{}", dir.path().join("inbox.db").display());
     let run = || {
         output(cli(&api).args([
             "catch-up",
@@ -517,7 +492,7 @@ fn listen_receives_until(signal: &str) {
             reqwest::Client::new()
                 .post(format!("{public}/{id}"))
                 .header("content-type", "application/json")
-                .header(SIGNATURE_HEADER, header.to_string())
+                .header(SignatureHeader::NAME, header.to_string())
                 .body(body.clone())
                 .send()
                 .await
@@ -660,7 +635,7 @@ fn catch_up_takes_the_database_from_the_environment_and_refuses_a_missing_file()
     let api = MockApi::start(TOKEN);
     api.add_events(3, "failed", Duration::ZERO);
     let dir = TempDir::new("catch-up-env");
-    let missing = dir.0.join("missing.db");
+    let missing = dir.path().join("missing.db");
     let out = output(
         cli(&api)
             .env(
@@ -679,9 +654,9 @@ fn catch_up_takes_the_database_from_the_environment_and_refuses_a_missing_file()
 fn the_secret_file_replaces_a_symlink_instead_of_writing_through_it() {
     let api = MockApi::start(TOKEN);
     let dir = TempDir::new("secret-file");
-    let target = dir.0.join("elsewhere");
+    let target = dir.path().join("elsewhere");
     std::fs::write(&target, "keep me").expect("target");
-    let link = dir.0.join("secret");
+    let link = dir.path().join("secret");
     std::os::unix::fs::symlink(&target, &link).expect("symlink");
     let out = output(
         cli(&api)
@@ -703,7 +678,7 @@ fn the_secret_file_replaces_a_symlink_instead_of_writing_through_it() {
     let secret = std::fs::read_to_string(&link).expect("secret");
     assert_eq!(api.configs()[0]["secret"], secret.as_str());
     // No temporary file left beside it.
-    let names: Vec<_> = std::fs::read_dir(&dir.0)
+    let names: Vec<_> = std::fs::read_dir(dir.path())
         .expect("dir")
         .map(|e| e.expect("entry").file_name())
         .collect();

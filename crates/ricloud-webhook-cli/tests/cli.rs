@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use ricloud_webhook::{sign, Event, Secret, Verifier, SIGNATURE_HEADER};
+use ricloud_webhook::{sign, Event, Secret, SignatureHeader, Verifier};
 use serde_json::Value;
 
 const SECRET_ENV: &str = "RICLOUD_WEBHOOK_SECRET";
@@ -189,7 +189,10 @@ fn receiver_with(
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
-                        let header = parts.headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
+                        let header = parts
+                            .headers
+                            .get(SignatureHeader::NAME)
+                            .map(|v| v.as_bytes());
                         let event = Event::from_json(body.clone()).ok();
                         let verdict = verifier
                             .verify(header, body)
@@ -724,7 +727,8 @@ fn send_takes_one_of_event_and_body() {
 
 /// An inbox file with three events: one done, one dead, one pending.
 fn prepared_inbox(dir: &std::path::Path) -> String {
-    use ricloud_webhook::{Dispatcher, EventQueue, HandlerError, VerifiedEvent};
+    use ricloud_webhook::{Dispatcher, EventQueue, HandlerError};
+    use ricloud_webhook_testkit::{eventually, verified_event};
     let url = format!("sqlite://{}", dir.join("inbox.db").display());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -735,26 +739,24 @@ fn prepared_inbox(dir: &std::path::Path) -> String {
         let inbox = ricloud_webhook_inbox::Inbox::connect(&url).await.expect("inbox");
         for (id, action) in [("e-done", "succeeded"), ("e-dead", "created")] {
             let body = serde_json::json!({"id": id, "type": "task", "action": action, "data": {"id": "t"}});
-            let event = VerifiedEvent::from_stored(serde_json::to_vec(&body).expect("json")).expect("event");
+            let event = verified_event(serde_json::to_vec(&body).expect("json"));
             inbox.enqueue(&event, SystemTime::now()).await.expect("enqueue");
         }
         let dispatcher = Dispatcher::new().on("task.created", |_: std::sync::Arc<ricloud_webhook::Event>| async {
-            Err(HandlerError::acknowledge("no such task"))
+            Err(HandlerError::give_up("no such task"))
         });
         let workers = inbox
             .workers(dispatcher)
             .config(ricloud_webhook_inbox::WorkerConfig::default().poll(Duration::from_millis(20)))
             .spawn();
-        loop {
+        eventually("one event done and one dead", Duration::from_secs(20), || async {
             let stats = inbox.stats().await.expect("stats");
-            if stats.done == 1 && stats.dead == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            stats.done == 1 && stats.dead == 1
+        })
+        .await;
         workers.shutdown().await;
         let body = serde_json::json!({"id": "e-pending", "type": "poll", "action": "completed", "data": null});
-        let event = VerifiedEvent::from_stored(serde_json::to_vec(&body).expect("json")).expect("event");
+        let event = verified_event(serde_json::to_vec(&body).expect("json"));
         inbox.enqueue(&event, SystemTime::now()).await.expect("enqueue");
     });
     url

@@ -375,30 +375,6 @@ where
 mod tests {
     use super::*;
 
-    /// The future hyper boxes per delivery fits glibc's per-thread cache
-    /// (1,032 bytes with its header); a larger block costs a trip through
-    /// the allocator's bins on every request.
-    #[test]
-    fn future_size() {
-        let service = WebhookService::new(Receiver::new(
-            ricloud_webhook::Verifier::new(ricloud_webhook::Secret::new("s").expect("secret")),
-            ricloud_webhook::Dispatcher::new(),
-        ));
-        let request = Request::post("/webhooks/e")
-            .header(CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(Bytes::new()))
-            .expect("request");
-        let Admit::Deliver(parts, body, declared) = service.shared.admit(request) else {
-            panic!("a delivery");
-        };
-        let delivering = Arc::clone(&service.shared).deliver(parts, body, declared);
-        assert!(
-            std::mem::size_of_val(&delivering) <= 1016,
-            "{}",
-            std::mem::size_of_val(&delivering)
-        );
-    }
-
     #[test]
     fn json_content_types() {
         let ok = |s: &'static str| is_json(Some(&HeaderValue::from_static(s)));

@@ -25,7 +25,7 @@ use crate::InboxError;
 ///   event is committed as a `pending` row before the delivery is answered
 ///   200; [`Inbox::workers`] run the handlers.
 /// - As a [`DeliveryStore`] (give it to
-///   [`Receiver::with_store`](ricloud_webhook::Receiver::with_store)): the
+///   [`Receiver::inline`](ricloud_webhook::Receiver::inline)): the
 ///   inline mode's record of handled events, shared by every replica on
 ///   one PostgreSQL database and kept across restarts.
 ///
@@ -142,7 +142,7 @@ impl Inbox {
     /// # Errors
     /// When the event is not there ([`InboxError::is_not_found`]) or the
     /// database cannot be read.
-    pub async fn get(&self, event_id: &str) -> Result<StoredEvent, InboxError> {
+    pub async fn get(&self, event_id: &str) -> Result<RowWithBody, InboxError> {
         let found = on_db!(&self.inner.db, pool => {
             sqlx::query(
                 "SELECT event_id, slug, state, attempts, run_at, lease_owner, lease_expires, last_error, received_at, updated_at, done_at, body \
@@ -157,7 +157,7 @@ impl Inbox {
         let Some((row, body)) = found else {
             return Err(InboxError::not_found(event_id));
         };
-        Ok(StoredEvent {
+        Ok(RowWithBody {
             row: row.map_err(InboxError::database)?,
             body: Bytes::from(body.map_err(InboxError::database)?),
         })
@@ -325,29 +325,41 @@ impl fmt::Debug for Inbox {
     }
 }
 
+impl Inbox {
+    /// Commits an event fetched from the ricloud API itself, over the API's
+    /// authenticated channel (a catch-up), for the workers to run; a
+    /// delivery's event goes through [`EventQueue::enqueue`] instead, which
+    /// takes only a [`VerifiedEvent`].
+    ///
+    /// # Errors
+    /// When the event could not be made durable.
+    pub async fn enqueue_fetched(
+        &self,
+        event: &Event,
+        now: SystemTime,
+    ) -> Result<Enqueued, InboxError> {
+        let new = self.inner.committer.enqueue(new_row(event, now)).await?;
+        Ok(if new {
+            Enqueued::New
+        } else {
+            Enqueued::AlreadyQueued
+        })
+    }
+}
+
 impl EventQueue for Inbox {
     fn enqueue<'a>(
         &'a self,
         event: &'a VerifiedEvent,
         now: SystemTime,
     ) -> StoreFuture<'a, Enqueued> {
-        Box::pin(async move {
-            let new = self
-                .inner
-                .committer
-                .enqueue(new_row(event.event(), now))
-                .await?;
-            Ok(if new {
-                Enqueued::New
-            } else {
-                Enqueued::AlreadyQueued
-            })
-        })
+        Box::pin(async move { Ok(self.enqueue_fetched(event.event(), now).await?) })
     }
 }
 
 impl DeliveryStore for Inbox {
-    fn claim<'a>(&'a self, event: &'a Event, now: SystemTime) -> StoreFuture<'a, Claim> {
+    fn claim<'a>(&'a self, event: &'a VerifiedEvent, now: SystemTime) -> StoreFuture<'a, Claim> {
+        let event = event.event();
         Box::pin(async move {
             let claim = self
                 .inner
@@ -519,16 +531,16 @@ pub struct Row {
 /// A stored event: its row and the body exactly as it was verified.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct StoredEvent {
+pub struct RowWithBody {
     /// Where it is.
     pub row: Row,
     /// The body as received and verified (may hold personal data).
     pub body: Bytes,
 }
 
-impl fmt::Debug for StoredEvent {
+impl fmt::Debug for RowWithBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredEvent")
+        f.debug_struct("RowWithBody")
             .field("row", &self.row)
             .field("body_len", &self.body.len())
             .finish()

@@ -38,12 +38,12 @@
 //!   [`Workers`] take due rows under a lease, run the handlers, and settle
 //!   each row `done`, `pending` again after a backoff with jitter (a
 //!   failure; default 8 attempts), or `dead` (a handler's
-//!   [`HandlerError::acknowledge`](ricloud_webhook::HandlerError::acknowledge),
+//!   [`HandlerError::give_up`](ricloud_webhook::HandlerError::give_up),
 //!   data that does not fit a view, or the last attempt failed).
 //!   *Acknowledged* means: the event is stored durably and will be run
 //!   until it is done or dead; a crash between a handler's success and
 //!   its `done` makes it run again (handlers should be idempotent).
-//! - **Inline** ([`Receiver::with_store`](ricloud_webhook::Receiver::with_store)
+//! - **Inline** ([`Receiver::inline`](ricloud_webhook::Receiver::inline)
 //!   with an [`Inbox`]): the handlers run before the answer, as with the
 //!   in-memory store, but the record of handled events is this table:
 //!   it survives restarts and is shared by every replica on one
@@ -139,7 +139,7 @@ mod inbox;
 mod worker;
 
 pub use error::InboxError;
-pub use inbox::{Inbox, ListFilter, Replay, Row, RowState, Stats, StoredEvent};
+pub use inbox::{Inbox, ListFilter, Replay, Row, RowState, RowWithBody, Stats};
 #[cfg(feature = "postgres")]
 pub use worker::TransactionalHandler;
 pub use worker::{TxFuture, WorkerConfig, Workers, WorkersBuilder};

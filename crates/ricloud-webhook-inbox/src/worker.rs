@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use ricloud_webhook::{Dispatched, Dispatcher, HandlerResult, VerifiedEvent};
+use ricloud_webhook::{Dispatcher, HandlerResult, Reason, StoredEvent};
 #[cfg(feature = "postgres")]
 use ricloud_webhook::{Event, SlugPattern};
 use tokio::sync::watch;
@@ -518,9 +518,11 @@ async fn run_one(shared: Arc<Run>, row: Taken) -> Option<(Lease, Settle)> {
         handed_over: false,
     };
     let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
-    let settle = match VerifiedEvent::from_stored(body) {
+    // The row's body was committed only after the receiver verified it
+    // (or after it was fetched from the API itself, by a catch-up).
+    let settle = match StoredEvent::from_store(body) {
         Ok(event) => {
-            let outcome = shared.dispatcher.dispatch(&event).await;
+            let outcome = shared.dispatcher.dispatch_stored(&event).await;
             settle_for(&shared, &event, &lease, attempts, outcome).await
         }
         Err(e) => Some(Settle::Dead {
@@ -619,10 +621,10 @@ fn clean_error(error: &str) -> String {
 )]
 async fn settle_for(
     shared: &Run,
-    event: &VerifiedEvent,
+    event: &StoredEvent,
     lease: &Lease,
     attempts: u32,
-    outcome: Dispatched,
+    outcome: Reason,
 ) -> Option<Settle> {
     let retry = |error: String| {
         if attempts >= shared.config.max_attempts {
@@ -638,7 +640,7 @@ async fn settle_for(
         }
     };
     Some(match outcome {
-        Dispatched::Handled { .. } | Dispatched::NoHandler => {
+        Reason::Handled { .. } | Reason::NoHandler => {
             #[cfg(feature = "postgres")]
             if let Some(settled) = run_transactional(shared, event, lease).await {
                 return settled.map_or_else(|error| Some(retry(error)), |()| None);
@@ -646,22 +648,23 @@ async fn settle_for(
             let _ = (event, lease);
             Settle::Done
         }
-        Dispatched::Acknowledged { message } => Settle::Dead {
+        Reason::HandlerGaveUp { message } => Settle::Dead {
             error: format!("a handler gave up on it: {message}"),
         },
-        Dispatched::ViewMismatch {
+        Reason::ViewMismatch {
             view,
             redeliver: false,
         } => Settle::Dead {
             error: format!("its data does not fit the `{view}` view"),
         },
-        Dispatched::ViewMismatch { view, .. } => {
+        Reason::ViewMismatch { view, .. } => {
             retry(format!("its data does not fit the `{view}` view"))
         }
-        Dispatched::Retry { message } => retry(message),
-        Dispatched::Panicked { message } => retry(format!("a handler panicked: {message}")),
-        // A later outcome of the core crate: treated as a failure to retry.
-        other => retry(format!("{other:?}")),
+        Reason::HandlerRetry { message } => retry(message),
+        Reason::HandlerPanicked { message } => retry(format!("a handler panicked: {message}")),
+        // Not a handler's reason (the dispatcher returns only those):
+        // treated as a failure to retry.
+        other => retry(other.to_string()),
     })
 }
 
@@ -672,7 +675,7 @@ async fn settle_for(
 #[cfg(feature = "postgres")]
 async fn run_transactional(
     shared: &Run,
-    event: &VerifiedEvent,
+    event: &StoredEvent,
     lease: &Lease,
 ) -> Option<Result<(), String>> {
     let matching: Vec<_> = shared

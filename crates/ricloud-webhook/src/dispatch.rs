@@ -8,10 +8,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll as TaskPoll;
 
-use bytes::Bytes;
-
 use crate::resources::{Poll, Session, Task, WebhookConfig};
-use crate::{Event, EventError, Verified, ViewError};
+use crate::{Event, Reason, StoredEvent, VerifiedEvent, ViewError};
 
 /// A boxed, sendable future, as handlers return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -20,10 +18,10 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// API should deliver the event again.
 pub type HandlerResult = Result<(), HandlerError>;
 
-/// A handler failure, either asking for redelivery or acknowledging the event.
+/// A handler failure, either asking for redelivery or giving up on the event.
 ///
 /// Any error converts into a failure that asks for redelivery, so `?` works in
-/// handlers. Use [`HandlerError::acknowledge`] for an event that can never be
+/// handlers. Use [`HandlerError::give_up`] for an event that can never be
 /// handled (retrying it would only cause a retry storm): it is logged and
 /// answered with success.
 pub struct HandlerError {
@@ -40,9 +38,10 @@ impl HandlerError {
         }
     }
 
-    /// A permanent failure: logged, then acknowledged (HTTP 200) so the API
-    /// does not retry.
-    pub fn acknowledge(message: impl fmt::Display) -> Self {
+    /// A permanent failure: the handler gives up on the event. It is logged
+    /// at ERROR, then acknowledged (HTTP 200) so the API does not retry; a
+    /// durable inbox marks it dead.
+    pub fn give_up(message: impl fmt::Display) -> Self {
         Self {
             retry: false,
             message: message.to_string(),
@@ -78,69 +77,6 @@ impl fmt::Debug for HandlerError {
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
-    }
-}
-
-/// An event parsed from a [`Verified`] delivery: the only thing a
-/// [`Dispatcher`] accepts, so handlers never see unverified bytes.
-#[derive(Clone)]
-pub struct VerifiedEvent {
-    event: Arc<Event>,
-    matched_secret: usize,
-}
-
-impl VerifiedEvent {
-    /// Parses the verified body as an event.
-    ///
-    /// # Errors
-    /// [`EventError`] when the body is not an event.
-    pub fn parse(verified: Verified) -> Result<Self, EventError> {
-        let matched_secret = verified.matched_secret();
-        let event = Event::from_json(verified.into_body())?;
-        Ok(Self {
-            event: Arc::new(event),
-            matched_secret,
-        })
-    }
-
-    /// An event read back from a store that recorded it only after it was
-    /// verified (an inbox's row), for the store's workers to dispatch.
-    ///
-    /// This is the one way to build a `VerifiedEvent` without a
-    /// [`Verified`] token: call it only on bytes that a
-    /// [`DeliveryStore`](crate::DeliveryStore) or
-    /// [`EventQueue`](crate::EventQueue) stored after the receiver verified
-    /// them, or on an event fetched from the API itself over its
-    /// authenticated channel (a catch-up). The signature's time window is
-    /// not checked again: a stored event may be run, or replayed, long
-    /// after it arrived.
-    ///
-    /// # Errors
-    /// [`EventError`] when the body is not an event.
-    pub fn from_stored(body: impl Into<Bytes>) -> Result<Self, EventError> {
-        Ok(Self {
-            event: Arc::new(Event::from_json(body)?),
-            matched_secret: 0,
-        })
-    }
-
-    /// The event.
-    pub fn event(&self) -> &Arc<Event> {
-        &self.event
-    }
-
-    /// Which secret verified it (0 = current).
-    pub fn matched_secret(&self) -> usize {
-        self.matched_secret
-    }
-}
-
-impl fmt::Debug for VerifiedEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifiedEvent")
-            .field("event", &self.event)
-            .field("matched_secret", &self.matched_secret)
-            .finish()
     }
 }
 
@@ -374,8 +310,12 @@ impl Dispatcher {
             .count()
     }
 
-    /// Runs every handler that matches, in registration order, and reports
-    /// the combined result.
+    /// Runs every handler that matches a verified delivery's event, in
+    /// registration order, and reports the combined result as one of the
+    /// handler [`Reason`]s: [`Handled`](Reason::Handled),
+    /// [`NoHandler`](Reason::NoHandler), [`HandlerGaveUp`](Reason::HandlerGaveUp),
+    /// [`ViewMismatch`](Reason::ViewMismatch), [`HandlerRetry`](Reason::HandlerRetry)
+    /// or [`HandlerPanicked`](Reason::HandlerPanicked).
     ///
     /// All matching handlers run even when one fails. A panic in a handler is
     /// caught and counts as asking for redelivery. A typed view that does
@@ -384,21 +324,30 @@ impl Dispatcher {
     /// deduplicates whole events, so a redelivery runs every matching
     /// handler again, those that succeeded included: handlers sharing an
     /// event should be idempotent.
-    pub async fn dispatch(&self, event: &VerifiedEvent) -> Dispatched {
-        let event = &event.event;
+    pub async fn dispatch(&self, event: &VerifiedEvent) -> Reason {
+        self.run(event.event()).await
+    }
+
+    /// As [`dispatch`](Self::dispatch), for an event a store's worker read
+    /// back from the store that verified it before committing it.
+    pub async fn dispatch_stored(&self, event: &StoredEvent) -> Reason {
+        self.run(event.event()).await
+    }
+
+    async fn run(&self, event: &Arc<Event>) -> Reason {
         let mut handled = 0;
-        let mut worst = Dispatched::NoHandler;
+        let mut worst = Reason::NoHandler;
         for route in self.routes.iter().filter(|r| r.pattern.matches(event)) {
             let result = match catch_unwind(AssertUnwindSafe(|| (route.handler)(event))) {
                 Ok(Ok(future)) => run_caught(future).await,
                 Ok(Err(view_error)) => {
                     tracing::debug!(detail = view_error.detail(), "view does not fit");
-                    Err(Dispatched::ViewMismatch {
+                    Err(Reason::ViewMismatch {
                         view: view_error.view().unwrap_or(route.view),
                         redeliver: self.on_view_mismatch == OnViewMismatch::Redeliver,
                     })
                 }
-                Err(panic) => Err(Dispatched::Panicked {
+                Err(panic) => Err(Reason::HandlerPanicked {
                     message: panic_message(&*panic),
                 }),
             };
@@ -407,29 +356,46 @@ impl Dispatcher {
                     handled += 1;
                     continue;
                 }
-                Ok(Err(e)) if e.retry => Dispatched::Retry { message: e.message },
-                Ok(Err(e)) => Dispatched::Acknowledged { message: e.message },
+                Ok(Err(e)) if e.retry => Reason::HandlerRetry { message: e.message },
+                Ok(Err(e)) => Reason::HandlerGaveUp { message: e.message },
                 Err(failure) => failure,
             };
-            if failure.rank() > worst.rank() {
+            if rank(&failure) > rank(&worst) {
                 worst = failure;
             }
         }
         match worst {
-            Dispatched::NoHandler if handled > 0 => Dispatched::Handled { handlers: handled },
+            Reason::NoHandler if handled > 0 => Reason::Handled { handlers: handled },
             other => other,
         }
     }
 }
 
+/// How bad a handler result is: the worst of an event's handlers decides.
+fn rank(reason: &Reason) -> u8 {
+    match reason {
+        Reason::NoHandler => 1,
+        Reason::HandlerGaveUp { .. }
+        | Reason::ViewMismatch {
+            redeliver: false, ..
+        } => 2,
+        Reason::HandlerRetry { .. }
+        | Reason::ViewMismatch {
+            redeliver: true, ..
+        } => 3,
+        Reason::HandlerPanicked { .. } => 4,
+        _ => 0,
+    }
+}
+
 /// Polls a handler's future, turning a panic into a value.
-async fn run_caught(mut future: BoxFuture<HandlerResult>) -> Result<HandlerResult, Dispatched> {
+async fn run_caught(mut future: BoxFuture<HandlerResult>) -> Result<HandlerResult, Reason> {
     poll_fn(move |cx| {
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(TaskPoll::Ready(result)) => TaskPoll::Ready(Ok(result)),
             Ok(TaskPoll::Pending) => TaskPoll::Pending,
             // The future is dropped with the closure and never polled again.
-            Err(panic) => TaskPoll::Ready(Err(Dispatched::Panicked {
+            Err(panic) => TaskPoll::Ready(Err(Reason::HandlerPanicked {
                 message: panic_message(&*panic),
             })),
         }
@@ -458,64 +424,5 @@ impl fmt::Debug for Dispatcher {
             )
             .field("on_view_mismatch", &self.on_view_mismatch)
             .finish()
-    }
-}
-
-/// The combined result of the handlers for one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Dispatched {
-    /// Every matching handler succeeded.
-    Handled {
-        /// How many ran.
-        handlers: usize,
-    },
-    /// No handler matches the event.
-    NoHandler,
-    /// A handler failed permanently and asked for the event to be acknowledged.
-    Acknowledged {
-        /// The handler's message.
-        message: String,
-    },
-    /// A handler asked for redelivery.
-    Retry {
-        /// The handler's message.
-        message: String,
-    },
-    /// A typed handler could not run: the data does not fit its view.
-    ViewMismatch {
-        /// The view's type name.
-        view: &'static str,
-        /// Whether the dispatcher asks for redelivery of such events
-        /// ([`OnViewMismatch::Redeliver`]) rather than acknowledging them.
-        redeliver: bool,
-    },
-    /// A handler panicked.
-    Panicked {
-        /// The panic message (user text: log it at debug level).
-        message: String,
-    },
-}
-
-impl Dispatched {
-    /// Whether the delivery should be acknowledged (no redelivery wanted).
-    pub fn acknowledges(&self) -> bool {
-        self.rank() <= 2
-    }
-
-    fn rank(&self) -> u8 {
-        match self {
-            Self::Handled { .. } => 0,
-            Self::NoHandler => 1,
-            Self::Acknowledged { .. }
-            | Self::ViewMismatch {
-                redeliver: false, ..
-            } => 2,
-            Self::Retry { .. }
-            | Self::ViewMismatch {
-                redeliver: true, ..
-            } => 3,
-            Self::Panicked { .. } => 4,
-        }
     }
 }

@@ -10,18 +10,6 @@ use serde_json::value::RawValue;
 
 use crate::resources::{Poll, Session, Task, WebhookConfig};
 
-/// The event slugs the API documents, in the order its documentation lists
-/// them. The API may send others at any time; a receiver accepts those too.
-pub const DOCUMENTED_SLUGS: [&str; 7] = [
-    "webhook_config.test",
-    "session.expired",
-    "poll.created",
-    "poll.completed",
-    "task.created",
-    "task.succeeded",
-    "task.failed",
-];
-
 /// An event as the ricloud API sends it.
 ///
 /// Only `id`, `type` and `action` are required: the envelope tolerates
@@ -120,6 +108,18 @@ struct Envelope<'a> {
 const NULL: &str = "null";
 
 impl Event {
+    /// The event slugs the API documents, in the order its documentation lists
+    /// them. The API may send others at any time; a receiver accepts those too.
+    pub const DOCUMENTED_SLUGS: [&'static str; 7] = [
+        "webhook_config.test",
+        "session.expired",
+        "poll.created",
+        "poll.completed",
+        "task.created",
+        "task.succeeded",
+        "task.failed",
+    ];
+
     /// The longest `id`, `type` or `action` accepted, in bytes. The API's
     /// ids are UUIDs and its slugs short words; the cap keeps every name a
     /// store indexes well inside its key limits.

@@ -59,7 +59,8 @@
 //! ```
 //!
 //! This crate has no sockets and no async runtime: it takes request parts and
-//! returns an [`Outcome`]. The `ricloud-webhook-hyper` crate is the listening
+//! returns an [`Outcome`]. What a delivery can end as, why, and what the
+//! endpoint answers is one vocabulary, [`Reason`]: see its module's table. The `ricloud-webhook-hyper` crate is the listening
 //! endpoint built on it.
 //!
 //! # Security
@@ -92,8 +93,9 @@
 //!   ([`DeliveryStore`]); the in-memory store never forgets an id inside the
 //!   window, and answers 503 when it is full instead.
 //! - **Fail closed.** A [`Verifier`] cannot be built without a secret, and a
-//!   [`Secret`] cannot be empty. Handlers only ever receive a [`VerifiedEvent`],
-//!   which only a successful verification produces. A store error is never
+//!   [`Secret`] cannot be empty. Handlers only ever run on a [`VerifiedEvent`],
+//!   which only a successful verification produces, or on a [`StoredEvent`],
+//!   which a store builds only from bytes it verified before committing. A store error is never
 //!   an acknowledgement: it is answered 503.
 //! - **No leaks.** [`Secret`] prints `[redacted]` and has no `Display`. No
 //!   error, log line or panic message holds a secret, an expected
@@ -103,7 +105,7 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 200 | inline: handled; a duplicate of an event already handled; no handler matches (unknown slugs included, and `webhook_config.test` with no handler); a handler failed with [`HandlerError::acknowledge`]; the data does not fit a handler's typed view (logged at ERROR with the event id and the view; [`OnViewMismatch::Redeliver`] makes it 500). Queued: the verified event is committed to the [`EventQueue`], or a copy of it already was |
+//! | 200 | inline: handled; a duplicate of an event already handled; no handler matches (unknown slugs included, and `webhook_config.test` with no handler); a handler gave up with [`HandlerError::give_up`]; the data does not fit a handler's typed view (logged at ERROR with the event id and the view; [`OnViewMismatch::Redeliver`] makes it 500). Queued: the verified event is committed to the [`EventQueue`], or a copy of it already was |
 //! | 400 | malformed signature header; verified body that is not an event (an `id`, `type` or `action` with a control character or over [`Event::MAX_NAME_LEN`] bytes included: it cannot be stored or logged safely); path id different from body id |
 //! | 401 | missing signature header; no secret matches; timestamp outside the window |
 //! | 404 | no event id in the path: the receiver takes the last non-empty segment (one trailing `/` allowed) as the id and knows no prefix; the adapter answers 404 for every path but `<prefix>/<id>` |
@@ -113,7 +115,7 @@
 //!
 //! # Modes, and what a 200 means
 //!
-//! - **Inline** ([`Receiver::new`], [`Receiver::with_store`]): the handlers
+//! - **Inline** ([`Receiver::new`], [`Receiver::inline`]): the handlers
 //!   run before the answer. A 200 means they ran to an outcome that needs
 //!   no redelivery and the [`DeliveryStore`] recorded the event as handled.
 //!   With the default [`MemoryStore`] that record is in this process only;
@@ -136,7 +138,9 @@
 //! [`Session`], [`WebhookConfig`]) or a pair of them. Every matching handler
 //! runs; any failure that asks for redelivery fails the delivery, and the
 //! event stays redeliverable. Concurrent deliveries of one event id run the
-//! handlers once: the second waits for the first's outcome.
+//! handlers once: with the [`MemoryStore`] the second waits for the first's
+//! outcome; with a store shared by replicas (the inbox) it is answered 503
+//! ([`Reason::Busy`]) and delivered again later.
 //!
 //! # Feature flags
 //!
@@ -150,31 +154,31 @@
 
 mod dispatch;
 mod event;
+mod key;
+mod outcome;
 mod receiver;
-mod resources;
+pub mod resources;
 mod secret;
 mod signature;
 mod store;
+mod verified;
 mod verify;
 
 pub use dispatch::{
-    BoxFuture, Dispatched, Dispatcher, FromEvent, Handler, HandlerError, HandlerResult,
-    OnViewMismatch, SlugPattern, VerifiedEvent,
+    BoxFuture, Dispatcher, FromEvent, Handler, HandlerError, HandlerResult, OnViewMismatch,
+    SlugPattern,
 };
-pub use event::{Event, EventData, EventError, ViewError, DOCUMENTED_SLUGS};
-pub use receiver::{Delivery, Outcome, Reason, Receiver};
-pub use resources::{
-    Id, Poll, PollState, ResultList, ResultResource, ResultState, Session, SessionState, Task,
-    TaskState, WebhookConfig, WebhookConfigState,
-};
+pub use event::{Event, EventData, EventError, ViewError};
+pub use outcome::{Outcome, Reason};
+pub use receiver::{Delivery, Receiver};
+pub use resources::{Poll, Session, Task, WebhookConfig};
 pub use secret::{Secret, SecretError};
-pub use signature::{
-    sign, HeaderError, SignatureHeader, MAX_HEADER_LEN, SIGNATURE_HEADER, SIGNATURE_LEN,
-};
+pub use signature::{sign, HeaderError, SignatureHeader};
 pub use store::{
     Claim, DeliveryStore, Enqueued, EventQueue, InFlight, MemoryStore, StoreError, StoreFuture,
 };
-pub use verify::{TimeWindow, Verified, Verifier, VerifyError};
+pub use verified::{StoredEvent, VerifiedEvent};
+pub use verify::{TimeWindow, VerifiedBody, Verifier, VerifyError};
 
 /// Re-exported for callers that build [`Delivery`] values.
 pub use bytes::Bytes;

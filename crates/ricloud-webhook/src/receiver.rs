@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tracing::{Instrument, Level};
 
+use crate::outcome::Slug;
 use crate::store::{Claim, DeliveryStore, Enqueued, EventQueue, MemoryStore, StoreError};
 use crate::{
-    Dispatched, Dispatcher, Event, EventError, HeaderError, VerifiedEvent, Verifier, VerifyError,
+    Dispatcher, Event, HeaderError, Outcome, Reason, VerifiedEvent, Verifier, VerifyError,
 };
 
-/// [`SIGNATURE_HEADER`](crate::SIGNATURE_HEADER) as a ready header name.
+/// [`SignatureHeader::NAME`](SignatureHeader::NAME) as a ready header name.
 const SIGNATURE_HEADER_NAME: HeaderName = HeaderName::from_static("ricloud-signature");
 
 /// One HTTP request as the receiver needs it.
@@ -34,7 +35,7 @@ pub struct Delivery<'a> {
 ///
 /// Two modes:
 ///
-/// - **Inline** ([`Receiver::new`]): the handlers run before the answer,
+/// - **Inline** ([`Receiver::new`], [`Receiver::inline`]): the handlers run before the answer,
 ///   and their outcome decides it (200 or 500); the [`DeliveryStore`]
 ///   records handled events, so a redelivery does not run them again.
 /// - **Queued** ([`Receiver::queued`]): a verified event is committed to an
@@ -66,11 +67,18 @@ enum Sink {
 impl Receiver {
     /// An inline receiver with the default in-memory [`MemoryStore`].
     pub fn new(verifier: Verifier, dispatcher: Dispatcher) -> Self {
+        Self::inline(verifier, dispatcher, MemoryStore::new())
+    }
+
+    /// An inline receiver that records handled events in `store` (a
+    /// durable one, such as `ricloud-webhook-inbox`'s, keeps them across
+    /// restarts and replicas).
+    pub fn inline(verifier: Verifier, dispatcher: Dispatcher, store: impl DeliveryStore) -> Self {
         Self::with_sink(
             verifier,
             Sink::Inline {
                 dispatcher,
-                store: Arc::new(MemoryStore::new()),
+                store: Arc::new(store),
             },
         )
     }
@@ -100,16 +108,6 @@ impl Receiver {
     #[must_use]
     pub fn with_span_level(mut self, level: Level) -> Self {
         self.span_level = level;
-        self
-    }
-
-    /// Replaces the deduplication store of an inline receiver (a queued
-    /// receiver has none: its queue is its store).
-    #[must_use]
-    pub fn with_store(mut self, store: impl DeliveryStore) -> Self {
-        if let Sink::Inline { store: current, .. } = &mut self.sink {
-            *current = Arc::new(store);
-        }
         self
     }
 
@@ -187,14 +185,14 @@ impl Receiver {
         if values.next().is_some() {
             // Two signatures are never sent by the API; which one a proxy
             // keeps is not ours to guess.
-            return Err(Outcome::new(Reason::Verify(VerifyError::MalformedHeader(
-                HeaderError::Repeated,
-            ))));
+            return Err(Outcome::new(Reason::Unverified(
+                VerifyError::MalformedHeader(HeaderError::Repeated),
+            )));
         }
         let verified = self
             .verifier
             .verify_at(header, delivery.body, now)
-            .map_err(|e| Outcome::new(Reason::Verify(e)))?;
+            .map_err(|e| Outcome::new(Reason::Unverified(e)))?;
         let event =
             VerifiedEvent::parse(verified).map_err(|e| Outcome::new(Reason::NotAnEvent(e)))?;
         if event.event().id != path_id {
@@ -243,7 +241,8 @@ impl Receiver {
             return Reason::ShuttingDown;
         }
         match queue.enqueue(event, now).await {
-            Ok(enqueued) => Reason::Queued(enqueued),
+            Ok(Enqueued::New) => Reason::Queued,
+            Ok(Enqueued::AlreadyQueued) => Reason::AlreadyQueued,
             Err(e) => store_failed(&e),
         }
     }
@@ -260,14 +259,14 @@ impl Receiver {
         }
         let id = event.event().id.as_str();
         loop {
-            match store.claim(event.event(), now).await {
+            match store.claim(event, now).await {
                 Ok(Claim::Claimed) => break,
-                Ok(Claim::AlreadyHandled) => return Reason::Duplicate,
+                Ok(Claim::AlreadyHandled) => return Reason::AlreadyHandled,
                 // The other delivery's outcome decides: handled means this
                 // one is a duplicate; released means this one should try.
                 Ok(Claim::InFlight(wait)) => {
                     if wait.await {
-                        return Reason::Duplicate;
+                        return Reason::AlreadyHandled;
                     }
                 }
                 Ok(Claim::Busy) => return Reason::Busy,
@@ -279,9 +278,9 @@ impl Receiver {
             id,
             armed: true,
         };
-        let dispatched = dispatcher.dispatch(event).await;
-        match guard.finish(dispatched.acknowledges(), now).await {
-            Ok(()) => Reason::Dispatched(dispatched),
+        let reason = dispatcher.dispatch(event).await;
+        match guard.finish(reason.is_acknowledged(), now).await {
+            Ok(()) => reason,
             Err(e) => store_failed(&e),
         }
     }
@@ -361,267 +360,14 @@ impl fmt::Debug for Receiver {
     }
 }
 
-/// What happened to a delivery, and the HTTP status to answer with.
-///
-/// Once the event is verified and parsed, the outcome holds it (shared, not
-/// copied), so keeping an outcome keeps the event's body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    reason: Reason,
-    event: Option<Arc<Event>>,
-    matched_secret: Option<usize>,
-}
-
-impl Outcome {
-    /// An outcome decided before the event was known.
-    pub fn new(reason: Reason) -> Self {
-        Self {
-            reason,
-            event: None,
-            matched_secret: None,
-        }
-    }
-
-    /// The HTTP status to answer with.
-    pub fn status(&self) -> StatusCode {
-        self.reason.status()
-    }
-
-    /// Why.
-    pub fn reason(&self) -> &Reason {
-        &self.reason
-    }
-
-    /// The verified event, once known.
-    pub fn event(&self) -> Option<&Arc<Event>> {
-        self.event.as_ref()
-    }
-
-    /// The verified event's id, once known.
-    pub fn event_id(&self) -> Option<&str> {
-        self.event.as_deref().map(|e| e.id.as_str())
-    }
-
-    /// The verified event's slug, once known.
-    pub fn slug(&self) -> Option<String> {
-        self.event.as_deref().map(Event::slug)
-    }
-
-    /// Which secret verified the delivery (0 = current), once known.
-    pub fn matched_secret(&self) -> Option<usize> {
-        self.matched_secret
-    }
-
-    /// A short text for the response body: `OK` on success, else the reason.
-    /// Never holds a secret, a signature or the body.
-    pub fn body(&self) -> String {
-        if self.status().is_success() {
-            "OK".to_owned()
-        } else {
-            self.reason.to_string()
-        }
-    }
-
-    /// Logs the outcome once, with the event's id and slug when known (so
-    /// the line identifies the event whether or not the span is enabled).
-    fn log(&self) {
-        let status = self.status().as_u16();
-        let event_id = self.event_id();
-        let slug = self
-            .event
-            .as_deref()
-            .map(|e| tracing::field::display(Slug(e)));
-        match &self.reason {
-            Reason::Dispatched(Dispatched::Panicked { message }) => {
-                tracing::debug!(
-                    event_id,
-                    slug,
-                    panic = message.as_str(),
-                    "handler panic message"
-                );
-                tracing::error!(
-                    status,
-                    event_id,
-                    slug,
-                    "handler panicked; asking for redelivery"
-                );
-            }
-            // A handler's message is its own text and may quote the event
-            // (an error from parsing `data` does): debug level only, as
-            // for panic messages.
-            Reason::Dispatched(Dispatched::Retry { message }) => {
-                tracing::debug!(event_id, slug, error = message.as_str(), "handler error");
-                tracing::error!(status, event_id, slug, "handler asked for redelivery");
-            }
-            Reason::Dispatched(Dispatched::Acknowledged { message }) => {
-                tracing::debug!(event_id, slug, error = message.as_str(), "handler error");
-                tracing::error!(
-                    status,
-                    event_id,
-                    slug,
-                    "handler failed permanently; acknowledged"
-                );
-            }
-            Reason::Dispatched(Dispatched::ViewMismatch { view, redeliver }) => {
-                let answer = if *redeliver {
-                    "asking for redelivery"
-                } else {
-                    "acknowledged"
-                };
-                tracing::error!(
-                    status,
-                    event_id,
-                    slug,
-                    view,
-                    "event data does not fit the handler's view; {answer}"
-                );
-            }
-            Reason::Dispatched(Dispatched::NoHandler) => {
-                tracing::info!(
-                    status,
-                    event_id,
-                    slug,
-                    "no handler for this event; acknowledged"
-                );
-            }
-            reason if self.status().is_success() => {
-                let secret = self.matched_secret.unwrap_or(0);
-                if secret > 0 {
-                    tracing::info!(
-                        status,
-                        event_id,
-                        slug,
-                        secret,
-                        "verified with a previous secret"
-                    );
-                }
-                tracing::debug!(status, event_id, slug, %reason, "delivery done");
-            }
-            reason @ (Reason::StoreFull | Reason::StoreUnavailable | Reason::Busy) => {
-                tracing::warn!(status, event_id, slug, %reason, "delivery not taken; asking for redelivery");
-            }
-            // Everything else is what a sender without the secret can
-            // cause, at will and in bulk: not worth a line at WARN.
-            reason => tracing::debug!(status, event_id, slug, %reason, "delivery refused"),
-        }
-    }
-}
-
-/// An event's slug for a log field, without building the string.
-struct Slug<'a>(&'a Event);
-
-impl fmt::Display for Slug<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.0.kind, self.0.action)
-    }
-}
-
-/// Why a delivery ended as it did; decides the status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Reason {
-    /// The handlers ran (or none matched); see the report. 200 unless a
-    /// handler asked for redelivery or panicked, or a view did not fit and
-    /// the dispatcher redelivers those (500).
-    Dispatched(Dispatched),
-    /// The event was handled before: 200 without running handlers.
-    Duplicate,
-    /// Queued mode: the event is committed to the queue (or was there
-    /// already): 200; the queue's workers run the handlers.
-    Queued(Enqueued),
-    /// Signature verification failed: 400 for a malformed header, else 401.
-    Verify(VerifyError),
-    /// The verified body is not an event: 400.
-    NotAnEvent(EventError),
-    /// The event id in the path differs from the signed body's `id`: 400.
-    PathMismatch,
-    /// The path has no event id: 404.
-    NotFound,
-    /// The method is not POST: 405.
-    MethodNotAllowed,
-    /// The receiver is shutting down: 503, the API retries later.
-    ShuttingDown,
-    /// Another delivery of the event is being handled elsewhere: 503.
-    Busy,
-    /// The delivery store is full of events inside the replay window: 503.
-    StoreFull,
-    /// The delivery store failed: 503, never an acknowledgement.
-    StoreUnavailable,
-}
-
-impl Reason {
-    /// The HTTP status for this reason (the crate's status table).
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Dispatched(d) if d.acknowledges() => StatusCode::OK,
-            Self::Dispatched(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Duplicate | Self::Queued(_) => StatusCode::OK,
-            Self::Verify(VerifyError::MalformedHeader(_)) => StatusCode::BAD_REQUEST,
-            Self::Verify(_) => StatusCode::UNAUTHORIZED,
-            Self::NotAnEvent(_) | Self::PathMismatch => StatusCode::BAD_REQUEST,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::ShuttingDown | Self::Busy | Self::StoreFull | Self::StoreUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Dispatched(Dispatched::Handled { handlers }) => {
-                write!(f, "handled by {handlers} handler(s)")
-            }
-            Self::Dispatched(Dispatched::NoHandler) => f.write_str("no handler; acknowledged"),
-            Self::Dispatched(Dispatched::Acknowledged { .. }) => {
-                f.write_str("a handler failed permanently; acknowledged")
-            }
-            Self::Dispatched(Dispatched::Retry { .. }) => {
-                f.write_str("a handler failed; please redeliver")
-            }
-            Self::Dispatched(Dispatched::ViewMismatch { view, redeliver }) => write!(
-                f,
-                "event data does not fit the `{view}` view of a handler{}",
-                if *redeliver {
-                    "; please redeliver"
-                } else {
-                    "; acknowledged"
-                }
-            ),
-            Self::Dispatched(Dispatched::Panicked { .. }) => {
-                f.write_str("a handler panicked; please redeliver")
-            }
-            Self::Duplicate => f.write_str("event already handled"),
-            Self::Queued(Enqueued::New) => f.write_str("event committed to the queue"),
-            Self::Queued(Enqueued::AlreadyQueued) => f.write_str("event already in the queue"),
-            Self::Verify(e) => fmt::Display::fmt(e, f),
-            Self::NotAnEvent(e) => fmt::Display::fmt(e, f),
-            Self::PathMismatch => {
-                f.write_str("event id in the path differs from the `id` in the signed body")
-            }
-            Self::NotFound => f.write_str("path has no event id"),
-            Self::MethodNotAllowed => f.write_str("only POST is accepted"),
-            Self::ShuttingDown => f.write_str("receiver is shutting down; please redeliver"),
-            Self::Busy => {
-                f.write_str("another delivery of this event is being handled; please redeliver")
-            }
-            Self::StoreFull => f.write_str("too many events to remember; please redeliver"),
-            Self::StoreUnavailable => {
-                f.write_str("the delivery store is unavailable; please redeliver")
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn header_name_is_the_signature_header() {
-        let parsed = HeaderName::from_bytes(crate::SIGNATURE_HEADER.as_bytes()).expect("valid");
+        let parsed =
+            HeaderName::from_bytes(crate::SignatureHeader::NAME.as_bytes()).expect("valid");
         assert_eq!(SIGNATURE_HEADER_NAME, parsed);
     }
 

@@ -4,22 +4,9 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use hmac::Mac as _;
 
-use crate::verify::Key;
+use crate::key::Key;
 use crate::Secret;
-
-/// The name of the header that carries the signature.
-pub const SIGNATURE_HEADER: &str = "Ricloud-Signature";
-
-/// The longest header value the parser looks at, checked before anything else.
-///
-/// A well-formed value is at most `t=` + 20 digits + `,s=` + 44 characters:
-/// 69 bytes. Anything much longer is not from the API.
-pub const MAX_HEADER_LEN: usize = 128;
-
-/// Length of an HMAC-SHA256 tag in bytes.
-pub const SIGNATURE_LEN: usize = 32;
 
 /// Length of the base64 text of a tag, with its `=` padding.
 const SIGNATURE_B64_LEN: usize = 44;
@@ -40,12 +27,24 @@ const SIGNATURE_B64_LEN: usize = 44;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SignatureHeader {
     timestamp: u64,
-    signature: [u8; SIGNATURE_LEN],
+    signature: [u8; Self::TAG_LEN],
 }
 
 impl SignatureHeader {
+    /// The name of the header that carries the signature.
+    pub const NAME: &'static str = "Ricloud-Signature";
+
+    /// The longest header value the parser looks at, checked before anything else.
+    ///
+    /// A well-formed value is at most `t=` + 20 digits + `,s=` + 44 characters:
+    /// 69 bytes. Anything much longer is not from the API.
+    pub const MAX_LEN: usize = 128;
+
+    /// Length of an HMAC-SHA256 tag in bytes.
+    pub const TAG_LEN: usize = crate::key::TAG_LEN;
+
     /// Builds a header from its parts.
-    pub const fn new(timestamp: u64, signature: [u8; SIGNATURE_LEN]) -> Self {
+    pub const fn new(timestamp: u64, signature: [u8; Self::TAG_LEN]) -> Self {
         Self {
             timestamp,
             signature,
@@ -58,7 +57,7 @@ impl SignatureHeader {
     }
 
     /// The HMAC-SHA256 tag the sender claims.
-    pub const fn signature(&self) -> &[u8; SIGNATURE_LEN] {
+    pub const fn signature(&self) -> &[u8; Self::TAG_LEN] {
         &self.signature
     }
 
@@ -68,14 +67,14 @@ impl SignatureHeader {
     /// leading zero, at most `u64::MAX`), a comma, `s=` then 44 characters of
     /// standard padded base64 that decode to exactly 32 bytes. Each field
     /// once, in that order, nothing else, no whitespace. The length bound
-    /// ([`MAX_HEADER_LEN`]) is checked before any other work. Being strict
+    /// ([`Self::MAX_LEN`]) is checked before any other work. Being strict
     /// makes the spelling canonical: an accepted value formats back to the
     /// same bytes, so the digits hashed are the digits received.
     ///
     /// # Errors
     /// A [`HeaderError`] naming the first rule the value breaks.
     pub fn parse(value: &[u8]) -> Result<Self, HeaderError> {
-        if value.len() > MAX_HEADER_LEN {
+        if value.len() > Self::MAX_LEN {
             return Err(HeaderError::TooLong { len: value.len() });
         }
         if value.is_empty() {
@@ -143,7 +142,7 @@ fn parse_timestamp(text: &[u8]) -> Result<u64, HeaderError> {
         .ok_or(HeaderError::TimestampOverflow)
 }
 
-fn parse_signature(text: &[u8]) -> Result<[u8; SIGNATURE_LEN], HeaderError> {
+fn parse_signature(text: &[u8]) -> Result<[u8; SignatureHeader::TAG_LEN], HeaderError> {
     if text.is_empty() {
         return Err(HeaderError::EmptySignature);
     }
@@ -151,9 +150,9 @@ fn parse_signature(text: &[u8]) -> Result<[u8; SIGNATURE_LEN], HeaderError> {
     if text.len() != SIGNATURE_B64_LEN {
         return Err(HeaderError::SignatureLength { len: text.len() });
     }
-    let mut out = [0u8; SIGNATURE_LEN];
+    let mut out = [0u8; SignatureHeader::TAG_LEN];
     match STANDARD.decode_slice(text, &mut out) {
-        Ok(SIGNATURE_LEN) => Ok(out),
+        Ok(SignatureHeader::TAG_LEN) => Ok(out),
         // 44 characters with one `=` or two decode to 32 or 31 bytes; none
         // decode to 33 or more, so every other outcome is a wrong length.
         Ok(_)
@@ -227,24 +226,11 @@ pub fn sign(secret: &Secret, timestamp: u64, body: &[u8]) -> SignatureHeader {
 
 /// Signs with a keyed state.
 pub(crate) fn sign_with(key: &Key, timestamp: u64, body: &[u8]) -> SignatureHeader {
-    let signature = tag(key, timestamp, body);
+    let signature = key.tag(timestamp, body);
     // As after a verification (see `Verifier::verify_at`); signing is not
     // on the request path, so the margin is generous.
     zeroize::zeroize_stack::<{ 16 * 1024 }>();
     SignatureHeader::new(timestamp, signature)
-}
-
-/// The tag of `<timestamp>.<body>`. Never inlined, so the stack it uses
-/// lies within what the caller clears after it.
-#[inline(never)]
-fn tag(key: &Key, timestamp: u64, body: &[u8]) -> [u8; SIGNATURE_LEN] {
-    let tag = key
-        .mac(timestamp.to_string().as_bytes(), body)
-        .finalize()
-        .into_bytes();
-    let mut signature = [0u8; SIGNATURE_LEN];
-    signature.copy_from_slice(&tag);
-    signature
 }
 
 /// Why a `Ricloud-Signature` value could not be parsed.
@@ -254,7 +240,7 @@ fn tag(key: &Key, timestamp: u64, body: &[u8]) -> [u8; SIGNATURE_LEN] {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HeaderError {
-    /// The value is longer than [`MAX_HEADER_LEN`].
+    /// The value is longer than [`SignatureHeader::MAX_LEN`].
     TooLong {
         /// Length received, in bytes.
         len: usize,
@@ -320,7 +306,7 @@ impl fmt::Display for HeaderError {
         match self {
             Self::TooLong { len } => write!(
                 f,
-                "signature header is {len} bytes long, more than the {MAX_HEADER_LEN} allowed"
+                "signature header is {len} bytes long, more than the {} allowed", SignatureHeader::MAX_LEN
             ),
             Self::Empty => f.write_str("signature header is empty"),
             Self::Repeated => f.write_str("request has more than one signature header"),
@@ -550,16 +536,16 @@ mod tests {
 
     #[test]
     fn length_is_checked_first() {
-        let long = "x".repeat(MAX_HEADER_LEN + 1);
+        let long = "x".repeat(SignatureHeader::MAX_LEN + 1);
         assert_eq!(
             parse(&long),
             Err(HeaderError::TooLong {
-                len: MAX_HEADER_LEN + 1
+                len: SignatureHeader::MAX_LEN + 1
             })
         );
         // At exactly the bound the parser goes on to the fields.
-        let exactly = format!("t=1,s={S}{}", ",".repeat(MAX_HEADER_LEN - 50));
-        assert_eq!(exactly.len(), MAX_HEADER_LEN);
+        let exactly = format!("t=1,s={S}{}", ",".repeat(SignatureHeader::MAX_LEN - 50));
+        assert_eq!(exactly.len(), SignatureHeader::MAX_LEN);
         assert_eq!(parse(&exactly), Err(HeaderError::FieldWithoutValue));
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::{Event, VerifiedEvent};
+use crate::VerifiedEvent;
 
 /// The future a store's call returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -35,7 +35,7 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store cannot answer; the delivery is then
     /// refused with 503.
-    fn claim<'a>(&'a self, event: &'a Event, now: SystemTime) -> StoreFuture<'a, Claim>;
+    fn claim<'a>(&'a self, event: &'a VerifiedEvent, now: SystemTime) -> StoreFuture<'a, Claim>;
 
     /// Ends a claim: `handled` true records the event as handled for good;
     /// false releases it so a redelivery runs the handlers again.
@@ -362,8 +362,8 @@ impl Default for MemoryStore {
 }
 
 impl DeliveryStore for MemoryStore {
-    fn claim<'a>(&'a self, event: &'a Event, now: SystemTime) -> StoreFuture<'a, Claim> {
-        let claim = self.claim_now(&event.id, now);
+    fn claim<'a>(&'a self, event: &'a VerifiedEvent, now: SystemTime) -> StoreFuture<'a, Claim> {
+        let claim = self.claim_now(&event.event().id, now);
         Box::pin(std::future::ready(claim))
     }
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use hmac::{Hmac, KeyInit as _, Mac as _};
-use sha2::Sha256;
+use hmac::Mac as _;
 
+use crate::key::{Key, KEYING_STACK};
 use crate::signature::{self, HeaderError, SignatureHeader};
 use crate::{Secret, SecretError};
 
@@ -83,52 +83,6 @@ impl Default for TimeWindow {
         Self::new(600, 300)
     }
 }
-
-/// A secret's keyed HMAC-SHA256 state, in a heap slot of its own.
-///
-/// The state signs as well as the secret does. It is built once, in place,
-/// and never moves or gets copied afterwards: the slot is boxed, so a
-/// verifier's list of keys moves only pointers when it grows, and `hmac`
-/// wipes the state (and every per-delivery clone of it) when it is dropped.
-pub(crate) struct Key(Box<Hmac<Sha256>>);
-
-impl Key {
-    pub(crate) fn new(secret: &Secret) -> Self {
-        let key = Self::keyed(secret.expose());
-        // Keying runs on the stack in frames below this one: the padded
-        // key blocks `hmac` builds there are not wiped by it, so the stack
-        // they used is overwritten here. `keyed` is never inlined, so its
-        // frames lie within the region this clears.
-        zeroize::zeroize_stack::<KEYING_STACK>();
-        key
-    }
-
-    #[inline(never)]
-    fn keyed(key: &[u8]) -> Self {
-        // HMAC accepts keys of any length, so this never fails; an empty
-        // key cannot reach it (`Secret` refuses one).
-        Self(Box::new(
-            Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length"),
-        ))
-    }
-
-    /// The state for one message, `<digits>.<body>`, fed and ready to
-    /// finish.
-    pub(crate) fn mac(&self, digits: &[u8], body: &[u8]) -> Hmac<Sha256> {
-        let mut mac = (*self.0).clone();
-        // `<digits>.` in one piece: a `u64` has at most 20 digits.
-        let mut prefix = [b'.'; 21];
-        let len = digits.len().min(20);
-        prefix[..len].copy_from_slice(&digits[..len]);
-        mac.update(&prefix[..=len]);
-        mac.update(body);
-        mac
-    }
-}
-
-/// Stack cleared after keying: `hmac` and `sha2` use a few hundred bytes
-/// for it; this leaves room for a debug build's larger frames.
-const KEYING_STACK: usize = 16 * 1024;
 
 /// Stack cleared after each verification: it runs on the request path, so
 /// this is sized to what a release build uses, with room to spare; the
@@ -256,7 +210,7 @@ impl Verifier {
         &self,
         header: Option<&[u8]>,
         body: impl Into<Bytes>,
-    ) -> Result<Verified, VerifyError> {
+    ) -> Result<VerifiedBody, VerifyError> {
         self.verify_at(header, body, SystemTime::now())
     }
 
@@ -275,7 +229,7 @@ impl Verifier {
         header: Option<&[u8]>,
         body: impl Into<Bytes>,
         now: SystemTime,
-    ) -> Result<Verified, VerifyError> {
+    ) -> Result<VerifiedBody, VerifyError> {
         let text = header.ok_or(VerifyError::MissingHeader)?;
         let header = SignatureHeader::parse(text).map_err(VerifyError::MalformedHeader)?;
         // The parser accepts the canonical decimal only, so the digits as
@@ -289,7 +243,7 @@ impl Verifier {
         zeroize::zeroize_stack::<VERIFY_STACK>();
         let matched = matched.ok_or(VerifyError::SignatureMismatch)?;
         self.window.check(header.timestamp(), unix_seconds(now))?;
-        Ok(Verified {
+        Ok(VerifiedBody {
             body,
             timestamp: header.timestamp(),
             matched_secret: matched,
@@ -306,14 +260,6 @@ impl Verifier {
         self.keys
             .iter()
             .position(|key| key.mac(digits, body).verify_slice(tag).is_ok())
-    }
-}
-
-impl Key {
-    /// A copy of the state in a box of its own.
-    #[inline(never)]
-    fn copy(&self) -> Self {
-        Self(Box::new((*self.0).clone()))
     }
 }
 
@@ -334,16 +280,17 @@ fn unix_seconds(now: SystemTime) -> u64 {
 /// A delivery whose signature matched one of the verifier's secrets and
 /// whose timestamp is within the window.
 ///
-/// Only [`Verifier`] constructs it; the dispatcher and handlers accept
-/// nothing else, so unverified bytes cannot reach them.
+/// Only [`Verifier`] constructs it, and only a `VerifiedBody` parses into
+/// a [`VerifiedEvent`](crate::VerifiedEvent), so unverified bytes cannot
+/// reach a handler.
 #[derive(Clone)]
-pub struct Verified {
+pub struct VerifiedBody {
     body: Bytes,
     timestamp: u64,
     matched_secret: usize,
 }
 
-impl Verified {
+impl VerifiedBody {
     /// The verified body, byte for byte as received.
     pub fn body(&self) -> &Bytes {
         &self.body
@@ -367,10 +314,10 @@ impl Verified {
     }
 }
 
-impl fmt::Debug for Verified {
+impl fmt::Debug for VerifiedBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The body is left out: it may hold personal data.
-        f.debug_struct("Verified")
+        f.debug_struct("VerifiedBody")
             .field("body_len", &self.body.len())
             .field("timestamp", &self.timestamp)
             .field("matched_secret", &self.matched_secret)
@@ -456,65 +403,9 @@ mod tests {
         Secret::new(s).expect("non-empty")
     }
 
-    fn check(verifier: &Verifier, ts: u64, now: u64) -> Result<Verified, VerifyError> {
+    fn check(verifier: &Verifier, ts: u64, now: u64) -> Result<VerifiedBody, VerifyError> {
         let header = verifier.sign(ts, b"{}").to_string();
         verifier.verify_at(Some(header.as_bytes()), &b"{}"[..], at(now))
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    #[test]
-    fn rfc_4231_vectors() {
-        // Test cases 1, 2, 6 and 7: a short key, a key shorter than the
-        // output, and a key longer than a block with a short and a long
-        // message.
-        let long = b"This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.";
-        for (key, data, expected) in [
-            (
-                &[0x0b; 20][..],
-                &b"Hi There"[..],
-                "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
-            ),
-            (
-                b"Jefe",
-                b"what do ya want for nothing?",
-                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
-            ),
-            (
-                &[0xaa; 131],
-                b"Test Using Larger Than Block-Size Key - Hash Key First",
-                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
-            ),
-            (
-                &[0xaa; 131],
-                long,
-                "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
-            ),
-        ] {
-            let key = Key::new(&Secret::new(key).expect("non-empty"));
-            let mut mac = (*key.0).clone();
-            mac.update(data);
-            assert_eq!(hex(&mac.finalize().into_bytes()), expected);
-        }
-    }
-
-    #[test]
-    fn the_message_is_the_timestamp_a_dot_and_the_body() {
-        let key = Key::new(&secret("k"));
-        for t in [0, 7, 10, T, u64::MAX] {
-            let mut plain = Hmac::<Sha256>::new_from_slice(b"k").expect("any length");
-            plain.update(format!("{t}.").as_bytes());
-            plain.update(b"body");
-            assert_eq!(
-                key.mac(t.to_string().as_bytes(), b"body")
-                    .finalize()
-                    .into_bytes(),
-                plain.finalize().into_bytes(),
-                "{t}"
-            );
-        }
     }
 
     #[test]

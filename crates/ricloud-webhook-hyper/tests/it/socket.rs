@@ -346,7 +346,9 @@ async fn slow_loris_is_closed_after_the_header_timeout() {
     server.shutdown().await.expect("join").expect("serve");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Tokio's paused clock: the server's timers and the test's windows are
+// one logical time, which jumps ahead whenever both sides wait.
+#[tokio::test(start_paused = true)]
 async fn slow_loris_after_a_first_request_is_closed_after_the_header_timeout() {
     // The idle timeout is long: only the header timeout can close it.
     let config = Config::default()
@@ -378,7 +380,9 @@ async fn slow_loris_after_a_first_request_is_closed_after_the_header_timeout() {
     server.shutdown().await.expect("join").expect("serve");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Tokio's paused clock: the server's timers and the test's windows are
+// one logical time, which jumps ahead whenever both sides wait.
+#[tokio::test(start_paused = true)]
 async fn http2_connection_after_a_request_waits_for_the_idle_timeout() {
     // HTTP/2 has no request heads to wait for between requests: only the
     // idle timeout applies once a request was made.

@@ -13,55 +13,25 @@ mod sqlite;
 #[path = "../support/pg.rs"]
 mod pg;
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use ricloud_webhook::{Dispatcher, Event, EventQueue, HandlerError, VerifiedEvent};
 use ricloud_webhook_inbox::{Inbox, RowState, WorkerConfig};
 
-/// A temporary directory, removed when dropped.
-pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
+pub(crate) use ricloud_webhook_testkit::{event_body as body, eventually, TempDir};
 
-impl TempDir {
-    pub(crate) fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ricloud-inbox-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    pub(crate) fn sqlite_url(&self) -> String {
-        format!("sqlite://{}", self.0.join("inbox.db").display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A realistic event body with the given id and slug.
-pub(crate) fn body(id: &str, slug: &str) -> Vec<u8> {
-    let (kind, action) = slug.split_once('.').expect("slug");
-    serde_json::to_vec(&serde_json::json!({
-        "id": id, "resource": "event", "type": kind, "action": action,
-        "data": {"id": "f3e452f2-3cbb-4daa-a4c1-84fa48a7c825", "resource": kind, "state": "succeeded"},
-        "state": "pending", "retries": 0, "date_created": "2026-11-27T10:43:00.123Z",
-        "date_delivered": null
-    }))
-    .expect("json")
-}
+/// How long a test waits for the workers, at most.
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// A `poll.completed` event whose data does not fit the `Poll` view.
 pub(crate) fn misfit(id: &str) -> VerifiedEvent {
     let body = serde_json::json!({"id": id, "type": "poll", "action": "completed", "data": {"id": {"not": "an id"}}});
-    VerifiedEvent::from_stored(serde_json::to_vec(&body).expect("json")).expect("an event")
+    ricloud_webhook_testkit::verified_event(serde_json::to_vec(&body).expect("json"))
 }
 
 pub(crate) fn event(id: &str, slug: &str) -> VerifiedEvent {
-    VerifiedEvent::from_stored(body(id, slug)).expect("an event")
+    ricloud_webhook_testkit::verified_event(body(id, slug))
 }
 
 pub(crate) fn id(n: usize) -> String {
@@ -100,7 +70,7 @@ pub(crate) fn dispatcher(runs: &Runs) -> Dispatcher {
             async move {
                 match slug.as_str() {
                     "task.failed" => Err(HandlerError::retry("downstream unavailable")),
-                    "task.created" => Err(HandlerError::acknowledge("cannot ever handle this")),
+                    "task.created" => Err(HandlerError::give_up("cannot ever handle this")),
                     _ => Ok(()),
                 }
             }
@@ -120,34 +90,9 @@ pub(crate) fn fast() -> WorkerConfig {
         .shutdown_grace(Duration::from_secs(2))
 }
 
-/// Waits until `check` holds, looking every 20 ms for at most 20 s.
-pub(crate) async fn eventually<F, Fut>(what: &str, check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    eventually_within(what, Duration::from_secs(20), check).await;
-}
-
-/// Waits until `check` holds, looking every 20 ms for at most `limit`.
-pub(crate) async fn eventually_within<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits until event `id` is in `state`.
 pub(crate) async fn until_state(inbox: &Inbox, id: &str, state: RowState) {
-    eventually(&format!("{id} to be {state}"), || async {
+    eventually(&format!("{id} to be {state}"), WAIT, || async {
         inbox.get(id).await.is_ok_and(|e| e.row.state == state)
     })
     .await;

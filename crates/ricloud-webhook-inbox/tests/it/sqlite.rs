@@ -83,7 +83,7 @@ async fn failures_are_retried_then_given_up_on() {
 
     // Replay puts the dead ones back, with their attempts reset.
     assert_eq!(inbox.replay(&Replay::Dead).await.expect("replay"), 3);
-    eventually("replayed events to run again", || async {
+    eventually("replayed events to run again", crate::WAIT, || async {
         runs.of(&id(2)) == 2 && runs.of(&id(1)) == 6
     })
     .await;
@@ -105,32 +105,27 @@ async fn inline_claims_are_durable_across_a_restart() {
         let inbox = Inbox::connect(&url).await.expect("inbox");
         let handled = event(&id(1), "task.succeeded");
         assert!(matches!(
-            inbox.claim(handled.event(), now).await,
+            inbox.claim(&handled, now).await,
             Ok(Claim::Claimed)
         ));
         // Another delivery meanwhile: busy, answered 503.
-        assert!(matches!(
-            inbox.claim(handled.event(), now).await,
-            Ok(Claim::Busy)
-        ));
+        assert!(matches!(inbox.claim(&handled, now).await, Ok(Claim::Busy)));
         inbox.finish(&id(1), true, now).await.expect("finish");
         let released = event(&id(2), "task.failed");
         assert!(matches!(
-            inbox.claim(released.event(), now).await,
+            inbox.claim(&released, now).await,
             Ok(Claim::Claimed)
         ));
         inbox.finish(&id(2), false, now).await.expect("finish");
     }
     let inbox = Inbox::connect(&url).await.expect("the same file again");
     assert!(matches!(
-        inbox
-            .claim(event(&id(1), "task.succeeded").event(), now)
-            .await,
+        inbox.claim(&event(&id(1), "task.succeeded"), now).await,
         Ok(Claim::AlreadyHandled)
     ));
     // A released claim left no row: the redelivery runs the handlers.
     assert!(matches!(
-        inbox.claim(event(&id(2), "task.failed").event(), now).await,
+        inbox.claim(&event(&id(2), "task.failed"), now).await,
         Ok(Claim::Claimed)
     ));
     let row = inbox.get(&id(1)).await.expect("stored").row;
@@ -143,24 +138,16 @@ async fn an_inline_claim_whose_lease_ran_out_is_taken_over() {
     let inbox = Inbox::connect(&dir.sqlite_url()).await.expect("inbox");
     let first = event(&id(1), "task.succeeded");
     let now = SystemTime::now();
-    assert!(matches!(
-        inbox.claim(first.event(), now).await,
-        Ok(Claim::Claimed)
-    ));
+    assert!(matches!(inbox.claim(&first, now).await, Ok(Claim::Claimed)));
     // A delivery whose clock is a minute ahead does not take a live claim:
     // leases run by the database's clock.
     assert!(matches!(
-        inbox
-            .claim(first.event(), now + Duration::from_secs(61))
-            .await,
+        inbox.claim(&first, now + Duration::from_secs(61)).await,
         Ok(Claim::Busy)
     ));
     // The lease runs out (expired in the database): the next delivery takes it.
     assert_eq!(inbox.take_back_abandoned().await.expect("expire"), 1);
-    assert!(matches!(
-        inbox.claim(first.event(), now).await,
-        Ok(Claim::Claimed)
-    ));
+    assert!(matches!(inbox.claim(&first, now).await, Ok(Claim::Claimed)));
     assert_eq!(inbox.get(&id(1)).await.expect("stored").row.attempts, 2);
 }
 

@@ -4,9 +4,11 @@
 //!
 //! `initdb` refuses to run as root, so as root the cluster belongs to the
 //! `postgres` user and every command runs through `runuser -u postgres`.
-//! Without the binaries the tests that need them are skipped with a
-//! message, except under `CI=true`, where that is a failure (`.ci/run`
-//! installs them).
+//! The tests that need it are `#[ignore = "needs PostgreSQL ..."]`, so a
+//! plain `cargo test` reports them as ignored; `scripts/test.sh` (the
+//! README's test command, which CI runs) installs the binaries when they
+//! are missing and runs them with `--include-ignored`. Asked to run without
+//! the binaries, they fail.
 //!
 //! Shared by the inbox crate's tests and the example receiver's (included
 //! with `#[path]`); it uses only the standard library.
@@ -26,21 +28,15 @@ pub(crate) struct Pg {
 }
 
 impl Pg {
-    /// Starts a cluster, or returns `None` (after saying why) when the
-    /// binaries are missing outside CI.
+    /// Starts a cluster.
     ///
     /// # Panics
-    /// When the cluster cannot be created or started, or under `CI=true`
-    /// when the binaries are missing.
-    pub(crate) fn start() -> Option<Self> {
-        let Some(bin) = binaries() else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "PostgreSQL's binaries (initdb, pg_ctl) are not installed; .ci/run installs them with apt-get"
-            );
-            eprintln!("SKIPPED: PostgreSQL's binaries (initdb, pg_ctl) are not installed (apt-get install postgresql)");
-            return None;
-        };
+    /// When the binaries are missing, or the cluster cannot be created or
+    /// started.
+    pub(crate) fn start() -> Self {
+        let bin = binaries().expect(
+            "PostgreSQL's binaries (initdb, pg_ctl) are not installed: scripts/test.sh installs them (apt-get install postgresql)",
+        );
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "ricloud-pg-{}-{}",
@@ -81,7 +77,7 @@ impl Pg {
             ],
         );
         pg.start_server();
-        Some(pg)
+        pg
     }
 
     /// The URL sqlx connects with: the unix socket in the cluster's

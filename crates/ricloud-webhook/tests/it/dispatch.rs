@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use ricloud_webhook::{
-    sign, Dispatched, Dispatcher, Event, FromEvent, HandlerError, OnViewMismatch, Poll, Task,
+    sign, Dispatcher, Event, FromEvent, HandlerError, OnViewMismatch, Poll, Reason, Task,
     VerifiedEvent, Verifier, WebhookConfig,
 };
 
@@ -51,7 +51,7 @@ fn exact_type_and_catch_all_patterns() {
 
     assert_eq!(
         block_on(d.dispatch(&event("task", "succeeded"))),
-        Dispatched::Handled { handlers: 3 }
+        Reason::Handled { handlers: 3 }
     );
     assert_eq!(
         taken(&log),
@@ -78,8 +78,8 @@ fn no_matching_handler() {
     let log = Log::default();
     let d = Dispatcher::new().on("task.succeeded", recorder(&log, "x"));
     let out = block_on(d.dispatch(&event("webhook_config", "test")));
-    assert_eq!(out, Dispatched::NoHandler);
-    assert!(out.acknowledges());
+    assert_eq!(out, Reason::NoHandler);
+    assert!(out.is_acknowledged());
     assert!(taken(&log).is_empty());
 }
 
@@ -144,12 +144,12 @@ fn a_view_that_does_not_fit_is_acknowledged_unless_told_otherwise() {
         let out = block_on(d.dispatch(&verified(body)));
         assert_eq!(
             out,
-            Dispatched::ViewMismatch {
+            Reason::ViewMismatch {
                 view: "Task",
                 redeliver
             }
         );
-        assert_eq!(out.acknowledges(), !redeliver);
+        assert_eq!(out.is_acknowledged(), !redeliver);
         // The catch-all still ran on the raw event.
         assert_eq!(taken(&log), ["any:task.succeeded"]);
     }
@@ -164,7 +164,7 @@ fn a_redelivered_view_mismatch_loses_to_nothing_and_an_acknowledged_one_to_retry
             Err(HandlerError::retry("down"))
         });
     let out = block_on(d.dispatch(&verified(body)));
-    assert!(matches!(out, Dispatched::Retry { .. }), "{out:?}");
+    assert!(matches!(out, Reason::HandlerRetry { .. }), "{out:?}");
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn a_pair_names_the_view_that_does_not_fit() {
     let out = block_on(d.dispatch(&verified(body)));
     assert_eq!(
         out,
-        Dispatched::ViewMismatch {
+        Reason::ViewMismatch {
             view: "WebhookConfig",
             redeliver: false
         }
@@ -184,7 +184,7 @@ fn a_pair_names_the_view_that_does_not_fit() {
     let out = block_on(d.dispatch(&verified(body)));
     assert_eq!(
         out,
-        Dispatched::ViewMismatch {
+        Reason::ViewMismatch {
             view: "WebhookConfig",
             redeliver: false
         }
@@ -212,11 +212,11 @@ fn any_failure_fails_the_delivery_and_all_handlers_run() {
     let out = block_on(d.dispatch(&event("task", "succeeded")));
     assert_eq!(
         out,
-        Dispatched::Retry {
+        Reason::HandlerRetry {
             message: "db down".into()
         }
     );
-    assert!(!out.acknowledges());
+    assert!(!out.is_acknowledged());
     assert_eq!(taken(&log), ["any:task.succeeded"]);
 }
 
@@ -228,37 +228,37 @@ fn question_mark_asks_for_redelivery() {
     }
     let d = Dispatcher::new().on("*", handler);
     let out = block_on(d.dispatch(&event("task", "succeeded")));
-    assert!(matches!(out, Dispatched::Retry { .. }), "{out:?}");
+    assert!(matches!(out, Reason::HandlerRetry { .. }), "{out:?}");
 }
 
 #[test]
 fn acknowledged_failure_is_not_retried() {
     let d = Dispatcher::new()
         .on("task.*", |_: Arc<Event>| async {
-            Err(HandlerError::acknowledge("malformed forever"))
+            Err(HandlerError::give_up("malformed forever"))
         })
         .on("*", |_: Arc<Event>| async { Ok(()) });
     let out = block_on(d.dispatch(&event("task", "succeeded")));
     assert_eq!(
         out,
-        Dispatched::Acknowledged {
+        Reason::HandlerGaveUp {
             message: "malformed forever".into()
         }
     );
-    assert!(out.acknowledges());
+    assert!(out.is_acknowledged());
 }
 
 #[test]
 fn retry_wins_over_acknowledge() {
     let d = Dispatcher::new()
         .on("*", |_: Arc<Event>| async {
-            Err(HandlerError::acknowledge("a"))
+            Err(HandlerError::give_up("a"))
         })
         .on("*", |_: Arc<Event>| async { Err(HandlerError::retry("r")) });
     let out = block_on(d.dispatch(&event("task", "succeeded")));
     assert_eq!(
         out,
-        Dispatched::Retry {
+        Reason::HandlerRetry {
             message: "r".into()
         }
     );
@@ -275,11 +275,11 @@ fn panics_are_caught_and_ask_for_redelivery() {
     let out = block_on(d.dispatch(&event("task", "succeeded")));
     assert_eq!(
         out,
-        Dispatched::Panicked {
+        Reason::HandlerPanicked {
             message: "boom in the future".into()
         }
     );
-    assert!(!out.acknowledges());
+    assert!(!out.is_acknowledged());
     assert_eq!(taken(&log), ["any:task.succeeded"]);
 }
 
@@ -293,7 +293,7 @@ fn panics_before_the_future_are_caught_too() {
         },
     );
     let out = block_on(d.dispatch(&event("task", "succeeded")));
-    assert!(matches!(out, Dispatched::Panicked { .. }), "{out:?}");
+    assert!(matches!(out, Reason::HandlerPanicked { .. }), "{out:?}");
 }
 
 #[test]

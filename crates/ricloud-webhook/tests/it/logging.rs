@@ -163,7 +163,7 @@ fn handler_messages_that_quote_the_body_stay_below_info() {
                 )))
             })
             .on("task.created", |event: Arc<Event>| async move {
-                Err(HandlerError::acknowledge(format!(
+                Err(HandlerError::give_up(format!(
                     "ignoring {}",
                     event.data_json()
                 )))
@@ -173,7 +173,7 @@ fn handler_messages_that_quote_the_body_stay_below_info() {
     let deliveries = [(body("failed"), SECRET), (body("created"), SECRET)];
     let text = logged(&quoting(), Level::INFO, &deliveries);
     assert!(text.contains("handler asked for redelivery"), "{text}");
-    assert!(text.contains("handler failed permanently"), "{text}");
+    assert!(text.contains("handler gave up on the event"), "{text}");
     assert!(!text.contains(MARKER), "body logged at INFO: {text}");
     let text = logged(&quoting(), Level::DEBUG, &deliveries);
     assert!(text.contains(MARKER), "message missing at DEBUG: {text}");

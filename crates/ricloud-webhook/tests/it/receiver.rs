@@ -7,8 +7,9 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use ricloud_webhook::{
-    sign, Claim, Delivery, DeliveryStore, Dispatched, Dispatcher, Event, HandlerError, HeaderError,
-    MemoryStore, Outcome, Reason, Receiver, StoreError, StoreFuture, Verifier, VerifyError,
+    sign, Claim, Delivery, DeliveryStore, Dispatcher, Event, HandlerError, HeaderError,
+    MemoryStore, Outcome, Reason, Receiver, StoreError, StoreFuture, VerifiedEvent, Verifier,
+    VerifyError,
 };
 use tokio::sync::Notify;
 
@@ -56,13 +57,20 @@ impl Req {
 
 /// A receiver for secret "k" whose handlers count calls per event.
 fn counting(dispatcher: Dispatcher) -> (Receiver, Arc<AtomicUsize>) {
+    counting_in(dispatcher, MemoryStore::new())
+}
+
+fn counting_in(dispatcher: Dispatcher, store: impl DeliveryStore) -> (Receiver, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = Arc::clone(&calls);
     let dispatcher = dispatcher.on("task.*", move |_: Arc<Event>| {
         c.fetch_add(1, Ordering::SeqCst);
         async { Ok(()) }
     });
-    (Receiver::new(Verifier::new(secret("k")), dispatcher), calls)
+    (
+        Receiver::inline(Verifier::new(secret("k")), dispatcher, store),
+        calls,
+    )
 }
 
 fn receive(receiver: &Receiver, req: &Req) -> Outcome {
@@ -74,10 +82,7 @@ fn valid_event_is_handled() {
     let (receiver, calls) = counting(Dispatcher::new());
     let out = receive(&receiver, &Req::event("task", "succeeded"));
     assert_eq!(out.status(), StatusCode::OK);
-    assert_eq!(
-        out.reason(),
-        &Reason::Dispatched(Dispatched::Handled { handlers: 1 })
-    );
+    assert_eq!(out.reason(), &Reason::Handled { handlers: 1 });
     assert_eq!(out.event_id(), Some(ID));
     assert_eq!(out.slug().as_deref(), Some("task.succeeded"));
     assert_eq!(out.matched_secret(), Some(0));
@@ -102,7 +107,7 @@ fn redelivery_is_acknowledged_without_running_handlers() {
     let again = Req::signed(ID, req.body.clone(), NOW + 60);
     let out = receive(&receiver, &again);
     assert_eq!(out.status(), StatusCode::OK);
-    assert_eq!(out.reason(), &Reason::Duplicate);
+    assert_eq!(out.reason(), &Reason::AlreadyHandled);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
@@ -126,7 +131,7 @@ fn failed_event_stays_redeliverable() {
     assert_eq!(first.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(!first.body().contains("first attempt fails"));
     assert_eq!(receive(&receiver, &req).status(), StatusCode::OK);
-    assert_eq!(receive(&receiver, &req).reason(), &Reason::Duplicate);
+    assert_eq!(receive(&receiver, &req).reason(), &Reason::AlreadyHandled);
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
 }
 
@@ -145,10 +150,7 @@ fn panicking_handler_is_500_and_redeliverable() {
     let req = Req::event("task", "succeeded");
     let out = receive(&receiver, &req);
     assert_eq!(out.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(matches!(
-        out.reason(),
-        Reason::Dispatched(Dispatched::Panicked { .. })
-    ));
+    assert!(matches!(out.reason(), Reason::HandlerPanicked { .. }));
     assert_eq!(receive(&receiver, &req).status(), StatusCode::OK);
 }
 
@@ -158,12 +160,12 @@ fn acknowledged_failure_is_200_and_not_redelivered() {
     let c = Arc::clone(&calls);
     let dispatcher = Dispatcher::new().on("task.succeeded", move |_: Arc<Event>| {
         c.fetch_add(1, Ordering::SeqCst);
-        async { Err(HandlerError::acknowledge("cannot ever handle this")) }
+        async { Err(HandlerError::give_up("cannot ever handle this")) }
     });
     let receiver = Receiver::new(Verifier::new(secret("k")), dispatcher);
     let req = Req::event("task", "succeeded");
     assert_eq!(receive(&receiver, &req).status(), StatusCode::OK);
-    assert_eq!(receive(&receiver, &req).reason(), &Reason::Duplicate);
+    assert_eq!(receive(&receiver, &req).reason(), &Reason::AlreadyHandled);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
@@ -172,7 +174,7 @@ fn unknown_slug_is_acknowledged() {
     let (receiver, calls) = counting(Dispatcher::new());
     let out = receive(&receiver, &Req::event("invoice", "paid"));
     assert_eq!(out.status(), StatusCode::OK);
-    assert_eq!(out.reason(), &Reason::Dispatched(Dispatched::NoHandler));
+    assert_eq!(out.reason(), &Reason::NoHandler);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
@@ -208,7 +210,10 @@ fn verification_failures() {
     missing.headers.clear();
     let out = receive(&receiver, &missing);
     assert_eq!(out.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(out.reason(), &Reason::Verify(VerifyError::MissingHeader));
+    assert_eq!(
+        out.reason(),
+        &Reason::Unverified(VerifyError::MissingHeader)
+    );
 
     let mut malformed = Req::event("task", "succeeded");
     malformed
@@ -218,7 +223,7 @@ fn verification_failures() {
     assert_eq!(out.status(), StatusCode::BAD_REQUEST);
     assert!(matches!(
         out.reason(),
-        Reason::Verify(VerifyError::MalformedHeader(_))
+        Reason::Unverified(VerifyError::MalformedHeader(_))
     ));
 
     let mut repeated = Req::event("task", "succeeded");
@@ -228,7 +233,7 @@ fn verification_failures() {
     assert_eq!(out.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         out.reason(),
-        &Reason::Verify(VerifyError::MalformedHeader(HeaderError::Repeated))
+        &Reason::Unverified(VerifyError::MalformedHeader(HeaderError::Repeated))
     );
 
     let mut tampered = Req::event("task", "succeeded");
@@ -246,20 +251,20 @@ fn verification_failures() {
     );
     assert_eq!(
         receive(&receiver, &wrong_secret).reason(),
-        &Reason::Verify(VerifyError::SignatureMismatch)
+        &Reason::Unverified(VerifyError::SignatureMismatch)
     );
 
     let expired = Req::signed(ID, body.clone(), NOW - 601);
     assert!(matches!(
         receive(&receiver, &expired).reason(),
-        Reason::Verify(VerifyError::TimestampTooOld { .. })
+        Reason::Unverified(VerifyError::TimestampTooOld { .. })
     ));
     let future = Req::signed(ID, body, NOW + 301);
     let out = receive(&receiver, &future);
     assert_eq!(out.status(), StatusCode::UNAUTHORIZED);
     assert!(matches!(
         out.reason(),
-        Reason::Verify(VerifyError::TimestampTooFarAhead { .. })
+        Reason::Unverified(VerifyError::TimestampTooFarAhead { .. })
     ));
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
@@ -309,6 +314,13 @@ fn shutting_down_is_503() {
 
 /// A receiver whose task handler counts and then waits for `gate`.
 fn gated(fail_first: bool) -> (Receiver, Arc<AtomicUsize>, Arc<Notify>) {
+    gated_in(fail_first, MemoryStore::new())
+}
+
+fn gated_in(
+    fail_first: bool,
+    store: impl DeliveryStore,
+) -> (Receiver, Arc<AtomicUsize>, Arc<Notify>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Notify::new());
     let (c, g) = (Arc::clone(&calls), Arc::clone(&gate));
@@ -326,7 +338,7 @@ fn gated(fail_first: bool) -> (Receiver, Arc<AtomicUsize>, Arc<Notify>) {
         }
     });
     (
-        Receiver::new(Verifier::new(secret("k")), dispatcher),
+        Receiver::inline(Verifier::new(secret("k")), dispatcher, store),
         calls,
         gate,
     )
@@ -356,7 +368,7 @@ fn concurrent_duplicates_run_handlers_once() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(a.status(), StatusCode::OK);
     assert_eq!(b.status(), StatusCode::OK);
-    assert_eq!(b.reason(), &Reason::Duplicate);
+    assert_eq!(b.reason(), &Reason::AlreadyHandled);
 }
 
 #[test]
@@ -379,10 +391,7 @@ fn concurrent_duplicate_takes_over_when_the_first_fails() {
     });
     assert_eq!(a.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(b.status(), StatusCode::OK);
-    assert_eq!(
-        b.reason(),
-        &Reason::Dispatched(Dispatched::Handled { handlers: 1 })
-    );
+    assert_eq!(b.reason(), &Reason::Handled { handlers: 1 });
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -401,10 +410,7 @@ fn cancelled_delivery_releases_its_claim() {
     });
     let out = receive(&receiver, &req);
     assert_eq!(out.status(), StatusCode::OK);
-    assert_eq!(
-        out.reason(),
-        &Reason::Dispatched(Dispatched::Handled { handlers: 1 })
-    );
+    assert_eq!(out.reason(), &Reason::Handled { handlers: 1 });
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -428,8 +434,8 @@ impl Recording {
 struct Rec(Arc<Recording>);
 
 impl DeliveryStore for Rec {
-    fn claim<'a>(&'a self, event: &'a Event, now: SystemTime) -> StoreFuture<'a, Claim> {
-        self.0.note(format!("claim {}", event.id));
+    fn claim<'a>(&'a self, event: &'a VerifiedEvent, now: SystemTime) -> StoreFuture<'a, Claim> {
+        self.0.note(format!("claim {}", event.event().id));
         if self.0.fail_claims.load(Ordering::SeqCst) {
             return Box::pin(async { Err(StoreError::unavailable("database is down")) });
         }
@@ -459,8 +465,7 @@ impl DeliveryStore for Rec {
 #[test]
 fn custom_store_sees_claims_and_finishes() {
     let store = Arc::new(Recording::default());
-    let (receiver, _) = counting(Dispatcher::new());
-    let receiver = receiver.with_store(Rec(Arc::clone(&store)));
+    let (receiver, _) = counting_in(Dispatcher::new(), Rec(Arc::clone(&store)));
     let req = Req::event("task", "succeeded");
     receive(&receiver, &req);
     receive(&receiver, &req);
@@ -481,8 +486,7 @@ fn custom_store_sees_claims_and_finishes() {
 #[test]
 fn a_store_that_fails_is_never_an_acknowledgement() {
     let store = Arc::new(Recording::default());
-    let (receiver, calls) = counting(Dispatcher::new());
-    let receiver = receiver.with_store(Rec(Arc::clone(&store)));
+    let (receiver, calls) = counting_in(Dispatcher::new(), Rec(Arc::clone(&store)));
     let req = Req::event("task", "succeeded");
 
     // The claim fails: 503, no handler runs.
@@ -504,16 +508,15 @@ fn a_store_that_fails_is_never_an_acknowledgement() {
 
     assert_eq!(receive(&receiver, &req).status(), StatusCode::OK);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert_eq!(receive(&receiver, &req).reason(), &Reason::Duplicate);
+    assert_eq!(receive(&receiver, &req).reason(), &Reason::AlreadyHandled);
 }
 
 #[test]
 fn a_full_store_answers_503_and_forgets_nothing_in_the_window() {
-    let (receiver, calls) = counting(Dispatcher::new());
-    let receiver = receiver.with_store(MemoryStore::with_bounds(
-        1,
-        std::time::Duration::from_secs(3600),
-    ));
+    let (receiver, calls) = counting_in(
+        Dispatcher::new(),
+        MemoryStore::with_bounds(1, std::time::Duration::from_secs(3600)),
+    );
     let first = Req::event("task", "succeeded");
     assert_eq!(receive(&receiver, &first).status(), StatusCode::OK);
     let other_id = "2abc5619-25ab-489b-967e-4d928a831817";
@@ -522,15 +525,14 @@ fn a_full_store_answers_503_and_forgets_nothing_in_the_window() {
     assert_eq!(out.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(out.reason(), &Reason::StoreFull);
     // The first event is still remembered: a replay is not handled again.
-    assert_eq!(receive(&receiver, &first).reason(), &Reason::Duplicate);
+    assert_eq!(receive(&receiver, &first).reason(), &Reason::AlreadyHandled);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 #[test]
 fn a_cancelled_delivery_abandons_its_claim() {
     let store = Arc::new(Recording::default());
-    let (receiver, _, _gate) = gated(false);
-    let receiver = receiver.with_store(Rec(Arc::clone(&store)));
+    let (receiver, _, _gate) = gated_in(false, Rec(Arc::clone(&store)));
     let req = Req::event("task", "succeeded");
     block_on(async {
         let timed_out = tokio::time::timeout(
@@ -586,16 +588,10 @@ fn queued_mode_answers_200_once_committed_and_never_runs_handlers_itself() {
     let req = Req::event("task", "succeeded");
     let out = receive(&receiver, &req);
     assert_eq!(out.status(), StatusCode::OK);
-    assert_eq!(
-        out.reason(),
-        &Reason::Queued(ricloud_webhook::Enqueued::New)
-    );
+    assert_eq!(out.reason(), &Reason::Queued);
     // A redelivery finds it there: 200, no second copy.
     let again = Req::signed(ID, req.body.clone(), NOW + 60);
-    assert_eq!(
-        receive(&receiver, &again).reason(),
-        &Reason::Queued(ricloud_webhook::Enqueued::AlreadyQueued)
-    );
+    assert_eq!(receive(&receiver, &again).reason(), &Reason::AlreadyQueued);
     assert_eq!(*queue.committed.lock().expect("lock"), [ID]);
 
     // Unverified deliveries never reach the queue.
@@ -623,8 +619,8 @@ fn queued_mode_answers_200_once_committed_and_never_runs_handlers_itself() {
 #[test]
 fn a_stored_event_is_read_back_for_dispatch() {
     let body = event_body(ID, "task", "succeeded");
-    let event = ricloud_webhook::VerifiedEvent::from_stored(body.clone()).expect("an event");
+    let event = ricloud_webhook::StoredEvent::from_store(body.clone()).expect("an event");
     assert_eq!(event.event().id, ID);
     assert_eq!(&event.event().raw()[..], &body[..]);
-    assert!(ricloud_webhook::VerifiedEvent::from_stored(&b"{}"[..]).is_err());
+    assert!(ricloud_webhook::StoredEvent::from_store(&b"{}"[..]).is_err());
 }

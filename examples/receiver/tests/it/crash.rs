@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ricloud_webhook_inbox::{Inbox, RowState};
 
-use crate::{event_body, eventually, id, Api, Process, Rng, TempDir};
+use crate::{event_body, eventually, id, seeded_rng, Api, Process, TempDir};
 
 /// Distinct events the load draws from.
 const EVENTS: usize = 600;
@@ -25,7 +25,7 @@ async fn an_acknowledged_event_survives_kill_9_and_ends_done() {
     let api = Api::new();
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..EVENTS).map(|n| event_body(&id(n))).collect());
     let acked: Arc<Mutex<HashSet<usize>>> = Arc::default();
-    let mut rng = Rng::seeded();
+    let mut rng = seeded_rng();
     // Every line every run printed: a killed process's lines are the ones
     // it wrote before it died.
     let mut all_lines: Vec<String> = Vec::new();
@@ -49,7 +49,7 @@ async fn an_acknowledged_event_survives_kill_9_and_ends_done() {
     };
 
     for round in 0..ROUNDS {
-        let receiver = Process::start(&dir.0, &env);
+        let receiver = Process::start(dir.path(), &env);
         let base = receiver.base();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut senders = Vec::new();
@@ -74,7 +74,7 @@ async fn an_acknowledged_event_survives_kill_9_and_ends_done() {
                 }
             }));
         }
-        tokio::time::sleep(Duration::from_millis(100 + rng.below(500))).await;
+        tokio::time::sleep(Duration::from_millis(100 + rng.u64(..500))).await;
         all_lines.extend(receiver.kill());
         kills += 1;
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -85,7 +85,7 @@ async fn an_acknowledged_event_survives_kill_9_and_ends_done() {
 
     // The last run: everything not acknowledged is redelivered until it is,
     // and the workers finish what is pending.
-    let receiver = Process::start(&dir.0, &env);
+    let receiver = Process::start(dir.path(), &env);
     for n in 0..EVENTS {
         let mut tries = 0;
         loop {

@@ -15,7 +15,7 @@ mod validation;
 mod pg;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -25,28 +25,7 @@ use ricloud_webhook_cli::{sample_event, Sender};
 
 pub(crate) const SECRET: &str = "receiver-test-secret";
 
-/// A temporary directory, removed when dropped.
-pub(crate) struct TempDir(pub(crate) PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("ricloud-receiver-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    pub(crate) fn sqlite_url(&self) -> String {
-        format!("sqlite://{}", self.0.join("inbox.db").display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub(crate) use ricloud_webhook_testkit::{eventually, TempDir};
 
 /// The receiver binary, running; killed (`kill -9`) when dropped.
 pub(crate) struct Process {
@@ -219,40 +198,4 @@ pub(crate) fn id(n: usize) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 
-/// Waits until `check` holds, looking every 50 ms for at most `within`.
-pub(crate) async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A small deterministic random source for the tests' choices.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn seeded() -> Self {
-        let seed = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-            | 1;
-        eprintln!("random seed {seed}");
-        Self(seed)
-    }
-
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
-    }
-}
+pub(crate) use ricloud_webhook_testkit::seeded_rng;

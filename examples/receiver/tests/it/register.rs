@@ -27,7 +27,7 @@ async fn the_receiver_registers_its_public_url_and_the_config_turns_valid() {
         ("RICLOUD_URL", api_url.as_str()),
     ];
 
-    let receiver = Process::start(&dir.0, &env);
+    let receiver = Process::start(dir.path(), &env);
     let valid = || {
         let configs = api.configs();
         async move { configs.len() == 1 && configs[0]["state"] == "valid" }
@@ -44,14 +44,14 @@ async fn the_receiver_registers_its_public_url_and_the_config_turns_valid() {
     );
 
     // A restart finds the same config and creates no other.
-    let again = Process::start(&dir.0, &env);
+    let again = Process::start(dir.path(), &env);
     eventually("the config is valid", Duration::from_secs(30), valid).await;
     assert_eq!(api.configs()[0]["id"], id);
     drop(again);
 
     // Both ways of getting a secret at once is refused.
     let mut both = std::process::Command::new(env!("CARGO_BIN_EXE_receiver"));
-    both.current_dir(&dir.0)
+    both.current_dir(dir.path())
         .envs(env)
         .env("RICLOUD_WEBHOOK_SECRET", "another");
     let out = both.output().expect("run");

@@ -11,7 +11,10 @@ use crate::{event_body, eventually, id, Api, Process, TempDir};
 async fn a_replay_from_another_process_runs_within_seconds() {
     let dir = TempDir::new("replay");
     let url = dir.sqlite_url();
-    let receiver = Process::start(&dir.0, &[("RICLOUD_WEBHOOK_DATABASE_URL", url.as_str())]);
+    let receiver = Process::start(
+        dir.path(),
+        &[("RICLOUD_WEBHOOK_DATABASE_URL", url.as_str())],
+    );
     let api = Api::new();
     assert_eq!(
         api.deliver(&receiver.base(), &event_body(&id(1))).await,

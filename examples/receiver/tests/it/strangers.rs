@@ -57,7 +57,7 @@ async fn stranger(addr: String, from: std::net::Ipv4Addr) -> Option<TcpStream> {
 async fn strangers_holding_large_bodies_neither_exhaust_memory_nor_block_the_api() {
     // The receiver on its defaults: a SQLite inbox in its working directory.
     let dir = TempDir::new("strangers");
-    let receiver = Process::start(&dir.0, &[]);
+    let receiver = Process::start(dir.path(), &[]);
     let base = receiver.base();
     let idle_rss = peak_rss_kib(receiver.pid());
 

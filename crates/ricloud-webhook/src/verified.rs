@@ -1,0 +1,100 @@
+//! The two ways an event reaches handlers, each a type of its own:
+//! [`VerifiedEvent`], parsed from a body whose signature just matched, and
+//! [`StoredEvent`], read back from a store that verified it before
+//! committing it. Neither can be built from arbitrary bytes by accident.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::{Event, EventError, VerifiedBody};
+
+/// An event parsed from a [`VerifiedBody`]: what a receiver hands to its
+/// [`Dispatcher`](crate::Dispatcher), its [`DeliveryStore`](crate::DeliveryStore)
+/// and its [`EventQueue`](crate::EventQueue).
+///
+/// Its only constructor is [`VerifiedEvent::parse`], so holding one proves
+/// that the signature matched.
+#[derive(Clone)]
+pub struct VerifiedEvent {
+    event: Arc<Event>,
+    matched_secret: usize,
+}
+
+impl VerifiedEvent {
+    /// Parses the verified body as an event.
+    ///
+    /// # Errors
+    /// [`EventError`] when the body is not an event.
+    pub fn parse(verified: VerifiedBody) -> Result<Self, EventError> {
+        let matched_secret = verified.matched_secret();
+        let event = Event::from_json(verified.into_body())?;
+        Ok(Self {
+            event: Arc::new(event),
+            matched_secret,
+        })
+    }
+
+    /// The event.
+    pub fn event(&self) -> &Arc<Event> {
+        &self.event
+    }
+
+    /// Which secret verified it (0 = current).
+    pub fn matched_secret(&self) -> usize {
+        self.matched_secret
+    }
+}
+
+impl fmt::Debug for VerifiedEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedEvent")
+            .field("event", &self.event)
+            .field("matched_secret", &self.matched_secret)
+            .finish()
+    }
+}
+
+/// An event a store's worker read back from the store, for
+/// [`Dispatcher::dispatch_stored`](crate::Dispatcher::dispatch_stored).
+///
+/// A store must build it only from bytes that it committed after a
+/// receiver verified them (as a [`VerifiedEvent`] handed to
+/// [`EventQueue::enqueue`](crate::EventQueue::enqueue) or
+/// [`DeliveryStore::claim`](crate::DeliveryStore::claim)), or that it
+/// fetched from the ricloud API itself over the API's authenticated
+/// channel. It is a type of its own so that a handler's caller says which
+/// kind of event it runs, and a review of [`StoredEvent::from_store`]'s
+/// callers finds every place that trusts stored bytes.
+#[derive(Clone)]
+pub struct StoredEvent {
+    event: Arc<Event>,
+}
+
+impl StoredEvent {
+    /// Parses bytes this store committed after they were verified (see the
+    /// type's documentation). The signature's time window is not checked
+    /// again: a stored event may be run, or replayed, long after it arrived.
+    ///
+    /// # Errors
+    /// [`EventError`] when the body is not an event.
+    pub fn from_store(body: impl Into<Bytes>) -> Result<Self, EventError> {
+        Ok(Self {
+            event: Arc::new(Event::from_json(body)?),
+        })
+    }
+
+    /// The event.
+    pub fn event(&self) -> &Arc<Event> {
+        &self.event
+    }
+}
+
+impl fmt::Debug for StoredEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredEvent")
+            .field("event", &self.event)
+            .finish()
+    }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's test command: every test of the workspace, the PostgreSQL
+# ones included. Those are `#[ignore = "needs PostgreSQL ..."]` (a plain
+# `cargo test --workspace` lists them as ignored); this installs Debian's
+# `postgresql` package when its binaries are missing (as root, with
+# apt-get), then runs them too with `--include-ignored`. Each PostgreSQL
+# test starts a throwaway cluster of its own on a unix socket.
+#
+# Usage: scripts/test.sh [cargo test options...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+    if [[ $(id -u) != 0 ]]; then
+        echo "PostgreSQL's binaries are missing: run this as root to install them, or apt-get install postgresql" >&2
+        exit 1
+    fi
+    echo "installing postgresql (apt-get) for the PostgreSQL tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends postgresql
+fi
+
+exec cargo test --workspace "$@" -- --include-ignored
