@@ -248,8 +248,16 @@ app.run(host="127.0.0.1", port=int(sys.argv[2]), debug=False)
     stop_server
 fi
 
-python3 - "$OUT/results.jsonl" "$OUT/fsync.json" >"$OUT/summary.md" <<'EOF'
+# Every summary names what made it: the commit (with -dirty when the tree
+# had changes) and the command, with the settings that were not defaults.
+COMMIT=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench-results' || echo -dirty)
+COMMAND="ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS PIN=$PIN REFERENCE=$REFERENCE ENDPOINT=$ENDPOINT QUEUED=$QUEUED scripts/bench.sh"
+python3 - "$OUT/results.jsonl" "$OUT/fsync.json" "$COMMIT" "$COMMAND" >"$OUT/summary.md" <<'EOF'
 import json, os, sys
+
+print(f"Commit `{sys.argv[3]}`, `{sys.argv[4]}`, on {os.cpu_count()} CPUs. req/s counts 2xx answers only;"
+      " loadgen fails a run with any other answer.")
+print()
 
 every = {}
 for line in open(sys.argv[1]):

@@ -22,9 +22,7 @@
 //! This crate is not published and nothing in CI depends on its timings.
 
 mod deliveries;
-mod duration;
 mod stats;
 
 pub use deliveries::{Deliveries, Prepared, TEMPLATE_ID};
-pub use duration::parse_duration;
 pub use stats::{StatusCounts, Summary};

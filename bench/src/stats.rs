@@ -28,6 +28,22 @@ impl StatusCounts {
             .sum()
     }
 
+    /// The counts of non-2xx statuses not in `allowed`.
+    pub fn outside(&self, allowed: &[u16]) -> Self {
+        Self(
+            self.0
+                .iter()
+                .filter(|(s, _)| !(200..300).contains(*s) && !allowed.contains(s))
+                .map(|(s, n)| (*s, *n))
+                .collect(),
+        )
+    }
+
+    /// Whether no response is counted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// All responses.
     pub fn total(&self) -> u64 {
         self.0.values().sum()

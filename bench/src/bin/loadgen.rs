@@ -6,8 +6,14 @@
 //! connection, each sending its next request as soon as the previous answer
 //! is read. After `--warmup`, every request's latency (send to last body
 //! byte) is recorded for `--duration`. Prints one human line and one JSON
-//! line on stdout. `--upload-bytes N` instead sends one N-byte body with a
-//! wrong signature over and over, to load the receiver's memory.
+//! line on stdout.
+//!
+//! Throughput (`rps`) counts 2xx answers only: a refusal is not a delivery
+//! taken. A run that gets any other status, except those `--allow-status`
+//! names, prints its report and fails (exit status 1), so a benchmark can
+//! never pass on answers it did not ask for. `--upload-bytes N` instead
+//! sends one N-byte body with a wrong signature over and over, to load the
+//! receiver's memory (pass `--allow-status 401`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,7 +27,7 @@ use http::{HeaderValue, Method, Request, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use ricloud_webhook::{Secret, SignatureHeader};
-use ricloud_webhook_bench::{parse_duration, Deliveries, StatusCounts, Summary};
+use ricloud_webhook_bench::{Deliveries, StatusCounts, Summary};
 use tokio::net::TcpStream;
 
 fn command() -> Command {
@@ -73,6 +79,13 @@ fn command() -> Command {
                 .help("Memory test: send this many bytes per request with a wrong signature instead"),
         )
         .arg(
+            Arg::new("allow-status")
+                .long("allow-status")
+                .value_delimiter(',')
+                .value_parser(value_parser!(u16))
+                .help("Non-2xx statuses this run expects (comma-separated); any other fails the run"),
+        )
+        .arg(
             Arg::new("threads")
                 .long("threads")
                 .value_parser(value_parser!(usize))
@@ -96,6 +109,7 @@ struct Options {
     warmup: Duration,
     deliveries: Option<usize>,
     upload_bytes: Option<usize>,
+    allowed: Vec<u16>,
     threads: usize,
     label: String,
 }
@@ -117,10 +131,14 @@ impl Options {
             prefix: url.path().trim_end_matches('/').to_owned(),
             secret: Secret::new(text("secret"))?,
             connections: m.get_one("connections").copied().unwrap_or(64).max(1),
-            duration: parse_duration(&text("duration"))?,
-            warmup: parse_duration(&text("warmup"))?,
+            duration: duration(&text("duration"))?,
+            warmup: duration(&text("warmup"))?,
             deliveries: m.get_one("deliveries").copied(),
             upload_bytes: m.get_one("upload-bytes").copied(),
+            allowed: m
+                .get_many::<u16>("allow-status")
+                .map(|s| s.copied().collect())
+                .unwrap_or_default(),
             threads: m.get_one("threads").copied().unwrap_or(cpus).max(1),
             label: text("label"),
         })
@@ -232,7 +250,22 @@ async fn run(options: Options, deliveries: Deliveries) -> anyhow::Result<()> {
         reused,
     };
     report(&options, &summary, &statuses, &counts);
+    let unexpected = statuses.outside(&options.allowed);
+    anyhow::ensure!(
+        unexpected.is_empty(),
+        "{}: answers this run did not ask for ({}): the result is not a throughput",
+        options.label,
+        unexpected.describe()
+    );
     Ok(())
+}
+
+/// A duration as people type it (`10s`, `500ms`, `2m`), read by jiff.
+fn duration(text: &str) -> anyhow::Result<Duration> {
+    let span: jiff::SignedDuration = text
+        .parse()
+        .with_context(|| format!("`{text}` is not a duration (10s, 500ms, 2m)"))?;
+    Duration::try_from(span).with_context(|| format!("`{text}` is negative"))
 }
 
 async fn connection(shared: Arc<Shared>, capacity: usize) -> Tally {
@@ -344,12 +377,19 @@ fn report(options: &Options, summary: &Summary, statuses: &StatusCounts, counts:
         reused,
     } = *counts;
     let ms = |ns: u64| ns as f64 / 1e6;
+    // Only what was taken counts as throughput.
+    let ok = statuses.total() - statuses.non_2xx();
+    let ok_rate = if summary.seconds() > 0.0 {
+        ok as f64 / summary.seconds()
+    } else {
+        0.0
+    };
     println!(
-        "{}: {} connections, {:.1} s: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms, {} requests ({}), {} non-2xx, {} io errors, {} connects, {} reused ids",
+        "{}: {} connections, {:.1} s: {:.0} req/s (2xx), p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms, {} requests ({}), {} non-2xx, {} io errors, {} connects, {} reused ids",
         options.label,
         options.connections,
         summary.seconds(),
-        summary.rate(),
+        ok_rate,
         ms(summary.p50_ns()),
         ms(summary.p99_ns()),
         ms(summary.max_ns()),
@@ -368,7 +408,8 @@ fn report(options: &Options, summary: &Summary, statuses: &StatusCounts, counts:
         "warmup_seconds": options.warmup.as_secs_f64(),
         "upload_bytes": options.upload_bytes,
         "requests": summary.count(),
-        "rps": summary.rate(),
+        "rps": ok_rate,
+        "answers_per_s": summary.rate(),
         "p50_us": summary.p50_ns() as f64 / 1e3,
         "p99_us": summary.p99_ns() as f64 / 1e3,
         "max_us": summary.max_ns() as f64 / 1e3,
