@@ -54,6 +54,9 @@ const DEFAULT_DATABASE_URL: &str = "sqlite://ricloud-webhook.db";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The process's TLS crypto provider, for registering with the API: ring.
+    // The libraries install none; an error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let level = std::env::var("RUST_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())

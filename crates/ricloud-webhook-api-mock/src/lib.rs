@@ -13,9 +13,15 @@
 //! `Retry-After` when told to ([`MockApi::rate_limit`]).
 //!
 //! A config test really delivers: a `webhook_config.test` event signed
-//! with the config's secret is POSTed to `<url>/<event id>`, and the config
-//! turns `valid` on a 2xx answer, `invalid` otherwise, its task
-//! `succeeded` or `failed`.
+//! with the config's secret is POSTed to `<url>/<event id>` (through the
+//! API crate's transport, which needs a rustls crypto provider:
+//! [`MockApi::start`] installs ring's when the test has none),
+//! and the config turns `valid` on a 2xx answer,
+//! `invalid` otherwise, its task `succeeded` or `failed`.
+//!
+//! It is an axum [`Router`] served by `axum::serve`. Its state is JSON
+//! values rather than the client's types, so a test can make it answer
+//! what the client's types would refuse (broken paging, say).
 //!
 //! The API documents `date_created` as "a datetime filter" without its
 //! syntax; the stand-in ignores date filters, as a server that reads
@@ -26,14 +32,17 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, Request, State as Shared};
+use axum::http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use ricloud_webhook::{sign, Secret, SignatureHeader};
+use ricloud_webhook_api::transport::{Overflow, Transport};
 use serde_json::{json, Map, Value};
 
 /// A running stand-in. It stops when dropped.
@@ -95,11 +104,14 @@ struct State {
 }
 
 impl MockApi {
-    /// Starts the stand-in on a loopback port, accepting `token`.
+    /// Starts the stand-in on a loopback port, accepting `token`. It runs
+    /// in a test process only, which it gives ring as its rustls crypto
+    /// provider when the test has not installed one.
     ///
     /// # Panics
     /// When no port or thread can be had: a test cannot go on then.
     pub fn start(token: &str) -> Self {
+        ricloud_webhook_testkit::install_tls_provider();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the stand-in API");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local address");
@@ -124,12 +136,16 @@ impl MockApi {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 let api = Api {
                     state: shared,
-                    http: deliverer(),
+                    transport: Transport::builder("ricloud-api-mock")
+                        .timeout(Duration::from_secs(10))
+                        .build()
+                        .expect("the test process installs a TLS crypto provider"),
                 };
-                tokio::select! {
-                    () = api.serve(listener) => {}
-                    _ = stopped => {}
-                }
+                let _ = axum::serve(listener, router(api))
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
             });
         });
         Self {
@@ -238,16 +254,6 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The client test tasks deliver with.
-fn deliverer() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("HTTP client")
-}
-
 fn iso(time: SystemTime) -> String {
     jiff::Timestamp::try_from(time).map_or_else(|_| String::new(), |t| format!("{t:.6}"))
 }
@@ -256,213 +262,193 @@ fn now() -> String {
     iso(SystemTime::now())
 }
 
-type Answer = Response<Full<Bytes>>;
-
 #[derive(Clone)]
 struct Api {
     state: Arc<Mutex<State>>,
-    http: reqwest::Client,
+    transport: Transport,
 }
 
-impl Api {
-    async fn serve(self, listener: tokio::net::TcpListener) {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let api = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let api = api.clone();
-                    async move { Ok::<_, std::convert::Infallible>(api.answer(request).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    }
+/// The API's routes, behind the token check, the refusals asked for, and
+/// the request log.
+fn router(api: Api) -> Router {
+    Router::new()
+        .route("/configs/webhook", get(list_configs).post(create_config))
+        .route(
+            "/configs/webhook/{id}",
+            get(get_config).post(update_config).delete(delete_config),
+        )
+        .route("/configs/webhook/{id}/test", post(test_config))
+        .route("/tasks/{id}", get(get_task))
+        .route("/events", get(list_events))
+        .route("/events/{id}", get(get_event))
+        .route(
+            "/organisation",
+            get(get_organisation).post(set_default_config),
+        )
+        .fallback(|| async { not_found("route") })
+        .layer(middleware::from_fn_with_state(api.clone(), gate))
+        .with_state(api)
+}
 
-    async fn answer(&self, request: Request<Incoming>) -> Answer {
-        let (parts, body) = request.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let path = parts.uri.path().to_owned();
-        let query = parts.uri.query().unwrap_or("").to_owned();
-        let answer = self.route(&parts.method, &parts.headers, &path, &query, &body);
-        lock(&self.state).log.push(Logged {
-            method: parts.method,
-            path,
-            query,
-            status: answer.status(),
-        });
-        answer
-    }
+/// Checks the token, refuses as told, and logs what was answered.
+async fn gate(Shared(api): Shared<Api>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let refused = refusal(&mut lock(&api.state), request.headers().get(AUTHORIZATION));
+    let answer = match refused {
+        Some(answer) => answer,
+        None => next.run(request).await,
+    };
+    lock(&api.state).log.push(Logged {
+        method,
+        path,
+        query,
+        status: answer.status(),
+    });
+    answer
+}
 
-    fn route(
-        &self,
-        method: &Method,
-        headers: &hyper::HeaderMap,
-        path: &str,
-        query: &str,
-        body: &[u8],
-    ) -> Answer {
-        let mut guard = lock(&self.state);
-        let state: &mut State = &mut guard;
-        let expected = format!("Token {}", state.token);
-        if headers.get(AUTHORIZATION).map(HeaderValue::as_bytes) != Some(expected.as_bytes()) {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "authentication-failed",
-                "Invalid token.",
-                json!({}),
-            );
-        }
-        match &mut state.refuse_after {
-            Some(0) if state.refusals > 0 => {
-                state.refusals -= 1;
-                return match state.refusal {
-                    Some(Refusal::RateLimited { retry_after }) => {
-                        let mut answer = error(
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "limit-exceeded",
-                            "Request limit exceeded.",
-                            json!({}),
-                        );
-                        answer
-                            .headers_mut()
-                            .insert(RETRY_AFTER, HeaderValue::from(retry_after));
-                        answer
-                    }
-                    Some(Refusal::Status(status)) => {
-                        error(status, "server-error", "Try again later.", json!({}))
-                    }
-                    None => error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server-error",
-                        "",
+/// The answer to a request that is not let through: a wrong token, or a
+/// refusal asked for with [`MockApi::rate_limit`] or [`MockApi::fail`].
+fn refusal(state: &mut State, token: Option<&HeaderValue>) -> Option<Response> {
+    let expected = format!("Token {}", state.token);
+    if token.map(HeaderValue::as_bytes) != Some(expected.as_bytes()) {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            "authentication-failed",
+            "Invalid token.",
+            json!({}),
+        ));
+    }
+    match &mut state.refuse_after {
+        Some(0) if state.refusals > 0 => {
+            state.refusals -= 1;
+            Some(match state.refusal {
+                Some(Refusal::RateLimited { retry_after }) => {
+                    let mut answer = error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "limit-exceeded",
+                        "Request limit exceeded.",
                         json!({}),
-                    ),
-                };
-            }
-            Some(0) => state.refuse_after = None,
-            Some(n) => *n -= 1,
-            None => {}
-        }
-        let query = parse_query(query);
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let json_body = || -> Option<Value> {
-            if body.is_empty() {
-                return Some(Value::Null);
-            }
-            serde_json::from_slice(body).ok()
-        };
-        match (method, segments.as_slice()) {
-            (&Method::GET, ["configs", "webhook"]) => {
-                let wanted = query.get("state").cloned();
-                let items: Vec<Value> = state
-                    .configs
-                    .iter()
-                    .filter(|c| match &wanted {
-                        Some(s) => c["state"] == s.as_str(),
-                        None => c["state"] != "deactivated",
-                    })
-                    .cloned()
-                    .collect();
-                list(path, items, &query, state.paging)
-            }
-            (&Method::POST, ["configs", "webhook"]) => match json_body() {
-                None => bad_body(),
-                Some(body) => match body.get("url").and_then(Value::as_str) {
-                    Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-                        let config = json!({
-                            "id": uuid::Uuid::new_v4().to_string(),
-                            "resource": "webhook_config",
-                            "organisation": 1,
-                            "url": url,
-                            "secret": new_secret(),
-                            "state": "new",
-                            "date_created": now(),
-                        });
-                        state.configs.insert(0, config.clone());
-                        self.start_test(state, &config);
-                        with_status(StatusCode::CREATED, &config)
-                    }
-                    _ => invalid("url", "A valid URL is required."),
-                },
-            },
-            (_, ["configs", "webhook", id, rest @ ..]) => {
-                let Some(index) = state.configs.iter().position(|c| c["id"] == *id) else {
-                    return not_found("webhook_config");
-                };
-                match (method, rest) {
-                    (&Method::GET, []) => ok(&state.configs[index]),
-                    (&Method::DELETE, []) => {
-                        state.configs.remove(index);
-                        Response::builder()
-                            .status(StatusCode::NO_CONTENT)
-                            .body(Full::new(Bytes::new()))
-                            .unwrap_or_default()
-                    }
-                    (&Method::POST, []) => match json_body() {
-                        None => bad_body(),
-                        Some(body) => self.update(state, index, &body),
-                    },
-                    (&Method::POST, ["test"]) => {
-                        let config = state.configs[index].clone();
-                        if config["state"] == "deactivated" {
-                            invalid("state", "A deactivated config cannot be tested.")
-                        } else {
-                            ok(&self.start_test(state, &config))
-                        }
-                    }
-                    _ => not_found("route"),
+                    );
+                    answer
+                        .headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+                    answer
                 }
-            }
-            (&Method::GET, ["tasks", id]) => match state.tasks.get(*id) {
-                Some(task) => ok(task),
-                None => not_found("task"),
-            },
-            (&Method::GET, ["events"]) => {
-                let items: Vec<Value> = state
-                    .events
-                    .iter()
-                    .filter(|e| {
-                        ["type", "action", "state"]
-                            .iter()
-                            .all(|field| query.get(*field).is_none_or(|v| e[*field] == v.as_str()))
-                    })
-                    .cloned()
-                    .collect();
-                list(path, items, &query, state.paging)
-            }
-            (&Method::GET, ["events", id]) => match state.events.iter().find(|e| e["id"] == *id) {
-                Some(event) => ok(event),
-                None => not_found("event"),
-            },
-            (&Method::GET, ["organisation"]) => ok(&Value::Object(state.organisation.clone())),
-            (&Method::POST, ["organisation"]) => match json_body() {
-                None => bad_body(),
-                Some(body) => match body.get("webhook_config_default") {
-                    Some(id) if state.configs.iter().any(|c| c["id"] == *id) => {
-                        state
-                            .organisation
-                            .insert("webhook_config_default".into(), id.clone());
-                        ok(&Value::Object(state.organisation.clone()))
-                    }
-                    _ => invalid("webhook_config_default", "No such webhook config."),
-                },
-            },
-            _ => not_found("route"),
+                Some(Refusal::Status(status)) => {
+                    error(status, "server-error", "Try again later.", json!({}))
+                }
+                None => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server-error",
+                    "",
+                    json!({}),
+                ),
+            })
         }
+        Some(0) => {
+            state.refuse_after = None;
+            None
+        }
+        Some(n) => {
+            *n -= 1;
+            None
+        }
+        None => None,
     }
+}
 
-    fn update(&self, state: &mut State, index: usize, body: &Value) -> Answer {
-        let url = body.get("url").and_then(Value::as_str);
-        let new_state = body.get("state").and_then(Value::as_str);
+/// A request body as JSON: `Null` when empty, `None` when not JSON.
+fn json_body(body: &[u8]) -> Option<Value> {
+    if body.is_empty() {
+        return Some(Value::Null);
+    }
+    serde_json::from_slice(body).ok()
+}
+
+async fn list_configs(Shared(api): Shared<Api>, RawQuery(query): RawQuery) -> Response {
+    let query = parse_query(query.as_deref().unwrap_or(""));
+    let state = lock(&api.state);
+    let wanted = query.get("state").cloned();
+    let items: Vec<Value> = state
+        .configs
+        .iter()
+        .filter(|c| match &wanted {
+            Some(s) => c["state"] == s.as_str(),
+            None => c["state"] != "deactivated",
+        })
+        .cloned()
+        .collect();
+    list("/configs/webhook", items, &query, state.paging)
+}
+
+async fn create_config(Shared(api): Shared<Api>, body: Bytes) -> Response {
+    let Some(body) = json_body(&body) else {
+        return bad_body();
+    };
+    match body.get("url").and_then(Value::as_str) {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            let config = json!({
+                "id": uuid::Uuid::new_v4().to_string(),
+                "resource": "webhook_config",
+                "organisation": 1,
+                "url": url,
+                "secret": new_secret(),
+                "state": "new",
+                "date_created": now(),
+            });
+            lock(&api.state).configs.insert(0, config.clone());
+            api.start_test(&config);
+            with_status(StatusCode::CREATED, &config)
+        }
+        _ => invalid("url", "A valid URL is required."),
+    }
+}
+
+/// The config `id`'s index; `None` is answered [`no_config`].
+fn config_index(state: &State, id: &str) -> Option<usize> {
+    state.configs.iter().position(|c| c["id"] == id)
+}
+
+fn no_config() -> Response {
+    not_found("webhook_config")
+}
+
+async fn get_config(Shared(api): Shared<Api>, Path(id): Path<String>) -> Response {
+    let state = lock(&api.state);
+    match config_index(&state, &id) {
+        Some(index) => ok(&state.configs[index]),
+        None => no_config(),
+    }
+}
+
+async fn delete_config(Shared(api): Shared<Api>, Path(id): Path<String>) -> Response {
+    let mut state = lock(&api.state);
+    match config_index(&state, &id) {
+        Some(index) => {
+            state.configs.remove(index);
+            Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(Body::empty())
+                .unwrap_or_default()
+        }
+        None => no_config(),
+    }
+}
+
+async fn update_config(Shared(api): Shared<Api>, Path(id): Path<String>, body: Bytes) -> Response {
+    let Some(body) = json_body(&body) else {
+        return bad_body();
+    };
+    let url = body.get("url").and_then(Value::as_str);
+    let new_state = body.get("state").and_then(Value::as_str);
+    let config = {
+        let mut state = lock(&api.state);
+        let Some(index) = config_index(&state, &id) else {
+            return no_config();
+        };
         if url.is_none() && new_state.is_none() {
             return invalid("url", "Give a url or a state.");
         }
@@ -480,14 +466,84 @@ impl Api {
             Some("new") | None => state.configs[index]["state"] = json!("new"),
             Some(_) => return invalid("state", "The state can only be set to new or deactivated."),
         }
-        let config = state.configs[index].clone();
-        self.start_test(state, &config);
-        ok(&state.configs[index])
-    }
+        state.configs[index].clone()
+    };
+    api.start_test(&config);
+    ok(&config)
+}
 
+async fn test_config(Shared(api): Shared<Api>, Path(id): Path<String>) -> Response {
+    let config = {
+        let state = lock(&api.state);
+        match config_index(&state, &id) {
+            Some(index) => state.configs[index].clone(),
+            None => return no_config(),
+        }
+    };
+    if config["state"] == "deactivated" {
+        return invalid("state", "A deactivated config cannot be tested.");
+    }
+    ok(&api.start_test(&config))
+}
+
+async fn get_task(Shared(api): Shared<Api>, Path(id): Path<String>) -> Response {
+    match lock(&api.state).tasks.get(&id) {
+        Some(task) => ok(task),
+        None => not_found("task"),
+    }
+}
+
+async fn list_events(Shared(api): Shared<Api>, RawQuery(query): RawQuery) -> Response {
+    let query = parse_query(query.as_deref().unwrap_or(""));
+    let state = lock(&api.state);
+    let items: Vec<Value> = state
+        .events
+        .iter()
+        .filter(|e| {
+            ["type", "action", "state"]
+                .iter()
+                .all(|field| query.get(*field).is_none_or(|v| e[*field] == v.as_str()))
+        })
+        .cloned()
+        .collect();
+    list("/events", items, &query, state.paging)
+}
+
+async fn get_event(Shared(api): Shared<Api>, Path(id): Path<String>) -> Response {
+    match lock(&api.state)
+        .events
+        .iter()
+        .find(|e| e["id"] == id.as_str())
+    {
+        Some(event) => ok(event),
+        None => not_found("event"),
+    }
+}
+
+async fn get_organisation(Shared(api): Shared<Api>) -> Response {
+    ok(&Value::Object(lock(&api.state).organisation.clone()))
+}
+
+async fn set_default_config(Shared(api): Shared<Api>, body: Bytes) -> Response {
+    let Some(body) = json_body(&body) else {
+        return bad_body();
+    };
+    let mut state = lock(&api.state);
+    match body.get("webhook_config_default") {
+        Some(id) if state.configs.iter().any(|c| c["id"] == *id) => {
+            state
+                .organisation
+                .insert("webhook_config_default".into(), id.clone());
+            ok(&Value::Object(state.organisation.clone()))
+        }
+        _ => invalid("webhook_config_default", "No such webhook config."),
+    }
+}
+
+impl Api {
     /// Creates a `webhook_config.test` task and runs it: the test event is
     /// delivered to the config's URL, and the answer decides.
-    fn start_test(&self, state: &mut State, config: &Value) -> Value {
+    fn start_test(&self, config: &Value) -> Value {
         let task_id = uuid::Uuid::new_v4().to_string();
         let task = json!({
             "id": task_id,
@@ -498,7 +554,9 @@ impl Api {
             "results": {"resource": "list", "data": [], "has_more": false, "total_count": 0, "url": format!("/results?task={task_id}")},
             "date_created": now(),
         });
-        state.tasks.insert(task_id.clone(), task.clone());
+        lock(&self.state)
+            .tasks
+            .insert(task_id.clone(), task.clone());
         let api = self.clone();
         let config = config.clone();
         tokio::spawn(async move {
@@ -552,20 +610,23 @@ impl Api {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let header = sign(&secret, unix, body.as_bytes());
-        let target = format!("{}/{id}", url.trim_end_matches('/'));
-        let answer = self
-            .http
-            .post(target)
+        let target = reqwest::Url::parse(&format!("{}/{id}", url.trim_end_matches('/')))
+            .map_err(|e| e.to_string())?;
+        let request = self
+            .transport
+            .request(Method::POST, target)
             .header(CONTENT_TYPE, "application/json")
             .header(SignatureHeader::NAME, header.to_string())
-            .body(body)
-            .send()
+            .body(body);
+        let answer = self
+            .transport
+            .exchange(request, 64 * 1024, Overflow::Truncate)
             .await
             .map_err(|e| e.to_string())?;
-        if answer.status().is_success() {
+        if answer.status.is_success() {
             Ok(())
         } else {
-            Err(format!("the receiver answered {}", answer.status()))
+            Err(format!("the receiver answered {}", answer.status))
         }
     }
 }
@@ -588,7 +649,7 @@ fn list(
     items: Vec<Value>,
     query: &HashMap<String, String>,
     paging: Option<BrokenPaging>,
-) -> Answer {
+) -> Response {
     let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
         None => 10,
         Some(Ok(n)) if (1..=1000).contains(&n) => n,
@@ -642,26 +703,26 @@ fn new_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn ok(value: &Value) -> Answer {
+fn ok(value: &Value) -> Response {
     with_status(StatusCode::OK, value)
 }
 
-fn with_status(status: StatusCode, value: &Value) -> Answer {
+fn with_status(status: StatusCode, value: &Value) -> Response {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(value.to_string())))
+        .body(Body::from(value.to_string()))
         .unwrap_or_default()
 }
 
-fn error(status: StatusCode, code: &str, message: &str, params: Value) -> Answer {
+fn error(status: StatusCode, code: &str, message: &str, params: Value) -> Response {
     with_status(
         status,
         &json!({"error": code, "message": message, "params": params}),
     )
 }
 
-fn invalid(param: &str, message: &str) -> Answer {
+fn invalid(param: &str, message: &str) -> Response {
     error(
         StatusCode::BAD_REQUEST,
         "invalid-parameter",
@@ -670,7 +731,7 @@ fn invalid(param: &str, message: &str) -> Answer {
     )
 }
 
-fn bad_body() -> Answer {
+fn bad_body() -> Response {
     error(
         StatusCode::BAD_REQUEST,
         "invalid-body",
@@ -679,7 +740,7 @@ fn bad_body() -> Answer {
     )
 }
 
-fn not_found(what: &str) -> Answer {
+fn not_found(what: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
         "not-found",

@@ -1,15 +1,16 @@
-//! The HTTP side: one reqwest client, the token, retries with backoff.
+//! The API client: the token, the base URL, retries with backoff
+//! (backon), over the workspace's one [`Transport`].
 
 use std::fmt;
+use std::time::{Duration, SystemTime};
 
-use std::time::Duration;
+use backon::{ExponentialBuilder, Retryable as _};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
 use zeroize::Zeroizing;
 
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::{Method, StatusCode, Url};
-use zeroize::Zeroize;
-
 use crate::error::ApiError;
+use crate::transport::{Overflow, Transport, TransportError};
 
 /// Where the API lives.
 pub const DEFAULT_BASE_URL: &str = "https://ricloud-api.reincubate.com";
@@ -48,10 +49,9 @@ const MAX_ANSWER: usize = 64 * 1024 * 1024;
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    transport: Transport,
     base: Url,
     token: HeaderValue,
-    timeout: Duration,
     retries: u32,
     retry_delay: Duration,
     max_retry_wait: Duration,
@@ -63,7 +63,7 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("base", &self.base.as_str())
             .field("token", &"[redacted]")
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.transport.timeout())
             .field("retries", &self.retries)
             .finish_non_exhaustive()
     }
@@ -71,7 +71,7 @@ impl fmt::Debug for Client {
 
 /// Sets up a [`Client`].
 pub struct ClientBuilder {
-    token: String,
+    token: Zeroizing<String>,
     base_url: String,
     timeout: Duration,
     retries: u32,
@@ -89,12 +89,6 @@ impl fmt::Debug for ClientBuilder {
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for ClientBuilder {
-    fn drop(&mut self) {
-        self.token.zeroize();
     }
 }
 
@@ -122,7 +116,7 @@ impl ClientBuilder {
     }
 
     /// The first retry's delay, doubled for each further one, each with a
-    /// random factor between 0.5 and 1.5 (default 1 s).
+    /// random factor between 1 and 2 (backon's jitter; default 1 s).
     #[must_use]
     pub fn retry_delay(mut self, delay: Duration) -> Self {
         self.retry_delay = delay;
@@ -130,7 +124,8 @@ impl ClientBuilder {
     }
 
     /// The longest wait before a retry (default 60 s). A `Retry-After`
-    /// asking for longer ends the retries with the API's error.
+    /// (seconds or an HTTP date) asking for longer ends the retries with
+    /// the API's error.
     #[must_use]
     pub fn max_retry_wait(mut self, wait: Duration) -> Self {
         self.max_retry_wait = wait;
@@ -156,8 +151,10 @@ impl ClientBuilder {
     /// Builds the client.
     ///
     /// # Errors
-    /// [`ApiError::Setup`] for an empty token, a base URL that is not an
-    /// absolute `http(s)` URL, or a CA file without certificates.
+    /// [`ApiError::Setup`] for an empty token, or a base URL that is not an
+    /// absolute `http(s)` URL; [`ApiError::Transport`] when the transport
+    /// cannot be set up (no TLS provider installed, a CA file without
+    /// certificates).
     pub fn build(self) -> Result<Client, ApiError> {
         let setup = |message: &str| ApiError::Setup {
             message: message.to_owned(),
@@ -179,28 +176,16 @@ impl ClientBuilder {
         if !base.username().is_empty() || base.password().is_some() || base.query().is_some() {
             return Err(setup("the API URL cannot hold credentials or a query"));
         }
-        // ring as rustls's provider, as the CLI's sender installs it.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .user_agent(concat!("ricloud-webhook-api/", env!("CARGO_PKG_VERSION")));
+        let mut transport =
+            Transport::builder(concat!("ricloud-webhook-api/", env!("CARGO_PKG_VERSION")))
+                .timeout(self.timeout);
         if let Some(pem) = &self.ca_cert {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| setup(&format!("cannot use the CA certificate: {e}")))?;
-            if certs.is_empty() {
-                return Err(setup("no PEM certificate in the CA file"));
-            }
-            builder = builder.tls_certs_merge(certs);
+            transport = transport.ca_cert(pem.clone());
         }
-        let http = builder.build().map_err(|e| ApiError::Setup {
-            message: e.to_string(),
-        })?;
         Ok(Client {
-            http,
+            transport: transport.build()?,
             base,
             token,
-            timeout: self.timeout,
             retries: self.retries,
             retry_delay: self.retry_delay,
             max_retry_wait: self.max_retry_wait,
@@ -222,7 +207,7 @@ impl Client {
     /// A client builder for the key token `token` (`RICLOUD_TOKEN`).
     pub fn builder(token: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
-            token: token.into(),
+            token: Zeroizing::new(token.into()),
             base_url: DEFAULT_BASE_URL.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             retries: DEFAULT_RETRIES,
@@ -260,10 +245,9 @@ impl Client {
         retry: Retry,
     ) -> Result<Zeroizing<Vec<u8>>, ApiError> {
         let body = body.map(|b| b.to_string());
-        let mut attempt = 0;
-        loop {
+        let once = || async {
             let mut request = self
-                .http
+                .transport
                 .request(method.clone(), url.clone())
                 .header(AUTHORIZATION, self.token.clone());
             if let Some(body) = &body {
@@ -271,142 +255,93 @@ impl Client {
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.clone());
             }
-            let (error, retry_after, retryable) = match request.send().await {
-                Ok(mut answer) => {
-                    let status = answer.status();
-                    let retry_after = answer
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let limit = if status.is_success() {
-                        MAX_ANSWER
-                    } else {
-                        64 * 1024
-                    };
-                    let read = read_limited(&mut answer, limit).await;
-                    match read {
-                        Ok(bytes) if status.is_success() => return Ok(bytes),
-                        Ok(bytes) => {
-                            let retryable = status == StatusCode::TOO_MANY_REQUESTS
-                                || (status.is_server_error() && retry == Retry::Idempotent);
-                            (
-                                ApiError::from_answer(status, &bytes, retry_after),
-                                retry_after,
-                                retryable,
-                            )
-                        }
-                        Err(e) => {
-                            let retryable = retry == Retry::Idempotent;
-                            (self.read_error(&e), None, retryable)
-                        }
-                    }
-                }
-                Err(e) => {
-                    let retryable = e.is_connect() || retry == Retry::Idempotent;
-                    (self.transport_error(&e), None, retryable)
-                }
-            };
-            if !retryable || attempt >= self.retries {
-                return Err(error);
+            let answer = self
+                .transport
+                .exchange(request, MAX_ANSWER, Overflow::Refuse)
+                .await?;
+            if answer.status.is_success() {
+                return Ok(answer.body);
             }
-            let wait = match retry_after {
-                Some(asked) if asked > self.max_retry_wait => return Err(error),
-                Some(asked) => asked,
-                None => self.backoff(attempt),
-            };
-            tracing::debug!(%method, path = url.path(), attempt, ?wait, %error, "retrying an API request");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-        }
-    }
-
-    /// The wait before retry number `attempt + 1`.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let delay = self
-            .retry_delay
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.max_retry_wait);
-        let mut byte = [0u8; 1];
-        // Without randomness the retries are merely not spread out.
-        let _ = getrandom::fill(&mut byte);
-        delay.mul_f64(0.5 + f64::from(byte[0]) / 255.0)
-    }
-
-    fn transport_error(&self, e: &reqwest::Error) -> ApiError {
-        if e.is_timeout() {
-            ApiError::Timeout {
-                after: self.timeout,
-            }
-        } else if e.is_connect() {
-            ApiError::Connect {
-                message: error_chain(e),
-            }
-        } else {
-            ApiError::Http {
-                message: error_chain(e),
-            }
-        }
+            Err(ApiError::from_answer(
+                answer.status,
+                &answer.body,
+                retry_after(&answer.headers, SystemTime::now()),
+            ))
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry_delay)
+            .with_max_delay(self.max_retry_wait)
+            .with_max_times(self.retries as usize)
+            .with_jitter();
+        once.retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e| retryable(e, retry))
+            // `Retry-After` replaces the backoff's wait; one asking for more
+            // than the client waits ends the retries with the API's error.
+            .adjust(|e, next| match e.retry_after() {
+                Some(asked) if asked > self.max_retry_wait => None,
+                Some(asked) => next.map(|_| asked),
+                None => next,
+            })
+            .notify(|e, wait| {
+                tracing::debug!(%method, path = url.path(), ?wait, error = %e, "retrying an API request");
+            })
+            .await
     }
 }
 
-/// Reads at most `limit` bytes of an answer; more is an error. An answer
-/// may hold a config's secret, so the buffer is wiped when dropped, and
-/// wiped before it is given up each time it has to grow.
-async fn read_limited(
-    answer: &mut reqwest::Response,
-    limit: usize,
-) -> Result<Zeroizing<Vec<u8>>, ReadError> {
-    let expected = answer
-        .content_length()
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(0);
-    let mut body = Zeroizing::new(Vec::with_capacity(expected.min(limit)));
-    while let Some(chunk) = answer.chunk().await.map_err(ReadError::Http)? {
-        if body.len() + chunk.len() > limit {
-            return Err(ReadError::TooLarge);
+/// Whether `error` may be retried under `retry`.
+fn retryable(error: &ApiError, retry: Retry) -> bool {
+    match error {
+        // The API cannot have acted on a request that never reached it.
+        ApiError::Transport(e) if e.is_connect() => true,
+        ApiError::Transport(TransportError::Timeout { .. } | TransportError::Http(_)) => {
+            retry == Retry::Idempotent
         }
-        if body.capacity() - body.len() < chunk.len() {
-            let mut bigger = Zeroizing::new(Vec::with_capacity(
-                (body.len() + chunk.len())
-                    .max(2 * body.capacity())
-                    .min(limit),
-            ));
-            bigger.extend_from_slice(&body);
-            // The old buffer is wiped as it drops.
-            body = bigger;
+        ApiError::Api { status, .. } => {
+            *status == StatusCode::TOO_MANY_REQUESTS
+                || (status.is_server_error() && retry == Retry::Idempotent)
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-#[derive(Debug)]
-enum ReadError {
-    Http(reqwest::Error),
-    TooLarge,
-}
-
-impl Client {
-    fn read_error(&self, e: &ReadError) -> ApiError {
-        match e {
-            ReadError::Http(e) => self.transport_error(e),
-            ReadError::TooLarge => ApiError::Http {
-                message: format!("the answer is larger than {MAX_ANSWER} bytes"),
-            },
-        }
+        _ => false,
     }
 }
 
-/// An error with its causes, which is where reqwest says what went wrong.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+/// `Retry-After` as a wait from `now`: delay-seconds, or an HTTP date
+/// (a date in the past is no wait).
+fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
     }
-    text
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(value).expect("a header"));
+        headers
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            retry_after(&header("120"), now),
+            Some(Duration::from_secs(120))
+        );
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(
+            retry_after(&header(&later), now),
+            Some(Duration::from_secs(90))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(retry_after(&header(&earlier), now), Some(Duration::ZERO));
+        assert_eq!(retry_after(&header("soon"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
 }

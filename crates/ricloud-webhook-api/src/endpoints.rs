@@ -532,8 +532,5 @@ impl Client {
 
 /// Reads a successful answer as `T`.
 fn decode<T: DeserializeOwned>(body: &[u8], what: &'static str) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::Decode {
-        what,
-        message: e.to_string(),
-    })
+    serde_json::from_slice(body).map_err(|source| ApiError::Decode { what, source })
 }

@@ -1,20 +1,22 @@
 //! What can go wrong talking to the API.
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::transport::TransportError;
+
 /// Why a request to the API failed.
 ///
 /// No variant holds the token: it travels only in the `Authorization`
 /// header, which reqwest marks sensitive and which no error reads.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
     /// The API answered with an error: its status and its error body
     /// (`{"error": "<code>", "message": "...", "params": {...}}`).
+    #[error("the API answered {status}{}", api_detail(code, message, params))]
     Api {
         /// The HTTP status (400, 401, 403, 404, 429, 5xx, ...).
         status: StatusCode,
@@ -26,32 +28,31 @@ pub enum ApiError {
         message: String,
         /// The API's `params`, `null` when there were none.
         params: serde_json::Value,
-        /// What `Retry-After` asked for, when it was sent.
+        /// What `Retry-After` asked for (seconds or an HTTP date), when it
+        /// was sent.
         retry_after: Option<Duration>,
     },
     /// The answer was a success but not the resource expected.
+    #[error("the API's answer is not {what}")]
     Decode {
         /// What was being read.
         what: &'static str,
-        /// serde_json's description.
-        message: String,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
     },
-    /// No connection could be made (refused, unreachable, TLS failed).
-    Connect {
-        /// What went wrong, with its causes.
-        message: String,
+    /// A webhook config that should have come with its secret came without.
+    #[error("the API sent webhook config {id} without its secret")]
+    NoSecret {
+        /// The config's id.
+        id: String,
     },
-    /// The request took longer than the client's timeout.
-    Timeout {
-        /// The timeout that expired.
-        after: Duration,
-    },
-    /// The exchange broke off, or the answer was not valid HTTP.
-    Http {
-        /// What went wrong, with its causes.
-        message: String,
-    },
-    /// The client could not be built (bad base URL, TLS set-up).
+    /// The exchange itself failed: no connection, a timeout, a broken or
+    /// oversized answer, or a transport that could not be set up.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The client could not be built (no token, a bad base URL).
+    #[error("cannot set up the API client: {message}")]
     Setup {
         /// What is wrong.
         message: String,
@@ -59,23 +60,43 @@ pub enum ApiError {
     /// A list's paging went wrong: a page's cursor did not advance, came
     /// back, or the list ran past the client's page cap
     /// ([`ClientBuilder::max_pages`](crate::ClientBuilder::max_pages)).
+    #[error("the API's list paging is broken: {message}")]
     Paging {
         /// What the API did.
         message: String,
     },
     /// A webhook config test did not finish within the time given.
+    #[error("the webhook config test did not finish within {after:?}")]
     TestTimedOut {
         /// The time given.
         after: Duration,
     },
     /// A webhook config's test ended with the config in a state other
     /// than `valid`: the receiver did not answer the test event with 2xx.
+    #[error(
+        "webhook config {id} is {state} after its test: the receiver did not answer the test event with a 2xx"
+    )]
     NotValid {
         /// The config's id.
         id: String,
         /// Its state.
         state: String,
     },
+}
+
+/// ` (<code>): <message> <params>`, each part only when there is one.
+fn api_detail(code: &str, message: &str, params: &serde_json::Value) -> String {
+    let mut text = String::new();
+    if !code.is_empty() {
+        text.push_str(&format!(" ({code})"));
+    }
+    if !message.is_empty() {
+        text.push_str(&format!(": {message}"));
+    }
+    if !params.is_null() {
+        text.push_str(&format!(" {params}"));
+    }
+    text
 }
 
 impl ApiError {
@@ -91,6 +112,14 @@ impl ApiError {
     pub fn code(&self) -> Option<&str> {
         match self {
             Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// What `Retry-After` asked for, on an API error that sent it.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -136,49 +165,6 @@ impl ApiError {
         }
     }
 }
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Api {
-                status,
-                code,
-                message,
-                params,
-                ..
-            } => {
-                write!(f, "the API answered {status}")?;
-                if !code.is_empty() {
-                    write!(f, " ({code})")?;
-                }
-                if !message.is_empty() {
-                    write!(f, ": {message}")?;
-                }
-                if !params.is_null() {
-                    write!(f, " {params}")?;
-                }
-                Ok(())
-            }
-            Self::Decode { what, message } => {
-                write!(f, "the API's answer is not {what}: {message}")
-            }
-            Self::Connect { message } => write!(f, "cannot connect to the API: {message}"),
-            Self::Timeout { after } => write!(f, "no answer from the API within {after:?}"),
-            Self::Http { message } => write!(f, "HTTP exchange with the API failed: {message}"),
-            Self::Setup { message } => write!(f, "cannot set up the API client: {message}"),
-            Self::Paging { message } => write!(f, "the API's list paging is broken: {message}"),
-            Self::TestTimedOut { after } => {
-                write!(f, "the webhook config test did not finish within {after:?}")
-            }
-            Self::NotValid { id, state } => write!(
-                f,
-                "webhook config {id} is {state} after its test: the receiver did not answer the test event with a 2xx"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ApiError {}
 
 #[cfg(test)]
 mod tests {

@@ -62,6 +62,7 @@ mod endpoints;
 mod error;
 mod register;
 mod resources;
+pub mod transport;
 
 pub use crate::client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_PAGES, DEFAULT_RETRIES, DEFAULT_TIMEOUT,

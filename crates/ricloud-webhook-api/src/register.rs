@@ -73,9 +73,8 @@ impl Client {
             }
         };
         if config.secret.is_none() {
-            return Err(ApiError::Decode {
-                what: "a webhook config with its secret",
-                message: "the API sent no `secret`".to_owned(),
+            return Err(ApiError::NoSecret {
+                id: config.id.to_string(),
             });
         }
         Ok(Registration { config })

@@ -8,7 +8,7 @@ use ricloud_webhook::{Secret, SecretError, WebhookConfig};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use zeroize::Zeroize;
+use zeroize::Zeroizing;
 
 /// A `webhook_config` resource as the management endpoints return it: the
 /// resource itself (the core crate's [`WebhookConfig`], which this
@@ -50,7 +50,7 @@ impl std::ops::Deref for WebhookConfigWithSecret {
 /// for the one place that must write it out (a `0600` file, or stdout when
 /// asked to).
 #[derive(Clone)]
-pub struct ConfigSecret(String);
+pub struct ConfigSecret(Zeroizing<String>);
 
 impl ConfigSecret {
     /// The secret's text. Never log it.
@@ -63,7 +63,7 @@ impl ConfigSecret {
     /// # Errors
     /// [`SecretError::Empty`] when the API sent an empty secret.
     pub fn to_secret(&self) -> Result<Secret, SecretError> {
-        Secret::new(self.0.clone())
+        Secret::new(self.0.as_bytes().to_vec())
     }
 }
 
@@ -73,15 +73,9 @@ impl fmt::Debug for ConfigSecret {
     }
 }
 
-impl Drop for ConfigSecret {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
 impl<'de> Deserialize<'de> for ConfigSecret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Self)
+        String::deserialize(d).map(|s| Self(Zeroizing::new(s)))
     }
 }
 

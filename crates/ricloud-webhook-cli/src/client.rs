@@ -1,12 +1,12 @@
-//! Delivering a signed event to a receiver over HTTP or HTTPS (reqwest on
-//! rustls).
+//! Delivering a signed event to a receiver over HTTP or HTTPS, through the
+//! API crate's [`Transport`] (the workspace's one reqwest set-up).
 
-use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use reqwest::{StatusCode, Url, Version};
+use reqwest::{Method, StatusCode, Url, Version};
 use ricloud_webhook::{sign, Secret, SignatureHeader};
+use ricloud_webhook_api::transport::{Overflow, Transport, TransportError};
 
 /// How long a delivery may take, connecting included, unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -14,15 +14,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of a receiver's answer that is kept; the rest is dropped.
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
 
-/// Installs rustls's ring provider as the process's default, unless one
-/// is installed already. reqwest is built without a provider of its own so
-/// that no C toolchain beyond ring's is needed.
-pub fn install_tls_provider() {
-    // An error means a provider is installed already, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Sends signed events the way the API delivers them.
+///
+/// The program must have installed a rustls crypto provider first (the
+/// `ricloud-webhook` binary installs ring's).
 ///
 /// ```no_run
 /// # use std::time::SystemTime;
@@ -39,8 +34,7 @@ pub fn install_tls_provider() {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Sender {
-    client: reqwest::Client,
-    timeout: Duration,
+    transport: Transport,
 }
 
 impl Sender {
@@ -49,33 +43,18 @@ impl Sender {
     /// certificates in `ca_cert` (a private CA).
     ///
     /// # Errors
-    /// [`SendError::CaCert`] when `ca_cert` holds no usable certificate,
-    /// [`SendError::Client`] when the TLS set-up fails.
+    /// [`SendError::Transport`] when the transport cannot be set up (no
+    /// TLS provider installed, `ca_cert` without a usable certificate).
     pub fn new(timeout: Duration, ca_cert: Option<&[u8]>) -> Result<Self, SendError> {
-        install_tls_provider();
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A webhook is delivered where it is sent; a redirect is a
-            // misconfigured URL, reported as its status.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ricloud-webhook-cli/", env!("CARGO_PKG_VERSION")));
+        let mut transport =
+            Transport::builder(concat!("ricloud-webhook-cli/", env!("CARGO_PKG_VERSION")))
+                .timeout(timeout);
         if let Some(pem) = ca_cert {
-            let certs =
-                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| SendError::CaCert {
-                    reason: e.to_string(),
-                })?;
-            if certs.is_empty() {
-                return Err(SendError::CaCert {
-                    reason: "no PEM certificate in the file".to_owned(),
-                });
-            }
-            builder = builder.tls_certs_merge(certs);
+            transport = transport.ca_cert(pem.to_vec());
         }
-        let client = builder.build().map_err(|e| SendError::Client {
-            message: e.to_string(),
-        })?;
-        Ok(Self { client, timeout })
+        Ok(Self {
+            transport: transport.build()?,
+        })
     }
 
     /// Signs `body` with `secret` at the current time and posts it to
@@ -101,76 +80,31 @@ impl Sender {
     /// [`MAX_RESPONSE_BODY`] of it).
     ///
     /// # Errors
-    /// [`SendError::Connect`] when no connection could be made (TLS
-    /// included), [`SendError::Timeout`] when the exchange took longer than
-    /// the sender's timeout, [`SendError::Http`] when it broke off.
+    /// [`SendError::Transport`]: no connection (TLS included), a timeout,
+    /// an exchange that broke off.
     pub async fn post_signed(
         &self,
         url: &Url,
         header: &SignatureHeader,
         body: Bytes,
     ) -> Result<Response, SendError> {
-        let mut response = self
-            .client
-            .post(url.clone())
+        let request = self
+            .transport
+            .request(Method::POST, url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SignatureHeader::NAME, header.to_string())
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.error(url, &e))?;
-        let (version, status) = (response.version(), response.status());
-        let mut kept = Vec::new();
-        let mut truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.error(url, &e))? {
-            let room = MAX_RESPONSE_BODY - kept.len();
-            if chunk.len() > room {
-                kept.extend_from_slice(&chunk[..room]);
-                truncated = true;
-                break;
-            }
-            kept.extend_from_slice(&chunk);
-        }
+            .body(body);
+        let answer = self
+            .transport
+            .exchange(request, MAX_RESPONSE_BODY, Overflow::Truncate)
+            .await?;
         Ok(Response {
-            version,
-            status,
-            body: Bytes::from(kept),
-            truncated,
+            version: answer.version,
+            status: answer.status,
+            body: Bytes::copy_from_slice(&answer.body),
+            truncated: answer.truncated,
         })
     }
-
-    fn error(&self, url: &Url, e: &reqwest::Error) -> SendError {
-        let addr = url.host_str().map_or_else(String::new, |host| {
-            format!("{host}:{}", url.port_or_known_default().unwrap_or(0))
-        });
-        if e.is_timeout() {
-            SendError::Timeout {
-                after: self.timeout,
-            }
-        } else if e.is_connect() {
-            SendError::Connect {
-                addr,
-                message: error_chain(e),
-            }
-        } else {
-            SendError::Http {
-                message: error_chain(e),
-            }
-        }
-    }
-}
-
-/// An error with its causes, which is where reqwest says what went wrong
-/// (refused, certificate unknown, ...).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Seconds since the Unix epoch (0 for a clock before 1970).
@@ -284,25 +218,17 @@ pub fn event_url(base: &str, event_id: &str) -> Result<Url, SendError> {
 }
 
 /// Why an event could not be delivered, or no answer was received.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
     /// The URL is not an absolute `http://` or `https://` URL with a host.
+    #[error("invalid URL: {reason}")]
     InvalidUrl {
         /// What is wrong with it.
         reason: String,
     },
-    /// The `--ca-cert` file holds no usable PEM certificate.
-    CaCert {
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The HTTP client could not be set up.
-    Client {
-        /// reqwest's description.
-        message: String,
-    },
     /// The body to send is not JSON, so no event id can be read from it.
+    #[error("body is not JSON (error at line {line}, column {column}): an event is a JSON object")]
     BodyNotJson {
         /// Line of the error, 1-based.
         line: usize,
@@ -310,27 +236,16 @@ pub enum SendError {
         column: usize,
     },
     /// The body has no non-empty string `id`, so the URL cannot be built.
+    #[error("body has no string `id`: the event id is needed to build the URL <url>/<id>")]
     MissingEventId,
     /// The event id has characters that do not belong in a path segment.
+    #[error(
+        "event id cannot be a URL path segment: use only letters, digits, `-`, `.`, `_` and `~`"
+    )]
     InvalidEventId,
-    /// No connection could be made (refused, unreachable, or the TLS
-    /// handshake failed).
-    Connect {
-        /// The `host:port` connected to.
-        addr: String,
-        /// What went wrong, with its causes.
-        message: String,
-    },
-    /// The exchange broke off or the answer was not valid HTTP.
-    Http {
-        /// What went wrong, with its causes.
-        message: String,
-    },
-    /// The whole exchange took longer than the timeout.
-    Timeout {
-        /// The timeout that expired.
-        after: Duration,
-    },
+    /// The exchange failed or could not be set up.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
 }
 
 impl SendError {
@@ -339,35 +254,14 @@ impl SendError {
     pub fn is_delivery_failure(&self) -> bool {
         matches!(
             self,
-            Self::Connect { .. } | Self::Http { .. } | Self::Timeout { .. }
+            Self::Transport(
+                TransportError::Connect { .. }
+                    | TransportError::Http(_)
+                    | TransportError::Timeout { .. }
+            )
         )
     }
 }
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidUrl { reason } => write!(f, "invalid URL: {reason}"),
-            Self::CaCert { reason } => write!(f, "cannot use the CA certificate: {reason}"),
-            Self::Client { message } => write!(f, "cannot set up the HTTP client: {message}"),
-            Self::BodyNotJson { line, column } => write!(
-                f,
-                "body is not JSON (error at line {line}, column {column}): an event is a JSON object"
-            ),
-            Self::MissingEventId => f.write_str(
-                "body has no string `id`: the event id is needed to build the URL <url>/<id>",
-            ),
-            Self::InvalidEventId => f.write_str(
-                "event id cannot be a URL path segment: use only letters, digits, `-`, `.`, `_` and `~`",
-            ),
-            Self::Connect { addr, message } => write!(f, "cannot connect to {addr}: {message}"),
-            Self::Http { message } => write!(f, "HTTP exchange failed: {message}"),
-            Self::Timeout { after } => write!(f, "no complete answer within {after:?}"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
 
 #[cfg(test)]
 mod tests {
@@ -436,9 +330,10 @@ mod tests {
 
     #[test]
     fn a_ca_file_without_certificates_is_refused() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         assert!(matches!(
             Sender::new(DEFAULT_TIMEOUT, Some(b"not a certificate")),
-            Err(SendError::CaCert { .. })
+            Err(SendError::Transport(TransportError::CaCert { .. }))
         ));
     }
 }

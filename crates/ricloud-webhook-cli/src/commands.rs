@@ -57,7 +57,9 @@ fn send_test(mut m: ArgMatches) -> anyhow::Result<u8> {
                 INVALID
             }
             Err(e) => {
-                println!("invalid: {e}");
+                // With its causes: reqwest says there why (refused, an
+                // unknown certificate, ...).
+                println!("invalid: {:#}", anyhow::Error::new(e));
                 INVALID
             }
         },
@@ -100,7 +102,7 @@ fn send(mut m: ArgMatches) -> anyhow::Result<u8> {
             })
         }
         Err(e) if e.is_delivery_failure() => {
-            eprintln!("error: {e}");
+            eprintln!("error: {:#}", anyhow::Error::new(e));
             Ok(INVALID)
         }
         Err(e) => Err(e.into()),

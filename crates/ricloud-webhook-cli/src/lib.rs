@@ -32,9 +32,10 @@
 //!
 //! # Security
 //!
-//! HTTPS is rustls (ring), checking the receiver's certificate against the
+//! HTTPS is rustls, checking the receiver's certificate against the
 //! system's authorities and any private CA given to [`Sender::new`]
-//! (`--ca-cert`). Redirects are not followed. The signature covers the body
+//! (`--ca-cert`), through the API crate's transport. The library installs
+//! no crypto provider; the `ricloud-webhook` binary installs ring's. Redirects are not followed. The signature covers the body
 //! and the timestamp, not the URL or other headers.
 //!
 //! # Feature flags
@@ -51,8 +52,8 @@ mod client;
 mod samples;
 
 pub use crate::client::{
-    event_id, event_url, install_tls_provider, unix_seconds, Response, SendError, Sender,
-    DEFAULT_TIMEOUT, MAX_RESPONSE_BODY,
+    event_id, event_url, unix_seconds, Response, SendError, Sender, DEFAULT_TIMEOUT,
+    MAX_RESPONSE_BODY,
 };
 pub use crate::samples::{iso8601_utc, sample_event, SampleError, EVENT_SLUGS};
 

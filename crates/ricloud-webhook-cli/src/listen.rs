@@ -12,6 +12,7 @@ use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
 use ricloud_webhook::resources::WebhookConfigState;
 use ricloud_webhook::{Dispatcher, Event, Receiver, Secret, Verifier};
+use ricloud_webhook_api::transport::TransportError;
 use ricloud_webhook_api::{ApiError, Client, ConfigFilter, WebhookConfigWithSecret};
 use ricloud_webhook_hyper::{serve, Config, WebhookService};
 
@@ -126,8 +127,10 @@ async fn configs_at(client: &Client, url: &str) -> anyhow::Result<HashSet<String
 /// Whether a failed request may still have been carried out by the API:
 /// no answer in time, a broken exchange, a server error.
 fn may_have_acted(e: &ApiError) -> bool {
-    matches!(e, ApiError::Timeout { .. } | ApiError::Http { .. })
-        || e.status().is_some_and(|s| s.is_server_error())
+    matches!(
+        e,
+        ApiError::Transport(TransportError::Timeout { .. } | TransportError::Http(_))
+    ) || e.status().is_some_and(|s| s.is_server_error())
 }
 
 /// Deletes the configs at `url` that are not in `before`: the ones a

@@ -16,6 +16,9 @@ use std::process::ExitCode;
 const SETUP_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
+    // The process's TLS crypto provider: ring (no C toolchain beyond ring's).
+    // The libraries install none; an error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let matches = args::command().get_matches();
     match commands::run(matches) {
         Ok(code) => code,

@@ -58,6 +58,15 @@ where
     }
 }
 
+/// Installs ring as the test process's rustls crypto provider, unless one
+/// is installed already. The workspace's libraries install none (a library
+/// must not choose for the program); a test process is a program, and
+/// calls this before it builds an HTTP client.
+pub fn install_tls_provider() {
+    // An error means a provider is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A random source seeded from the clock, its seed printed so a failing
 /// run can be repeated with [`fastrand::Rng::with_seed`].
 pub fn seeded_rng() -> fastrand::Rng {

@@ -341,7 +341,8 @@ pub enum EventData {
 /// `Display` names the problem without quoting the data; [`ViewError::detail`]
 /// has serde_json's message, which may quote a fragment of the body (log it
 /// at debug level only).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event data does not fit the typed view of its slug")]
 pub struct ViewError {
     detail: String,
     view: Option<&'static str>,
@@ -372,24 +373,18 @@ impl fmt::Debug for ViewError {
     }
 }
 
-impl fmt::Display for ViewError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("event data does not fit the typed view of its slug")
-    }
-}
-
-impl std::error::Error for ViewError {}
-
 /// Why a body is not an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EventError {
     /// The body is not UTF-8.
+    #[error("body is not UTF-8 (invalid byte at offset {offset})")]
     NotUtf8 {
         /// Where the first invalid byte is, in bytes from the start.
         offset: usize,
     },
     /// The body is not valid JSON.
+    #[error("body is not valid JSON (line {line}, column {column})")]
     NotJson {
         /// Line of the error, 1-based.
         line: usize,
@@ -400,6 +395,9 @@ pub enum EventError {
     /// missing, or an envelope field repeated or of the wrong type (`id`,
     /// `type` and `action` are strings; `retries` a non-negative integer or
     /// null; the other envelope fields strings or null; `data` anything).
+    #[error(
+        "body is not a ricloud event (line {line}, column {column}): it must be an object whose `id`, `type` and `action` are strings, `retries` a non-negative integer or null, and other envelope fields strings or null, each at most once"
+    )]
     NotAnEvent {
         /// Line of the error, 1-based.
         line: usize,
@@ -407,18 +405,24 @@ pub enum EventError {
         column: usize,
     },
     /// The body ends before the JSON does (includes an empty body).
+    #[error("body ends before the JSON event does")]
     Truncated,
     /// The `id` is an empty string.
+    #[error("event `id` is empty")]
     EmptyId,
     /// The `id`, `type` or `action` holds a control character (a NUL, a
     /// newline, an escape, ...): such an event cannot be stored in a text
     /// column or named in a log line safely.
+    #[error(
+        "event `{field}` holds a control character: not an event that can be stored or logged"
+    )]
     ControlCharacter {
         /// `id`, `type` or `action`.
         field: &'static str,
     },
     /// The `id`, `type` or `action` is longer than [`Event::MAX_NAME_LEN`]
     /// bytes.
+    #[error("event `{field}` is longer than {} bytes", Event::MAX_NAME_LEN)]
     TooLong {
         /// `id`, `type` or `action`.
         field: &'static str,
@@ -437,36 +441,6 @@ impl EventError {
         }
     }
 }
-
-impl fmt::Display for EventError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotUtf8 { offset } => {
-                write!(f, "body is not UTF-8 (invalid byte at offset {offset})")
-            }
-            Self::NotJson { line, column } => {
-                write!(f, "body is not valid JSON (line {line}, column {column})")
-            }
-            Self::NotAnEvent { line, column } => write!(
-                f,
-                "body is not a ricloud event (line {line}, column {column}): it must be an object whose `id`, `type` and `action` are strings, `retries` a non-negative integer or null, and other envelope fields strings or null, each at most once"
-            ),
-            Self::Truncated => f.write_str("body ends before the JSON event does"),
-            Self::EmptyId => f.write_str("event `id` is empty"),
-            Self::ControlCharacter { field } => write!(
-                f,
-                "event `{field}` holds a control character: not an event that can be stored or logged"
-            ),
-            Self::TooLong { field } => write!(
-                f,
-                "event `{field}` is longer than {} bytes",
-                Event::MAX_NAME_LEN
-            ),
-        }
-    }
-}
-
-impl std::error::Error for EventError {}
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// The shared secret of a webhook config, as the API hands it out.
 ///
@@ -19,8 +19,10 @@ use zeroize::Zeroize;
 /// assert!(Secret::new("").is_err());
 /// # Ok::<(), ricloud_webhook::SecretError>(())
 /// ```
+#[derive(Clone)]
 pub struct Secret {
-    bytes: Vec<u8>,
+    // `Zeroizing<Vec<u8>>` wipes the spare capacity too.
+    bytes: Zeroizing<Vec<u8>>,
 }
 
 impl Secret {
@@ -38,27 +40,14 @@ impl Secret {
             bytes.zeroize();
             return Err(SecretError::Empty);
         }
-        Ok(Self { bytes })
+        Ok(Self {
+            bytes: Zeroizing::new(bytes),
+        })
     }
 
     /// The key bytes; crate-private so the secret cannot leak through the API.
     pub(crate) fn expose(&self) -> &[u8] {
         &self.bytes
-    }
-}
-
-impl Clone for Secret {
-    fn clone(&self) -> Self {
-        Self {
-            bytes: self.bytes.clone(),
-        }
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        // `Vec::zeroize` also clears the spare capacity.
-        self.bytes.zeroize();
     }
 }
 
@@ -69,25 +58,16 @@ impl fmt::Debug for Secret {
 }
 
 /// Why a [`Secret`] or a [`Verifier`](crate::Verifier) could not be built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SecretError {
     /// The secret has no bytes.
+    #[error("webhook secret is empty")]
     Empty,
     /// A verifier was asked for with no secret at all.
+    #[error("a verifier needs at least one webhook secret")]
     NoSecrets,
 }
-
-impl fmt::Display for SecretError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Empty => "webhook secret is empty",
-            Self::NoSecrets => "a verifier needs at least one webhook secret",
-        })
-    }
-}
-
-impl std::error::Error for SecretError {}
 
 #[cfg(test)]
 mod tests {

@@ -237,126 +237,94 @@ pub(crate) fn sign_with(key: &Key, timestamp: u64, body: &[u8]) -> SignatureHead
 ///
 /// Messages never repeat the input: it is untrusted and may be meant for a
 /// log injection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HeaderError {
     /// The value is longer than [`SignatureHeader::MAX_LEN`].
+    #[error(
+        "signature header is {len} bytes long, more than the {} allowed",
+        SignatureHeader::MAX_LEN
+    )]
     TooLong {
         /// Length received, in bytes.
         len: usize,
     },
     /// The value is empty.
+    #[error("signature header is empty")]
     Empty,
     /// The request carries more than one `Ricloud-Signature` header (found
     /// by the receiver, which sees all the request's headers).
+    #[error("request has more than one signature header")]
     Repeated,
     /// A comma-separated field has no `=`.
+    #[error("signature header has a field without `=`")]
     FieldWithoutValue,
     /// A field other than `t` or `s`.
+    #[error("signature header has a field other than `t=` and `s=`")]
     UnknownField,
     /// No `t=` field.
+    #[error("signature header has no `t=` field")]
     MissingTimestamp,
     /// No `s=` field.
+    #[error("signature header has no `s=` field")]
     MissingSignature,
     /// `t=` appears more than once.
+    #[error("signature header has `t=` more than once")]
     DuplicateTimestamp,
     /// `s=` appears more than once.
+    #[error("signature header has `s=` more than once")]
     DuplicateSignature,
     /// `s=` comes before `t=`.
+    #[error("signature header has `s=` before `t=`; `t=` must come first")]
     FieldsOutOfOrder,
     /// `t=` is empty.
+    #[error("signature header `t=` is empty")]
     EmptyTimestamp,
     /// `t=` holds something other than decimal digits.
+    #[error("signature header `t=` is not made of decimal digits only")]
     TimestampNotDigits,
     /// `t=` has a leading zero (`t=01`): not the canonical decimal.
+    #[error("signature header `t=` has a leading zero")]
     TimestampLeadingZero,
     /// `t=` is larger than `u64::MAX`.
+    #[error("signature header `t=` is too large for a unix timestamp")]
     TimestampOverflow,
     /// `s=` is empty.
+    #[error("signature header `s=` is empty")]
     EmptySignature,
     /// `s=` is not 44 characters long, or does not decode to 32 bytes.
+    #[error("signature header `s=` is {len} characters long; a padded base64 HMAC-SHA256 is 44")]
     SignatureLength {
         /// Length received, in characters.
         len: usize,
     },
     /// `s=` uses the URL-safe base64 alphabet (`-`, `_`).
+    #[error("signature header `s=` uses the url-safe base64 alphabet at offset {offset}; expected the standard one")]
     SignatureUrlSafeAlphabet {
         /// Offset of the first such character within `s=`.
         offset: usize,
     },
     /// `s=` has a character outside the base64 alphabet.
+    #[error(
+        "signature header `s=` has a character outside the base64 alphabet at offset {offset}"
+    )]
     SignatureByte {
         /// Offset of the character within `s=`.
         offset: usize,
     },
     /// `s=` has missing, misplaced or extra `=` padding.
+    #[error("signature header `s=` has bad base64 padding at offset {offset}")]
     SignaturePadding {
         /// Offset of the problem within `s=`.
         offset: usize,
     },
     /// `s=` has unused low bits set in its last symbol (not canonical base64).
+    #[error("signature header `s=` is not canonical base64 (unused bits set at offset {offset})")]
     SignatureNonCanonical {
         /// Offset of the symbol within `s=`.
         offset: usize,
     },
 }
-
-impl fmt::Display for HeaderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TooLong { len } => write!(
-                f,
-                "signature header is {len} bytes long, more than the {} allowed", SignatureHeader::MAX_LEN
-            ),
-            Self::Empty => f.write_str("signature header is empty"),
-            Self::Repeated => f.write_str("request has more than one signature header"),
-            Self::FieldWithoutValue => f.write_str("signature header has a field without `=`"),
-            Self::UnknownField => {
-                f.write_str("signature header has a field other than `t=` and `s=`")
-            }
-            Self::MissingTimestamp => f.write_str("signature header has no `t=` field"),
-            Self::MissingSignature => f.write_str("signature header has no `s=` field"),
-            Self::DuplicateTimestamp => f.write_str("signature header has `t=` more than once"),
-            Self::DuplicateSignature => f.write_str("signature header has `s=` more than once"),
-            Self::FieldsOutOfOrder => {
-                f.write_str("signature header has `s=` before `t=`; `t=` must come first")
-            }
-            Self::EmptyTimestamp => f.write_str("signature header `t=` is empty"),
-            Self::TimestampNotDigits => {
-                f.write_str("signature header `t=` is not made of decimal digits only")
-            }
-            Self::TimestampLeadingZero => {
-                f.write_str("signature header `t=` has a leading zero")
-            }
-            Self::TimestampOverflow => {
-                f.write_str("signature header `t=` is too large for a unix timestamp")
-            }
-            Self::EmptySignature => f.write_str("signature header `s=` is empty"),
-            Self::SignatureLength { len } => write!(
-                f,
-                "signature header `s=` is {len} characters long; a padded base64 HMAC-SHA256 is 44"
-            ),
-            Self::SignatureUrlSafeAlphabet { offset } => write!(
-                f,
-                "signature header `s=` uses the url-safe base64 alphabet at offset {offset}; expected the standard one"
-            ),
-            Self::SignatureByte { offset } => write!(
-                f,
-                "signature header `s=` has a character outside the base64 alphabet at offset {offset}"
-            ),
-            Self::SignaturePadding { offset } => write!(
-                f,
-                "signature header `s=` has bad base64 padding at offset {offset}"
-            ),
-            Self::SignatureNonCanonical { offset } => write!(
-                f,
-                "signature header `s=` is not canonical base64 (unused bits set at offset {offset})"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for HeaderError {}
 
 #[cfg(test)]
 mod tests {

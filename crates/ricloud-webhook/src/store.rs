@@ -142,40 +142,22 @@ impl fmt::Debug for InFlight {
 }
 
 /// Why a store could not answer.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The store holds as many events as it may, and every one of them is
     /// still inside the replay window, so none can be forgotten.
+    #[error("delivery store is full: every event it remembers is still inside the replay window")]
     Full,
     /// The store could not be reached, or refused the operation.
-    Unavailable(Box<dyn std::error::Error + Send + Sync>),
+    #[error("delivery store is unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {
     /// Wraps a driver's error.
     pub fn unavailable(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Unavailable(error.into())
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Full => f.write_str(
-                "delivery store is full: every event it remembers is still inside the replay window",
-            ),
-            Self::Unavailable(e) => write!(f, "delivery store is unavailable: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Unavailable(e) => Some(&**e),
-            Self::Full => None,
-        }
     }
 }
 

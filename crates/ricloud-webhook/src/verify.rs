@@ -326,16 +326,20 @@ impl fmt::Debug for VerifiedBody {
 }
 
 /// Why a delivery failed verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
     /// The request has no `Ricloud-Signature` header.
+    #[error("request has no `Ricloud-Signature` header")]
     MissingHeader,
     /// The header could not be parsed; the reason says which rule it broke.
-    MalformedHeader(HeaderError),
+    #[error("malformed {0}")]
+    MalformedHeader(#[source] HeaderError),
     /// No accepted secret produces the signature for this body and timestamp.
+    #[error("signature does not match the body with any accepted secret")]
     SignatureMismatch,
     /// The signature is valid but older than the window allows.
+    #[error("signature timestamp is {age_secs} s old, more than the {max_age_secs} s allowed")]
     TimestampTooOld {
         /// How old the timestamp is, in seconds.
         age_secs: u64,
@@ -343,47 +347,15 @@ pub enum VerifyError {
         max_age_secs: u64,
     },
     /// The signature is valid but its timestamp is too far in the future.
+    #[error(
+        "signature timestamp is {ahead_secs} s in the future, more than the {max_ahead_secs} s allowed"
+    )]
     TimestampTooFarAhead {
         /// How far ahead the timestamp is, in seconds.
         ahead_secs: u64,
         /// The largest accepted distance, in seconds.
         max_ahead_secs: u64,
     },
-}
-
-impl fmt::Display for VerifyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::MissingHeader => f.write_str("request has no `Ricloud-Signature` header"),
-            Self::MalformedHeader(reason) => write!(f, "malformed {reason}"),
-            Self::SignatureMismatch => {
-                f.write_str("signature does not match the body with any accepted secret")
-            }
-            Self::TimestampTooOld {
-                age_secs,
-                max_age_secs,
-            } => write!(
-                f,
-                "signature timestamp is {age_secs} s old, more than the {max_age_secs} s allowed"
-            ),
-            Self::TimestampTooFarAhead {
-                ahead_secs,
-                max_ahead_secs,
-            } => write!(
-                f,
-                "signature timestamp is {ahead_secs} s in the future, more than the {max_ahead_secs} s allowed"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for VerifyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::MalformedHeader(reason) => Some(reason),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -166,7 +166,10 @@ pub(crate) struct Api {
 impl Api {
     pub(crate) fn new() -> Self {
         Self {
-            sender: Sender::new(Duration::from_secs(5), None).expect("client"),
+            sender: {
+                ricloud_webhook_testkit::install_tls_provider();
+                Sender::new(Duration::from_secs(5), None).expect("client")
+            },
             secret: Arc::new(Secret::new(SECRET).expect("secret")),
         }
     }

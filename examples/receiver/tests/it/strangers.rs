@@ -81,6 +81,7 @@ async fn strangers_holding_large_bodies_neither_exhaust_memory_nor_block_the_api
 
     // The API's deliveries, sent while the strangers hold their uploads:
     // every one is answered 200 within a few seconds.
+    ricloud_webhook_testkit::install_tls_provider();
     let sender = Sender::new(Duration::from_secs(5), None).expect("client");
     let secret = Secret::new(SECRET).expect("secret");
     for slug in ["webhook_config.test", "task.succeeded", "poll.completed"] {

@@ -46,6 +46,7 @@ async fn send(base: &str, secret: &str, slug: &str) -> (u16, String) {
     let id = event["id"].as_str().expect("id").to_owned();
     let body = serde_json::to_vec(&event).expect("json");
     let secret = Secret::new(secret).expect("secret");
+    ricloud_webhook_testkit::install_tls_provider();
     let sender = Sender::new(Duration::from_secs(10), None).expect("client");
     let response = sender
         .post_event(base, &secret, body)
