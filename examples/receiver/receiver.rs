@@ -46,7 +46,7 @@ use anyhow::{bail, Context};
 use ricloud_webhook::Receiver;
 use ricloud_webhook_api::{Client, Registration};
 use ricloud_webhook_examples::{dispatcher, verifier, Report};
-use ricloud_webhook_hyper::{serve, Config, WebhookService};
+use ricloud_webhook_hyper::{serve, shutdown_signal, Config, WebhookService};
 use ricloud_webhook_inbox::{Inbox, WorkerConfig, Workers};
 
 /// Where the receiver keeps events when `RICLOUD_WEBHOOK_DATABASE_URL` is unset.
@@ -168,7 +168,12 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
-    serve(listener, service, shutdown_signal()).await?;
+    let stop = shutdown_signal().context("watching for shutdown signals")?;
+    serve(listener, service, async {
+        stop.await;
+        tracing::info!("shutdown signal received");
+    })
+    .await?;
     if let Some(workers) = workers {
         workers.shutdown().await;
     }
@@ -221,26 +226,4 @@ fn random_secret() -> anyhow::Result<String> {
         .iter()
         .map(|b| char::from(ALPHABET[usize::from(b & 63)]))
         .collect())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }

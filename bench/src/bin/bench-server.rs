@@ -39,7 +39,7 @@ use hyper_util::server::conn::auto::Builder;
 use ricloud_webhook::{
     Dispatcher, Event, MemoryStore, Receiver, Secret, Task, VerifiedEvent, Verifier,
 };
-use ricloud_webhook_hyper::{serve, Config, WebhookService};
+use ricloud_webhook_hyper::{serve, shutdown_signal, Config, WebhookService};
 use ricloud_webhook_inbox::Inbox;
 use tokio::net::TcpListener;
 
@@ -249,7 +249,7 @@ async fn ours(
         }
     };
     let service = WebhookService::with_config(receiver, Config::default());
-    serve(listener, service, shutdown_signal()).await?;
+    serve(listener, service, shutdown_signal()?).await?;
     // What the workers ran while the load was on (queued mode).
     let at_stop = handled.load(Ordering::Relaxed);
     if let Some(workers) = workers {
@@ -312,7 +312,7 @@ async fn bare(listener: TcpListener, layers: Option<(Verifier, Layers)>) -> anyh
             Ok::<_, Infallible>(response)
         }
     });
-    let shutdown = shutdown_signal();
+    let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -332,23 +332,3 @@ async fn bare(listener: TcpListener, layers: Option<(Verifier, Layers)>) -> anyh
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-}

@@ -1,19 +1,18 @@
 //! The API's endpoints for webhook configs, tasks, events and the
 //! organisation, and the paging of its lists.
 
-use std::collections::{HashSet, VecDeque};
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::{Method, Url};
-use ricloud_webhook::resources::{Id, TaskState, WebhookConfigState};
+use ricloud_webhook::resources::{TaskState, WebhookConfigState};
 use ricloud_webhook::Task;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::client::{Client, Retry};
 use crate::error::ApiError;
-use crate::resources::{ApiEvent, ListPage, Organisation, WebhookConfigWithSecret};
+use crate::pages::Pages;
+use crate::resources::{ApiEvent, Organisation, WebhookConfigWithSecret};
 
 /// The query parameter a `since` filter is sent as. The API documents
 /// `date_created` as "a datetime filter" without its syntax, so this is
@@ -67,221 +66,6 @@ pub enum ConfigUpdate {
     Renew,
     /// Retire the config (`deactivated`).
     Deactivate,
-}
-
-/// A resource that list pages are cursored by: `after_id` is the last id
-/// of the page before.
-pub trait Listed: DeserializeOwned {
-    /// The resource's id.
-    fn list_id(&self) -> &Id;
-}
-
-impl Listed for WebhookConfigWithSecret {
-    fn list_id(&self) -> &Id {
-        &self.id
-    }
-}
-
-impl Listed for ApiEvent {
-    fn list_id(&self) -> &Id {
-        &self.id
-    }
-}
-
-/// Which items of a page a [`Pages`] hands out.
-type Keep<T> = Box<dyn Fn(&T) -> bool + Send + Sync>;
-
-/// The items of a list, fetched page by page as they are asked for, until
-/// the API says `has_more: false`.
-///
-/// A list ends with [`ApiError::Paging`] when the API pages wrongly: a
-/// page whose last id (the next page's `after_id` cursor) was a cursor
-/// before, or more pages than the client's cap
-/// ([`ClientBuilder::max_pages`](crate::ClientBuilder::max_pages)).
-///
-/// ```no_run
-/// # use ricloud_webhook_api::{Client, EventFilter};
-/// # async fn run(client: Client) -> Result<(), ricloud_webhook_api::ApiError> {
-/// let mut events = client.events(EventFilter { state: Some("failed".into()), ..Default::default() });
-/// while let Some(event) = events.next().await? {
-///     println!("{} {}", event.id, event.slug());
-/// }
-/// # Ok(())
-/// # }
-/// ```
-pub struct Pages<T> {
-    client: Client,
-    path: &'static [&'static str],
-    query: Vec<(&'static str, String)>,
-    keep: Option<Keep<T>>,
-    buffer: VecDeque<T>,
-    after: Option<Id>,
-    done: bool,
-    remaining: Option<u64>,
-    page_size: u32,
-    total_count: Option<u64>,
-    /// Every cursor used so far: one coming back means the list loops.
-    cursors: HashSet<Id>,
-    pages: u32,
-    max_pages: u32,
-    /// Why the list ends early, told once the items before it are out.
-    broken: Option<ApiError>,
-}
-
-impl<T> fmt::Debug for Pages<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pages")
-            .field("path", &self.path)
-            .field("query", &self.query)
-            .field("after", &self.after)
-            .field("done", &self.done)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: Listed> Pages<T> {
-    fn new(
-        client: &Client,
-        path: &'static [&'static str],
-        query: Vec<(&'static str, String)>,
-    ) -> Self {
-        Self {
-            client: client.clone(),
-            path,
-            query,
-            keep: None,
-            buffer: VecDeque::new(),
-            after: None,
-            done: false,
-            remaining: None,
-            page_size: MAX_PAGE,
-            total_count: None,
-            cursors: HashSet::new(),
-            pages: 0,
-            max_pages: client.max_pages,
-            broken: None,
-        }
-    }
-
-    /// Fetches at most `n` pages, then ends with [`ApiError::Paging`]
-    /// (default: the client's cap).
-    #[must_use]
-    pub fn max_pages(mut self, n: u32) -> Self {
-        self.max_pages = n.max(1);
-        self
-    }
-
-    /// Stops after `n` items.
-    #[must_use]
-    pub fn limit(mut self, n: u64) -> Self {
-        self.remaining = Some(n);
-        self
-    }
-
-    /// Asks for pages of `n` items (at most [`MAX_PAGE`], the default).
-    #[must_use]
-    pub fn page_size(mut self, n: u32) -> Self {
-        self.page_size = n.clamp(1, MAX_PAGE);
-        self
-    }
-
-    /// The list's `total_count` as the last page fetched gave it.
-    pub fn total_count(&self) -> Option<u64> {
-        self.total_count
-    }
-
-    /// The next item, fetching the next page when needed; `None` at the end.
-    ///
-    /// # Errors
-    /// Those of the request for the next page. The items returned before
-    /// stay valid; calling again retries the same page.
-    pub async fn next(&mut self) -> Result<Option<T>, ApiError> {
-        loop {
-            if self.remaining == Some(0) {
-                return Ok(None);
-            }
-            if let Some(item) = self.buffer.pop_front() {
-                if let Some(n) = &mut self.remaining {
-                    *n -= 1;
-                }
-                return Ok(Some(item));
-            }
-            if self.done {
-                return self.broken.take().map_or(Ok(None), Err);
-            }
-            self.fetch().await?;
-        }
-    }
-
-    /// Every (remaining) item.
-    ///
-    /// # Errors
-    /// Those of [`Pages::next`].
-    pub async fn collect(mut self) -> Result<Vec<T>, ApiError> {
-        let mut items = Vec::new();
-        while let Some(item) = self.next().await? {
-            items.push(item);
-        }
-        Ok(items)
-    }
-
-    async fn fetch(&mut self) -> Result<(), ApiError> {
-        let size = match self.remaining {
-            // Items the filter drops still count against a page, so only
-            // an unfiltered list asks for no more than it needs.
-            Some(n) if self.keep.is_none() => n.min(u64::from(self.page_size)),
-            _ => u64::from(self.page_size),
-        }
-        .to_string();
-        let mut query: Vec<(&str, &str)> =
-            self.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        query.push(("limit", &size));
-        if let Some(after) = &self.after {
-            query.push(("after_id", after.as_str()));
-        }
-        let url = self.client.url(self.path, &query);
-        let page: ListPage<T> = self.client.get(url, "a list object").await?;
-        self.pages += 1;
-        self.total_count = page.total_count.or(self.total_count);
-        match page.data.last() {
-            Some(_) if !page.has_more => self.done = true,
-            Some(last) => {
-                let cursor = last.list_id().clone();
-                if !self.cursors.insert(cursor.clone()) {
-                    // The page's items were handed out before: not again.
-                    self.done = true;
-                    self.broken = Some(ApiError::Paging {
-                        message: format!(
-                            "page {} of /{} ends with {}, a cursor it gave before: the list does not advance",
-                            self.pages,
-                            self.path.join("/"),
-                            cursor.as_str()
-                        ),
-                    });
-                    return Ok(());
-                }
-                if self.pages >= self.max_pages {
-                    self.done = true;
-                    self.broken = Some(ApiError::Paging {
-                        message: format!(
-                            "/{} has more than {} pages (the client's cap; raise it with max_pages)",
-                            self.path.join("/"),
-                            self.max_pages
-                        ),
-                    });
-                }
-                self.after = Some(cursor);
-            }
-            None => self.done = true,
-        }
-        let keep = self.keep.as_deref();
-        self.buffer.extend(
-            page.data
-                .into_iter()
-                .filter(|item| keep.is_none_or(|keep| keep(item))),
-        );
-        Ok(())
-    }
 }
 
 impl Client {
@@ -439,10 +223,10 @@ impl Client {
         }
         let mut pages = Pages::new(self, &["events"], query);
         if let Some(since) = filter.since {
-            pages.query.push((SINCE_PARAM, since.to_string()));
+            pages.query(SINCE_PARAM, since.to_string());
             // An event without a readable time is kept: delivering it once
             // more costs a dedup, dropping it could lose it.
-            pages.keep = Some(Box::new(move |event: &ApiEvent| {
+            pages.keep(Box::new(move |event: &ApiEvent| {
                 event.created().is_none_or(|created| created >= since)
             }));
         }

@@ -1,9 +1,11 @@
 //! A typed client for the ricloud API's side of webhooks: webhook configs,
 //! their tests, tasks, events (to catch up on those missed), and the
-//! organisation's default config. On reqwest with rustls.
+//! organisation's default config. On reqwest with rustls; lists are
+//! [`Pages`] streams.
 //!
 //! ```no_run
 //! use std::time::Duration;
+//! use futures_util::TryStreamExt as _;
 //! use ricloud_webhook_api::{Client, EventFilter};
 //!
 //! # async fn run() -> Result<(), ricloud_webhook_api::ApiError> {
@@ -16,7 +18,7 @@
 //!
 //! // Every event the API gave up delivering, page by page.
 //! let mut failed = client.events(EventFilter { state: Some("failed".into()), ..Default::default() });
-//! while let Some(event) = failed.next().await? {
+//! while let Some(event) = failed.try_next().await? {
 //!     println!("{} {}", event.id, event.slug());
 //! }
 //! # Ok(())
@@ -60,6 +62,7 @@
 mod client;
 mod endpoints;
 mod error;
+mod pages;
 mod register;
 mod resources;
 pub mod transport;
@@ -67,9 +70,8 @@ pub mod transport;
 pub use crate::client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_PAGES, DEFAULT_RETRIES, DEFAULT_TIMEOUT,
 };
-pub use crate::endpoints::{
-    ConfigFilter, ConfigUpdate, EventFilter, Listed, Pages, MAX_PAGE, SINCE_PARAM,
-};
+pub use crate::endpoints::{ConfigFilter, ConfigUpdate, EventFilter, MAX_PAGE, SINCE_PARAM};
 pub use crate::error::ApiError;
+pub use crate::pages::{Listed, Pages};
 pub use crate::register::Registration;
 pub use crate::resources::{ApiEvent, ConfigSecret, Organisation, WebhookConfigWithSecret};

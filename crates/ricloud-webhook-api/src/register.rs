@@ -6,6 +6,8 @@ use std::time::Duration;
 use ricloud_webhook::resources::WebhookConfigState;
 use ricloud_webhook::Secret;
 
+use futures_util::TryStreamExt as _;
+
 use crate::client::Client;
 use crate::endpoints::ConfigFilter;
 use crate::error::ApiError;
@@ -52,7 +54,7 @@ impl Client {
         let wanted = url.trim_end_matches('/');
         let mut configs = self.webhook_configs(ConfigFilter::default());
         let mut found = None;
-        while let Some(config) = configs.next().await? {
+        while let Some(config) = configs.try_next().await? {
             if config.url.as_deref().map(|u| u.trim_end_matches('/')) == Some(wanted)
                 && config.state != Some(WebhookConfigState::Deactivated)
             {

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use futures_util::TryStreamExt as _;
 use reqwest::StatusCode;
 use ricloud_webhook::resources::WebhookConfigState;
 use ricloud_webhook::{Dispatcher, Receiver, Secret, Verifier};
@@ -62,7 +63,7 @@ async fn lists_page_by_after_id_until_has_more_is_false() {
         ..EventFilter::default()
     });
     let mut got = Vec::new();
-    while let Some(event) = pages.next().await.expect("page") {
+    while let Some(event) = pages.try_next().await.expect("page") {
         got.push(event);
     }
     assert_eq!(pages.total_count(), Some(2_345));
@@ -83,7 +84,7 @@ async fn lists_page_by_after_id_until_has_more_is_false() {
     let five = client
         .events(EventFilter::default())
         .limit(5)
-        .collect()
+        .try_collect::<Vec<_>>()
         .await
         .expect("five");
     assert_eq!(five.len(), 5);
@@ -105,7 +106,7 @@ async fn filters_and_since() {
             since: Some(since),
             ..EventFilter::default()
         })
-        .collect()
+        .try_collect::<Vec<_>>()
         .await
         .expect("events");
     let got: HashSet<String> = got.iter().map(|e| e.id.to_string()).collect();
@@ -125,7 +126,7 @@ async fn filters_and_since() {
             state: Some("pending".into()),
             ..EventFilter::default()
         })
-        .collect()
+        .try_collect::<Vec<_>>()
         .await
         .expect("events");
     assert_eq!(by_type.len(), pending.len());
@@ -134,7 +135,7 @@ async fn filters_and_since() {
             kind: Some("poll".into()),
             ..EventFilter::default()
         })
-        .collect()
+        .try_collect::<Vec<_>>()
         .await
         .expect("events");
     assert!(none.is_empty());
@@ -155,7 +156,7 @@ async fn a_429_is_retried_after_retry_after_and_a_long_one_ends_the_retries() {
     api.rate_limit(0, 2, 1);
     let configs = client
         .webhook_configs(ConfigFilter::default())
-        .collect()
+        .try_collect::<Vec<_>>()
         .await
         .expect("after two 429s");
     assert!(configs.is_empty());
@@ -264,13 +265,13 @@ async fn a_config_lives_through_create_test_update_deactivate_delete() {
         .expect("deactivate");
     assert!(client
         .webhook_configs(ConfigFilter::default())
-        .collect()
+        .try_collect::<Vec<_>>()
         .await
         .expect("list")
         .is_empty());
     let deactivated = client
         .webhook_configs(ConfigFilter::state("deactivated"))
-        .collect()
+        .try_collect::<Vec<_>>()
         .await
         .expect("list");
     assert_eq!(deactivated.len(), 1);
@@ -360,7 +361,7 @@ async fn a_list_whose_paging_does_not_advance_ends_with_an_error() {
     let mut events = client.events(EventFilter::default()).page_size(10);
     let mut seen = 0;
     let error = loop {
-        match events.next().await {
+        match events.try_next().await {
             Ok(Some(_)) => seen += 1,
             Ok(None) => panic!("a list that never ends ended"),
             Err(e) => break e,
@@ -371,7 +372,7 @@ async fn a_list_whose_paging_does_not_advance_ends_with_an_error() {
     assert!(error.to_string().contains("does not advance"), "{error}");
     let configs = client
         .webhook_configs(ConfigFilter::default())
-        .collect()
+        .try_collect::<Vec<_>>()
         .await;
     assert!(
         matches!(configs, Err(ApiError::Paging { .. })),
@@ -405,7 +406,7 @@ async fn a_list_that_never_ends_stops_at_the_page_cap() {
     let mut events = client.events(EventFilter::default()).page_size(10);
     let mut ids = HashSet::new();
     let error = loop {
-        match events.next().await {
+        match events.try_next().await {
             Ok(Some(event)) => {
                 ids.insert(event.id);
             }
@@ -422,7 +423,7 @@ async fn a_list_that_never_ends_stops_at_the_page_cap() {
         .events(EventFilter::default())
         .page_size(10)
         .max_pages(2)
-        .collect()
+        .try_collect::<Vec<_>>()
         .await;
     assert!(matches!(capped, Err(ApiError::Paging { .. })), "{capped:?}");
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
+use futures_util::TryStreamExt as _;
 use ricloud_webhook::resources::WebhookConfigState;
 use ricloud_webhook::{Enqueued, Event, Secret};
 use ricloud_webhook_api::{
@@ -108,7 +109,10 @@ async fn config(client: &Client, mut m: ArgMatches, json: bool) -> anyhow::Resul
                 .remove_one::<String>("state")
                 .map(ConfigFilter::state)
                 .unwrap_or_default();
-            let configs = client.webhook_configs(filter).collect().await?;
+            let configs = client
+                .webhook_configs(filter)
+                .try_collect::<Vec<_>>()
+                .await?;
             if json {
                 let configs: Vec<Value> = configs.iter().map(|c| config_json(c, false)).collect();
                 println!("{}", serde_json::to_string_pretty(&configs)?);
@@ -341,12 +345,12 @@ async fn events(client: &Client, mut m: ArgMatches, json: bool) -> anyhow::Resul
             if json {
                 // One event per line, as the API sent it: a long list
                 // streams instead of waiting for its last page.
-                while let Some(event) = pages.next().await? {
+                while let Some(event) = pages.try_next().await? {
                     println!("{}", event.json());
                 }
             } else {
                 print_event_header();
-                while let Some(event) = pages.next().await? {
+                while let Some(event) = pages.try_next().await? {
                     print_event_line(&event);
                 }
             }
@@ -509,7 +513,7 @@ async fn hand_over_all(
         while running.len() >= CATCH_UP_CONCURRENCY {
             settle(running.join_next().await, counts, progress);
         }
-        let event = match pages.next().await {
+        let event = match pages.try_next().await {
             Ok(Some(event)) => event,
             Ok(None) => break,
             Err(e) => {

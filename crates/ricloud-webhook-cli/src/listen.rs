@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
+use futures_util::TryStreamExt as _;
 use ricloud_webhook::resources::WebhookConfigState;
 use ricloud_webhook::{Dispatcher, Event, Receiver, Secret, Verifier};
 use ricloud_webhook_api::transport::TransportError;
 use ricloud_webhook_api::{ApiError, Client, ConfigFilter, WebhookConfigWithSecret};
-use ricloud_webhook_hyper::{serve, Config, WebhookService};
+use ricloud_webhook_hyper::{serve, shutdown_signal, Config, WebhookService};
 
 /// How often the config's state is looked at while its first test runs.
 const POLL: Duration = Duration::from_millis(500);
@@ -38,7 +39,8 @@ pub(crate) async fn run(client: &Client, mut m: ArgMatches, json: bool) -> anyho
         .to_owned();
     // Watched from the start: a signal that came before the watch would
     // end the process with the config left behind.
-    let mut signals = Signals::new()?;
+    let signals = shutdown_signal().context("cannot watch for Ctrl-C, SIGTERM and SIGHUP")?;
+    tokio::pin!(signals);
     // Listening before the config exists: the API's first test, sent as
     // soon as the config is created, waits in the backlog until the
     // receiver runs.
@@ -78,14 +80,14 @@ pub(crate) async fn run(client: &Client, mut m: ArgMatches, json: bool) -> anyho
             let _ = stopped.wait_for(|stop| *stop).await;
         }));
         tokio::select! {
-            () = signals.recv() => return Ok(0),
+            () = &mut signals => return Ok(0),
             valid = until_valid(client, &id, timeout) => valid?,
         }
         eprintln!(
             "webhook config {id} is valid; receiving on {bind}:{port}{prefix}/<event id>. Ctrl-C, SIGTERM or SIGHUP stops, and deletes the config."
         );
         tokio::select! {
-            () = signals.recv() => Ok(0),
+            () = &mut signals => Ok(0),
             ended = server => match ended {
                 Ok(Ok(())) => Err(anyhow!("the receiver stopped")),
                 Ok(Err(e)) => Err(anyhow!("the receiver failed: {e}")),
@@ -113,7 +115,7 @@ async fn configs_at(client: &Client, url: &str) -> anyhow::Result<HashSet<String
     let mut ids = HashSet::new();
     let mut configs = client.webhook_configs(ConfigFilter::default());
     while let Some(config) = configs
-        .next()
+        .try_next()
         .await
         .context("cannot list the webhook configs")?
     {
@@ -212,50 +214,6 @@ async fn until_valid(client: &Client, id: &str, timeout: Duration) -> anyhow::Re
             ));
         }
         tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed), watched
-/// from when it is made.
-#[cfg(unix)]
-struct Signals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-    hangup: tokio::signal::unix::Signal,
-}
-
-#[cfg(unix)]
-impl Signals {
-    fn new() -> anyhow::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Self {
-            interrupt: signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?,
-            terminate: signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?,
-            hangup: signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?,
-        })
-    }
-
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-            _ = self.hangup.recv() => {}
-        }
-    }
-}
-
-/// Ctrl-C, where there are no unix signals.
-#[cfg(not(unix))]
-struct Signals;
-
-#[cfg(not(unix))]
-impl Signals {
-    fn new() -> anyhow::Result<Self> {
-        Ok(Self)
-    }
-
-    async fn recv(&mut self) {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

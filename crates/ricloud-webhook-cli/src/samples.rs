@@ -1,6 +1,5 @@
 //! Realistic sample events for every documented slug.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
@@ -227,29 +226,16 @@ pub fn iso8601_utc(time: SystemTime) -> String {
 }
 
 /// Why a sample event could not be built.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SampleError {
     /// The slug is not one of [`EVENT_SLUGS`].
+    #[error("no sample for event `{slug}`: choose one of {}", EVENT_SLUGS.join(", "))]
     UnknownSlug {
         /// The slug asked for.
         slug: String,
     },
 }
-
-impl fmt::Display for SampleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownSlug { slug } => write!(
-                f,
-                "no sample for event `{slug}`: choose one of {}",
-                EVENT_SLUGS.join(", ")
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SampleError {}
 
 #[cfg(test)]
 mod tests {

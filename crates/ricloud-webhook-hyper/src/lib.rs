@@ -17,10 +17,7 @@
 //!         Config::default(),
 //!     );
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//!     serve(listener, service, async {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!     })
-//!     .await?;
+//!     serve(listener, service, ricloud_webhook_hyper::shutdown_signal()?).await?;
 //!     Ok(())
 //! }
 //! ```
@@ -112,7 +109,9 @@ mod body;
 mod config;
 mod serve;
 mod service;
+mod signal;
 
 pub use config::{Config, SMALL_BODY};
 pub use serve::serve;
 pub use service::{WebhookResponse, WebhookService};
+pub use signal::shutdown_signal;

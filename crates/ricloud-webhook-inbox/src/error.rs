@@ -1,15 +1,16 @@
 //! The inbox's error.
 
-use std::fmt;
 use std::sync::Arc;
 
 /// Why the inbox could not do what it was asked.
 ///
 /// The database's own error is kept as the [`source`](std::error::Error::source),
 /// so no driver type is part of this crate's API.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
 pub struct InboxError {
     kind: Kind,
+    #[source]
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     message: String,
 }
@@ -97,20 +98,6 @@ impl InboxError {
     /// Whether the event asked for is not in the inbox.
     pub fn is_not_found(&self) -> bool {
         self.kind == Kind::NotFound
-    }
-}
-
-impl fmt::Display for InboxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for InboxError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

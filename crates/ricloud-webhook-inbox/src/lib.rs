@@ -20,7 +20,7 @@
 //!     let verifier = Verifier::new(Secret::new(std::env::var("RICLOUD_WEBHOOK_SECRET")?)?);
 //!     let service = WebhookService::new(Receiver::queued(verifier, inbox.clone()));
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//!     serve(listener, service, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//!     serve(listener, service, ricloud_webhook_hyper::shutdown_signal()?).await?;
 //!     workers.shutdown().await;
 //!     Ok(())
 //! }

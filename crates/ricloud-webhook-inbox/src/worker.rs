@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use backon::{BackoffBuilder as _, ExponentialBuilder};
 use ricloud_webhook::{Dispatcher, HandlerResult, Reason, StoredEvent};
 #[cfg(feature = "postgres")]
 use ricloud_webhook::{Event, SlugPattern};
@@ -96,15 +97,15 @@ impl WorkerConfig {
     }
 
     /// The first retry's delay (default 2 s), doubled for each attempt up
-    /// to [`WorkerConfig::backoff_max`], each with a random factor of 0.5
-    /// to 1.5 so that retries of many events spread out.
+    /// to [`WorkerConfig::backoff_max`]; backon's jitter adds up to as much
+    /// again, so that retries of many events spread out.
     #[must_use]
     pub fn backoff_base(mut self, base: Duration) -> Self {
         self.backoff_base = base;
         self
     }
 
-    /// The longest retry delay (default 15 minutes).
+    /// The longest retry delay before jitter (default 15 minutes).
     #[must_use]
     pub fn backoff_max(mut self, max: Duration) -> Self {
         self.backoff_max = max;
@@ -140,15 +141,19 @@ impl WorkerConfig {
         self
     }
 
-    /// The delay before a retry after `attempts` runs, with the jitter
-    /// factor `jitter` in `[0, 1)`.
-    fn backoff(&self, attempts: u32, jitter: f64) -> Duration {
-        let doublings = attempts.saturating_sub(1).min(30);
-        let delay = self
-            .backoff_base
-            .saturating_mul(1 << doublings)
-            .min(self.backoff_max);
-        delay.mul_f64(0.5 + jitter)
+    /// The delay before a retry after `attempts` runs: the `attempts`th
+    /// step of backon's exponential backoff, with its jitter.
+    fn backoff(&self, attempts: u32) -> Duration {
+        let steps = usize::try_from(attempts.saturating_sub(1)).unwrap_or(usize::MAX);
+        ExponentialBuilder::default()
+            .with_min_delay(self.backoff_base)
+            .with_max_delay(self.backoff_max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            // Past the cap every step is the cap: no need to walk there.
+            .nth(steps.min(64))
+            .unwrap_or(self.backoff_max)
     }
 }
 
@@ -632,7 +637,7 @@ async fn settle_for(
                 error: format!("gave up after {attempts} attempts: {error}"),
             }
         } else {
-            let delay = shared.config.backoff(attempts, jitter());
+            let delay = shared.config.backoff(attempts);
             Settle::Retry {
                 delay_ms: crate::commit::ms(delay),
                 error,
@@ -760,14 +765,6 @@ fn log(event_id: &str, attempts: u32, settle: &Settle) {
     }
 }
 
-/// A random factor in `[0, 1)` for the backoff's jitter.
-fn jitter() -> f64 {
-    let mut bytes = [0u8; 8];
-    // Without randomness the retries are merely not spread out.
-    let _ = getrandom::fill(&mut bytes);
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -777,14 +774,22 @@ mod tests {
         let config = WorkerConfig::default()
             .backoff_base(Duration::from_secs(2))
             .backoff_max(Duration::from_secs(60));
-        assert_eq!(config.backoff(1, 0.5), Duration::from_secs(2));
-        assert_eq!(config.backoff(2, 0.5), Duration::from_secs(4));
-        assert_eq!(config.backoff(4, 0.5), Duration::from_secs(16));
-        assert_eq!(config.backoff(10, 0.5), Duration::from_secs(60));
-        assert_eq!(config.backoff(1, 0.0), Duration::from_secs(1));
-        assert!(config.backoff(1, 0.999) < Duration::from_secs(3));
-        assert_eq!(config.backoff(u32::MAX, 0.5), Duration::from_secs(60));
-        let j = jitter();
-        assert!((0.0..1.0).contains(&j), "{j}");
+        let secs = Duration::from_secs;
+        for (attempts, step) in [
+            (1, secs(2)),
+            (2, secs(4)),
+            (4, secs(16)),
+            (10, secs(60)),
+            (u32::MAX, secs(60)),
+        ] {
+            for _ in 0..50 {
+                let delay = config.backoff(attempts);
+                assert!(
+                    (step..step * 2).contains(&delay),
+                    "attempt {attempts}: {delay:?} outside [{step:?}, {:?})",
+                    step * 2
+                );
+            }
+        }
     }
 }
