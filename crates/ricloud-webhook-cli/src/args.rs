@@ -586,18 +586,24 @@ fn timeout() -> Arg {
         .value_name("SECS")
         .value_parser(parse_timeout)
         .default_value("10")
-        .help("Give up after SECS seconds (fractions allowed) for connecting, sending and reading the answer")
+        .help("Give up after SECS seconds (fractions allowed, or a duration such as 500ms) for connecting, sending and reading the answer")
 }
 
 /// A positive number of seconds, fractions allowed.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| "expected a number of seconds, e.g. 10 or 0.5".to_owned())?;
-    if secs.is_nan() || secs <= 0.0 {
+    // A bare number is seconds (fractions allowed); else a jiff duration.
+    let timeout = match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => {
+            Duration::try_from_secs_f64(secs).map_err(|_| "the timeout is too large".to_owned())?
+        }
+        Ok(_) => return Err("the timeout must be more than 0 seconds".to_owned()),
+        Err(_) => crate::time::parse_duration(text)
+            .map_err(|_| "expected seconds (10, 0.5) or a duration (10s, 500ms)".to_owned())?,
+    };
+    if timeout.is_zero() {
         return Err("the timeout must be more than 0 seconds".to_owned());
     }
-    Duration::try_from_secs_f64(secs).map_err(|_| "the timeout is too large".to_owned())
+    Ok(timeout)
 }
 
 #[cfg(test)]
@@ -613,7 +619,9 @@ mod tests {
     fn timeouts() {
         assert_eq!(parse_timeout("10"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_timeout("0.5"), Ok(Duration::from_millis(500)));
-        for bad in ["0", "-1", "NaN", "inf", "1e30", "ten", ""] {
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["0", "-1", "NaN", "inf", "1e30", "ten", "", "0s", "-5s"] {
             assert!(parse_timeout(bad).is_err(), "{bad}");
         }
     }

@@ -1,8 +1,10 @@
-//! Times on the command line: ISO 8601, or an age.
+//! Times and durations on the command line, read and written by jiff:
+//! ISO 8601 times, and durations in jiff's friendly format (`30s`, `15m`,
+//! `2h`, `7d`, `1h 30m`, with days of 24 hours).
 
 use std::time::{Duration, SystemTime};
 
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, Context as _};
 
 /// `text` as a time: an ISO 8601 timestamp (`2026-12-04T10:00:00Z`, any
 /// offset) or an age before `now` (`30s`, `15m`, `2h`, `7d`).
@@ -10,23 +12,19 @@ pub(crate) fn parse_time(text: &str, now: SystemTime) -> anyhow::Result<SystemTi
     if let Ok(timestamp) = text.parse::<jiff::Timestamp>() {
         return Ok(SystemTime::from(timestamp));
     }
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| anyhow!("`{text}` is neither an ISO 8601 time nor an age such as 2h or 7d"))?;
-    let seconds = match unit {
-        "s" => number,
-        "m" => number.saturating_mul(60),
-        "h" => number.saturating_mul(3600),
-        "d" => number.saturating_mul(86_400),
-        _ => bail!("`{text}`: an age ends in s, m, h or d"),
-    };
-    now.checked_sub(Duration::from_secs(seconds))
+    let age = parse_duration(text).with_context(|| {
+        format!("`{text}` is neither an ISO 8601 time nor an age such as 2h or 7d")
+    })?;
+    now.checked_sub(age)
         .ok_or_else(|| anyhow!("`{text}` is before 1970"))
+}
+
+/// `text` as a non-negative duration in jiff's friendly format (`30s`,
+/// `500ms`, `2h`, `7d`; a day is 24 hours).
+pub(crate) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let span: jiff::Span = text.trim().parse()?;
+    let signed = span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())?;
+    Duration::try_from(signed).map_err(|_| anyhow!("`{text}` is negative"))
 }
 
 /// `time` in ISO 8601 UTC, to the second.
@@ -50,14 +48,21 @@ mod tests {
             parse_time("2026-12-04T11:00:00+01:00", now).ok(),
             Some(UNIX_EPOCH + Duration::from_secs(1_796_378_400))
         );
-        for (age, secs) in [("30s", 30), ("15m", 900), ("2h", 7200), ("7d", 604_800)] {
+        for (age, secs) in [
+            ("30s", 30),
+            ("15m", 900),
+            ("2h", 7200),
+            ("7d", 604_800),
+            ("2w", 1_209_600),
+            ("1h 30m", 5400),
+        ] {
             assert_eq!(
                 parse_time(age, now).ok(),
                 Some(now - Duration::from_secs(secs)),
                 "{age}"
             );
         }
-        for bad in ["", "yesterday", "2w", "h", "-2h", "2026-13-01T00:00:00Z"] {
+        for bad in ["", "yesterday", "h", "-2h", "2026-13-01T00:00:00Z", "3mo"] {
             assert!(parse_time(bad, now).is_err(), "{bad}");
         }
         assert_eq!(

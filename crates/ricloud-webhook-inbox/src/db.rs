@@ -5,8 +5,6 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-
 use crate::InboxError;
 
 /// A connection pool on one of the engines this crate was built with.
@@ -153,38 +151,14 @@ impl Db {
     }
 
     async fn migrate(&self) -> Result<(), InboxError> {
-        let (sqls, engine) = match self {
+        // Each engine's migrations, embedded at build time by sqlx, in the
+        // inbox's own table of applied migrations.
+        let mut migrator = match self {
             #[cfg(feature = "sqlite")]
-            Self::Sqlite(_) => (
-                [
-                    include_str!("../migrations/sqlite/0001_inbox.sql"),
-                    include_str!("../migrations/sqlite/0002_leases.sql"),
-                ],
-                "sqlite",
-            ),
+            Self::Sqlite(_) => sqlx::migrate!("migrations/sqlite"),
             #[cfg(feature = "postgres")]
-            Self::Postgres(_) => (
-                [
-                    include_str!("../migrations/postgres/0001_inbox.sql"),
-                    include_str!("../migrations/postgres/0002_leases.sql"),
-                ],
-                "postgres",
-            ),
+            Self::Postgres(_) => sqlx::migrate!("migrations/postgres"),
         };
-        let names = ["inbox", "lease tokens and the database clock"];
-        let migrations = (1..)
-            .zip(names.iter().zip(sqls))
-            .map(|(version, (name, sql))| {
-                Migration::new(
-                    version,
-                    format!("{name} ({engine})").into(),
-                    MigrationType::Simple,
-                    sqlx::AssertSqlSafe(sql).into_sql_str(),
-                    false,
-                )
-            })
-            .collect();
-        let mut migrator = Migrator::with_migrations(migrations);
         migrator.dangerous_set_table_name("ricloud_inbox_migrations");
         on_db!(self, pool => migrator.run(pool).await).map_err(InboxError::migration)
     }
@@ -234,8 +208,6 @@ pub(crate) fn redact(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
-
-use sqlx::SqlSafeStr as _;
 
 #[cfg(test)]
 mod tests {

@@ -226,3 +226,51 @@ async fn operators_list_show_count_replay_and_purge() {
     assert_eq!(purged, 4);
     assert_eq!(inbox.stats().await.expect("stats").pending, 1);
 }
+
+/// A database set up by the migrator of earlier versions (sqlx's Migrator
+/// filled by hand, same SQL, same versions) opens with the embedded one,
+/// its migrations recognised as applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_migrated_by_an_earlier_version_opens() {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use sqlx::SqlSafeStr as _;
+
+    let dir = TempDir::new("old-migrator");
+    let url = dir.sqlite_url();
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("url");
+    let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+        .await
+        .expect("pool");
+    let sqls = [
+        include_str!("../../migrations/sqlite/0001_inbox.sql"),
+        include_str!("../../migrations/sqlite/0002_leases.sql"),
+    ];
+    let names = [
+        "inbox (sqlite)",
+        "lease tokens and the database clock (sqlite)",
+    ];
+    let migrations = (1..)
+        .zip(names.into_iter().zip(sqls))
+        .map(|(version, (name, sql))| {
+            Migration::new(
+                version,
+                name.into(),
+                MigrationType::Simple,
+                sqlx::AssertSqlSafe(sql).into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    let mut old = Migrator::with_migrations(migrations);
+    old.dangerous_set_table_name("ricloud_inbox_migrations");
+    old.run(&pool).await.expect("the earlier migrations");
+    pool.close().await;
+
+    let inbox = Inbox::connect(&url)
+        .await
+        .expect("opens with the embedded migrations");
+    assert_eq!(
+        enqueue(&inbox, &id(1), "task.succeeded").await,
+        Enqueued::New
+    );
+}
