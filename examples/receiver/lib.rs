@@ -96,7 +96,7 @@ fn is_documented(event: &Event) -> bool {
 pub fn verifier(current: String, previous: Option<String>) -> Result<Verifier, SecretError> {
     let mut verifier = Verifier::new(Secret::new(current)?);
     if let Some(previous) = previous {
-        verifier = verifier.with_previous(Secret::new(previous)?);
+        verifier = verifier.previous_secret(Secret::new(previous)?);
     }
     Ok(verifier)
 }

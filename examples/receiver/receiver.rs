@@ -146,9 +146,8 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     };
-    let config = Config::default();
-    let prefix = config.webhook_prefix().to_owned();
-    let service = WebhookService::with_config(receiver, config);
+    let service = WebhookService::with_config(receiver, Config::default());
+    let prefix = service.prefix().to_owned();
 
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

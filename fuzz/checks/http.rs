@@ -71,7 +71,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 fn service() -> WebhookService {
     let secret = Secret::new(SECRET).expect("non-empty");
-    let verifier = Verifier::new(secret).with_window(TimeWindow::unchecked());
+    let verifier = Verifier::new(secret).window(TimeWindow::unchecked());
     let dispatcher = Dispatcher::new()
         .on("*", |_: Arc<Event>| async { Ok(()) })
         .on("task.failed", |_: Task| async {

@@ -363,7 +363,7 @@ pub(crate) fn check(data: &[u8]) {
     });
     let mut verifier = Verifier::new(secrets.current.clone());
     if scenario.rotation {
-        verifier = verifier.with_previous(secrets.previous.clone());
+        verifier = verifier.previous_secret(secrets.previous.clone());
     }
     let receiver = Receiver::new(verifier, dispatcher(&scenario.routes, &shared));
     let mut model = Model {

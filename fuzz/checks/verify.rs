@@ -177,7 +177,7 @@ fn round_trips(input: &Input<'_>, secret: &Secret) {
         Some(VerifyError::SignatureMismatch)
     );
     // ... unless the real one is kept as a previous secret.
-    let rotating = Verifier::new(other).with_previous(secret.clone());
+    let rotating = Verifier::new(other).previous_secret(secret.clone());
     let verified = verify(&rotating, body, now).expect("the previous secret verifies");
     assert_eq!(verified.matched_secret(), 1);
 

@@ -149,7 +149,7 @@ fn main() -> anyhow::Result<()> {
                     store_capacity.unwrap_or(300_000),
                     Duration::from_secs(24 * 3600),
                 )
-                .with_replay_window(Duration::from_secs(1));
+                .replay_window(Duration::from_secs(1));
                 ours(listener, secret, handler, store, inbox).await
             }
             "verify" => bare(listener, Some((Verifier::new(secret), Layers::Verify))).await,

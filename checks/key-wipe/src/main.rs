@@ -155,9 +155,9 @@ fn keying(key: &[u8]) -> usize {
 /// Rotation on an unshared and on a shared verifier.
 #[inline(never)]
 fn rotation(key: &[u8]) -> usize {
-    let rotated = Verifier::new(other()).with_previous(secret(key));
+    let rotated = Verifier::new(other()).previous_secret(secret(key));
     let shared = rotated.clone();
-    let again = shared.clone().with_previous(other());
+    let again = shared.clone().previous_secret(other());
     rotated.secret_count() + again.secret_count()
 }
 

@@ -154,7 +154,7 @@ fn verify(mut m: ArgMatches) -> anyhow::Result<u8> {
     } else {
         TimeWindow::default()
     };
-    let verifier = Verifier::from_secrets(secrets)?.with_window(window);
+    let verifier = Verifier::from_secrets(secrets)?.window(window);
     let body = read_stdin()?;
     Ok(match verifier.verify(Some(header.as_bytes()), body) {
         Ok(_) => {

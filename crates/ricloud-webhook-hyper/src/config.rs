@@ -13,15 +13,24 @@ pub const SMALL_BODY: usize = 64 * 1024;
 /// The defaults are safe against senders without the secret: see the
 /// crate's documentation for what each limit protects.
 ///
+/// Setters take bare names, as reqwest's and hyper-util's builders do;
+/// the [`WebhookService`](crate::WebhookService) built with a config reads
+/// back what it uses ([`prefix`](crate::WebhookService::prefix),
+/// [`body_limit`](crate::WebhookService::body_limit)).
+///
 /// ```
 /// use std::time::Duration;
-/// use ricloud_webhook_hyper::Config;
+/// use ricloud_webhook::{Dispatcher, Receiver, Secret, Verifier};
+/// use ricloud_webhook_hyper::{Config, WebhookService};
 ///
 /// let config = Config::default()
-///     .prefix("/hooks/ricloud")
+///     .prefix("/hooks/ricloud/")
 ///     .body_limit(256 * 1024)
 ///     .delivery_timeout(Duration::from_secs(10));
-/// assert_eq!(config.webhook_prefix(), "/hooks/ricloud");
+/// let receiver = Receiver::new(Verifier::new(Secret::new("s")?), Dispatcher::new());
+/// let service = WebhookService::with_config(receiver, config);
+/// assert_eq!(service.prefix(), "/hooks/ricloud");
+/// # Ok::<(), ricloud_webhook::SecretError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -253,16 +262,6 @@ impl Config {
         self.retry_after = after;
         self
     }
-
-    /// The normalised webhook path prefix.
-    pub fn webhook_prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// The body limit in bytes.
-    pub fn max_body(&self) -> usize {
-        self.body_limit
-    }
 }
 
 #[cfg(test)]
@@ -271,8 +270,8 @@ mod tests {
 
     #[test]
     fn prefix_is_normalised() {
-        assert_eq!(Config::default().prefix("/a/").webhook_prefix(), "/a");
-        assert_eq!(Config::default().prefix("a").webhook_prefix(), "/a");
-        assert_eq!(Config::default().prefix("/").webhook_prefix(), "");
+        assert_eq!(Config::default().prefix("/a/").prefix, "/a");
+        assert_eq!(Config::default().prefix("a").prefix, "/a");
+        assert_eq!(Config::default().prefix("/").prefix, "");
     }
 }

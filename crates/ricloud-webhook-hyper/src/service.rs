@@ -94,6 +94,17 @@ impl WebhookService {
         &self.shared.config
     }
 
+    /// The webhook path prefix in force, normalised (`/webhooks`; empty
+    /// for the root), as [`Config::prefix`] set it.
+    pub fn prefix(&self) -> &str {
+        &self.shared.config.prefix
+    }
+
+    /// The body limit in force, in bytes, as [`Config::body_limit`] set it.
+    pub fn body_limit(&self) -> usize {
+        self.shared.config.body_limit
+    }
+
     /// Answers one request.
     pub async fn handle<B>(&self, request: Request<B>) -> WebhookResponse
     where

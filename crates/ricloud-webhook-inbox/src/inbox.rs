@@ -101,7 +101,7 @@ impl Inbox {
     /// take it over (default 60 s; keep it above the endpoint's delivery
     /// timeout), by the database's clock.
     #[must_use]
-    pub fn with_inline_lease(mut self, lease: Duration) -> Self {
+    pub fn inline_lease(mut self, lease: Duration) -> Self {
         self.inline_lease = lease;
         self
     }

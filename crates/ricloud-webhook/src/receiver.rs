@@ -106,7 +106,7 @@ impl Receiver {
     /// level. Raise it to `INFO` to have your handlers' log lines inside the
     /// span at the `INFO` level too.
     #[must_use]
-    pub fn with_span_level(mut self, level: Level) -> Self {
+    pub fn span_level(mut self, level: Level) -> Self {
         self.span_level = level;
         self
     }

@@ -225,7 +225,7 @@ impl MemoryStore {
     /// [`TimeWindow`](crate::TimeWindow) (age plus ahead), or a captured
     /// delivery could be replayed once its event is forgotten.
     #[must_use]
-    pub fn with_replay_window(mut self, window: Duration) -> Self {
+    pub fn replay_window(mut self, window: Duration) -> Self {
         self.replay_window = window;
         self
     }
@@ -431,7 +431,7 @@ mod tests {
     #[test]
     fn when_full_forgets_only_what_is_outside_the_replay_window() {
         let store = MemoryStore::with_bounds(2, Duration::from_secs(24 * 3600))
-            .with_replay_window(Duration::from_secs(900));
+            .replay_window(Duration::from_secs(900));
         handle(&store, "a", 0);
         handle(&store, "b", 100);
         // Full, and "a" is only 800 s old: refused, nothing forgotten.
@@ -498,7 +498,7 @@ mod tests {
         proptest!(config, |(steps in prop::collection::vec(step, 1..120))| {
             let (capacity, max_age, window) = (3usize, 60u64, 30u64);
             let store = MemoryStore::with_bounds(capacity, Duration::from_secs(max_age))
-                .with_replay_window(Duration::from_secs(window));
+                .replay_window(Duration::from_secs(window));
             let mut model: Vec<(&str, Model)> = Vec::new();
             let mut now = 0;
             for (id, is_claim, handled, advance) in steps {

@@ -107,7 +107,7 @@ const VERIFY_STACK: usize = 1024;
 ///
 /// let current = Secret::new("new-secret")?;
 /// let old = Secret::new("old-secret")?;
-/// let verifier = Verifier::new(current.clone()).with_previous(old.clone());
+/// let verifier = Verifier::new(current.clone()).previous_secret(old.clone());
 ///
 /// let body = br#"{"id": "e"}"#;
 /// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
@@ -159,7 +159,7 @@ impl Verifier {
     /// Also accepts `secret`, a previous secret kept during a rotation.
     /// Previous secrets are numbered from 1 in the order they are added.
     #[must_use]
-    pub fn with_previous(self, secret: Secret) -> Self {
+    pub fn previous_secret(self, secret: Secret) -> Self {
         let keys = match Arc::try_unwrap(self.keys) {
             // Only this verifier holds them: move the boxes over.
             Ok(keys) => keys,
@@ -182,14 +182,9 @@ impl Verifier {
 
     /// Sets the accepted time window.
     #[must_use]
-    pub fn with_window(mut self, window: TimeWindow) -> Self {
+    pub fn window(mut self, window: TimeWindow) -> Self {
         self.window = window;
         self
-    }
-
-    /// The accepted time window.
-    pub fn window(&self) -> TimeWindow {
-        self.window
     }
 
     /// How many secrets are accepted (1 + previous ones).
@@ -406,11 +401,11 @@ mod tests {
 
     #[test]
     fn custom_and_disabled_window() {
-        let v = Verifier::new(secret("k")).with_window(TimeWindow::new(10, 0));
+        let v = Verifier::new(secret("k")).window(TimeWindow::new(10, 0));
         assert!(check(&v, T, T + 10).is_ok());
         assert!(check(&v, T, T + 11).is_err());
         assert!(check(&v, T + 1, T).is_err());
-        let v = v.with_window(TimeWindow::unchecked());
+        let v = v.window(TimeWindow::unchecked());
         assert!(check(&v, 0, FAR).is_ok());
         assert!(check(&v, u64::MAX, 0).is_ok());
     }
@@ -452,7 +447,7 @@ mod tests {
             assert_eq!(ok.matched_secret(), i);
         }
         // Once "older" is removed, it is refused.
-        let v = Verifier::new(secret("new")).with_previous(secret("old"));
+        let v = Verifier::new(secret("new")).previous_secret(secret("old"));
         let h = signature::sign(&secret("older"), T, b"x").to_string();
         assert_eq!(
             v.verify_at(Some(h.as_bytes()), &b"x"[..], at(T)).err(),
@@ -464,7 +459,7 @@ mod tests {
     fn adding_a_secret_to_a_shared_verifier_leaves_the_clone_as_it_was() {
         let first = Verifier::new(secret("new"));
         let clone = first.clone();
-        let rotated = first.with_previous(secret("old"));
+        let rotated = first.previous_secret(secret("old"));
         let old = signature::sign(&secret("old"), T, b"x").to_string();
         let new = signature::sign(&secret("new"), T, b"x").to_string();
         assert_eq!(clone.secret_count(), 1);

@@ -115,7 +115,7 @@ fn failure_lines_carry_the_event_without_a_span_by_default() {
 
 #[test]
 fn the_span_appears_at_its_configured_level() {
-    let receiver = failing_receiver().with_span_level(Level::INFO);
+    let receiver = failing_receiver().span_level(Level::INFO);
     let text = logged(&receiver, Level::INFO, &[(body("failed"), SECRET)]);
     assert!(
         text.contains(&format!("delivery{{event_id=\"{ID}\" slug=task.failed}}")),
@@ -132,7 +132,7 @@ fn the_span_appears_at_its_configured_level() {
 
 #[test]
 fn no_secret_signature_or_body_at_info_and_above() {
-    let receiver = failing_receiver().with_span_level(Level::INFO);
+    let receiver = failing_receiver().span_level(Level::INFO);
     let deliveries = [
         (body("failed"), SECRET),
         (body("succeeded"), SECRET),

@@ -85,8 +85,7 @@ fn mutate(bytes: &mut Vec<u8>, mutation: &Mutation) {
 }
 
 fn verifier(key: &[u8]) -> Verifier {
-    Verifier::new(Secret::new(key.to_vec()).expect("non-empty"))
-        .with_window(TimeWindow::unchecked())
+    Verifier::new(Secret::new(key.to_vec()).expect("non-empty")).window(TimeWindow::unchecked())
 }
 
 proptest! {

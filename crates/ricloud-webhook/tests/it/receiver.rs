@@ -295,7 +295,7 @@ fn method_and_path_checks() {
 
 #[test]
 fn rotation_is_reported() {
-    let verifier = Verifier::new(secret("new")).with_previous(secret("k"));
+    let verifier = Verifier::new(secret("new")).previous_secret(secret("k"));
     let receiver = Receiver::new(verifier, Dispatcher::new());
     let out = receive(&receiver, &Req::event("task", "succeeded"));
     assert_eq!(out.status(), StatusCode::OK);

@@ -38,7 +38,7 @@ fn every_vector_gets_the_reference_verdict() {
     assert!(vectors.len() >= 24, "vector file shrank: {}", vectors.len());
     for v in &vectors {
         // The reference verdict is signature-only, without a time window.
-        let verifier = Verifier::new(secret(&v.secret)).with_window(TimeWindow::unchecked());
+        let verifier = Verifier::new(secret(&v.secret)).window(TimeWindow::unchecked());
         let result = verifier.verify_at(
             Some(v.header.as_bytes()),
             v.body.clone().into_bytes(),
