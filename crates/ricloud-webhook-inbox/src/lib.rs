@@ -136,10 +136,12 @@ mod commit;
 mod db;
 mod error;
 mod inbox;
+mod rows;
 mod worker;
 
 pub use error::InboxError;
-pub use inbox::{Inbox, ListFilter, Replay, Row, RowState, RowWithBody, Stats};
+pub use inbox::Inbox;
+pub use rows::{ListFilter, Replay, Row, RowState, RowWithBody, Stats};
 #[cfg(feature = "postgres")]
 pub use worker::TransactionalHandler;
 pub use worker::{TxFuture, WorkerConfig, Workers, WorkersBuilder};

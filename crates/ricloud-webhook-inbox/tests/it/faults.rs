@@ -13,13 +13,13 @@ use ricloud_webhook::{
 use ricloud_webhook_inbox::{Inbox, RowState};
 use tokio::sync::Notify;
 
-use crate::{body, dispatcher, event, eventually, fast, id, until_state, Runs, TempDir};
+use crate::{body, dispatcher, event, eventually, fast, id, until_state, Runs};
 
 /// A database for one test: a SQLite file or a PostgreSQL cluster's
 /// database, kept alive as long as the value.
 pub(crate) enum Engine {
     #[cfg(feature = "sqlite")]
-    Sqlite(TempDir),
+    Sqlite(crate::TempDir),
     #[cfg(feature = "postgres")]
     Postgres(crate::pg::Pg),
 }
@@ -27,7 +27,7 @@ pub(crate) enum Engine {
 impl Engine {
     #[cfg(feature = "sqlite")]
     pub(crate) fn sqlite(name: &str) -> Self {
-        Self::Sqlite(TempDir::new(name))
+        Self::Sqlite(crate::TempDir::new(name))
     }
 
     #[cfg(feature = "postgres")]

@@ -19,7 +19,9 @@ use std::time::{Duration, SystemTime};
 use ricloud_webhook::{Dispatcher, Event, EventQueue, HandlerError, VerifiedEvent};
 use ricloud_webhook_inbox::{Inbox, RowState, WorkerConfig};
 
-pub(crate) use ricloud_webhook_testkit::{event_body as body, eventually, TempDir};
+#[cfg(feature = "sqlite")]
+pub(crate) use ricloud_webhook_testkit::TempDir;
+pub(crate) use ricloud_webhook_testkit::{event_body as body, eventually};
 
 /// How long a test waits for the workers, at most.
 pub(crate) const WAIT: Duration = Duration::from_secs(20);
