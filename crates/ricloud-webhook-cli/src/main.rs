@@ -5,6 +5,7 @@
 
 mod api;
 mod args;
+mod catch_up;
 mod commands;
 mod inbox;
 mod listen;
