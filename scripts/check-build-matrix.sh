@@ -16,7 +16,7 @@ clippy() { cargo clippy --quiet --locked "$@" --all-targets -- -D warnings; }
 
 for crate in ricloud-webhook ricloud-webhook-hyper ricloud-webhook-api \
     ricloud-webhook-api-mock ricloud-webhook-inbox ricloud-webhook-cli \
-    ricloud-webhook-examples; do
+    ricloud-webhook-testkit ricloud-webhook-examples; do
     echo "clippy -p $crate"
     clippy -p "$crate"
 done
