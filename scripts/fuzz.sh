@@ -48,9 +48,18 @@ if ! cargo fuzz --version 2>/dev/null | grep -q '^cargo-fuzz 0\.13\.'; then
     cargo install cargo-fuzz --version '^0.13' --locked
 fi
 
-# cargo-fuzz needs nightly-only flags (-Zsanitizer=address); stable Rust
-# accepts them with RUSTC_BOOTSTRAP=1, and ships the ASan runtime.
-export RUSTC_BOOTSTRAP=1
+# cargo-fuzz needs nightly-only flags (-Zsanitizer=address). With a
+# nightly toolchain installed, it is used. Without one (these machines can
+# fetch no second toolchain), stable is told to accept the flags with
+# RUSTC_BOOTSTRAP=1: a workaround Rust does not support, which the fuzz
+# build alone uses.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    export RUSTUP_TOOLCHAIN=nightly
+    echo "==> fuzzing with the nightly toolchain"
+else
+    export RUSTC_BOOTSTRAP=1
+    echo "==> no nightly toolchain: fuzzing with stable and RUSTC_BOOTSTRAP=1"
+fi
 # -a: debug assertions and overflow checks on top of the optimised build.
 FUZZ_FLAGS=(-a)
 
