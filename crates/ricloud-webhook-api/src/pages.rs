@@ -206,6 +206,37 @@ pub struct Pages<T> {
     cursor: Option<Box<Cursor<T>>>,
     fetching: Option<Fetching<T>>,
     total_count: Option<u64>,
+    /// Settings made since the last fetch began, applied to the cursor
+    /// before the next one (a fetch in flight owns the cursor).
+    settings: Settings,
+}
+
+/// What [`Pages::max_pages`], [`Pages::limit`] and [`Pages::page_size`]
+/// asked for.
+#[derive(Debug, Default, Clone, Copy)]
+struct Settings {
+    max_pages: Option<u32>,
+    remaining: Option<u64>,
+    page_size: Option<u32>,
+}
+
+impl Settings {
+    fn apply<T>(&mut self, cursor: &mut Cursor<T>) {
+        let Self {
+            max_pages,
+            remaining,
+            page_size,
+        } = std::mem::take(self);
+        if let Some(n) = max_pages {
+            cursor.max_pages = n;
+        }
+        if let Some(n) = remaining {
+            cursor.remaining = Some(n);
+        }
+        if let Some(n) = page_size {
+            cursor.page_size = n;
+        }
+    }
 }
 
 impl<T> fmt::Debug for Pages<T> {
@@ -227,45 +258,45 @@ impl<T: Listed> Pages<T> {
             cursor: Some(Box::new(Cursor::new(client, path, query))),
             fetching: None,
             total_count: None,
+            settings: Settings::default(),
         }
     }
 
-    /// Adds `key=value` to every page's query.
+    /// Adds `key=value` to every page's query (as the listing is built,
+    /// before anything polls it).
     pub(crate) fn query(&mut self, key: &'static str, value: String) {
-        self.cursor_mut().query.push((key, value));
+        if let Some(cursor) = self.cursor.as_deref_mut() {
+            cursor.query.push((key, value));
+        }
     }
 
-    /// Hands out only the items `keep` accepts.
+    /// Hands out only the items `keep` accepts (as the listing is built,
+    /// before anything polls it).
     pub(crate) fn keep(&mut self, keep: Keep<T>) {
-        self.cursor_mut().keep = Some(keep);
-    }
-
-    /// The cursor, before the stream is first polled.
-    fn cursor_mut(&mut self) -> &mut Cursor<T> {
-        self.cursor
-            .as_deref_mut()
-            .expect("a listing is set up before it is polled")
+        if let Some(cursor) = self.cursor.as_deref_mut() {
+            cursor.keep = Some(keep);
+        }
     }
 
     /// Fetches at most `n` pages, then ends with [`ApiError::Paging`]
     /// (default: the client's cap).
     #[must_use]
     pub fn max_pages(mut self, n: u32) -> Self {
-        self.cursor_mut().max_pages = n.max(1);
+        self.settings.max_pages = Some(n.max(1));
         self
     }
 
-    /// Stops after `n` items.
+    /// Stops after `n` more items.
     #[must_use]
     pub fn limit(mut self, n: u64) -> Self {
-        self.cursor_mut().remaining = Some(n);
+        self.settings.remaining = Some(n);
         self
     }
 
     /// Asks for pages of `n` items (at most [`MAX_PAGE`], the default).
     #[must_use]
     pub fn page_size(mut self, n: u32) -> Self {
-        self.cursor_mut().page_size = n.clamp(1, MAX_PAGE);
+        self.settings.page_size = Some(n.clamp(1, MAX_PAGE));
         self
     }
 
@@ -284,6 +315,7 @@ impl<T: Listed + Send + 'static> Stream for Pages<T> {
             let Some(mut cursor) = this.cursor.take() else {
                 return Poll::Ready(None);
             };
+            this.settings.apply(&mut cursor);
             this.fetching = Some(Box::pin(async move {
                 let next = cursor.next().await;
                 (cursor, next)
