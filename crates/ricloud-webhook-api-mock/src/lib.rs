@@ -19,7 +19,7 @@
 //! and the config turns `valid` on a 2xx answer,
 //! `invalid` otherwise, its task `succeeded` or `failed`.
 //!
-//! It is an axum [`Router`] served by `axum::serve`. Its state is JSON
+//! It is an axum [`Router`](axum::Router) served by `axum::serve`. Its state is JSON
 //! values rather than the client's types, so a test can make it answer
 //! what the client's types would refuse (broken paging, say).
 //!

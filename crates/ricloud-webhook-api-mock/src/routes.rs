@@ -69,7 +69,7 @@ async fn gate(Shared(api): Shared<Api>, request: Request, next: Next) -> Respons
 }
 
 /// The answer to a request that is not let through: a wrong token, or a
-/// refusal asked for with [`MockApi::rate_limit`] or [`MockApi::fail`].
+/// refusal asked for with [`MockApi::rate_limit`](crate::MockApi::rate_limit) or [`MockApi::fail`](crate::MockApi::fail).
 fn refusal(state: &mut State, token: Option<&HeaderValue>) -> Option<Response> {
     let expected = format!("Token {}", state.token);
     if token.map(HeaderValue::as_bytes) != Some(expected.as_bytes()) {

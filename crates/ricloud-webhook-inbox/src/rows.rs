@@ -179,7 +179,7 @@ impl ListFilter {
     }
 }
 
-/// Which events [`Inbox::replay`] puts back.
+/// Which events [`Inbox::replay`](crate::Inbox::replay) puts back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Replay {
@@ -191,7 +191,7 @@ pub enum Replay {
     Since(SystemTime),
 }
 
-/// What [`Inbox::stats`] counts.
+/// What [`Inbox::stats`](crate::Inbox::stats) counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

@@ -107,7 +107,7 @@ impl WorkerConfig {
         self
     }
 
-    /// How long [`Workers::shutdown`] lets running handlers finish
+    /// How long [`Workers::shutdown`](crate::Workers::shutdown) lets running handlers finish
     /// (default 30 s).
     #[must_use]
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
