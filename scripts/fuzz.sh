@@ -49,8 +49,8 @@ if ! cargo fuzz --version 2>/dev/null | grep -q '^cargo-fuzz 0\.13\.'; then
 fi
 
 # cargo-fuzz needs nightly-only flags (-Zsanitizer=address). With a
-# nightly toolchain installed, it is used. Without one (these machines can
-# fetch no second toolchain), stable is told to accept the flags with
+# nightly toolchain installed, it is used. Without one (on a machine that
+# can fetch no toolchain), stable is told to accept the flags with
 # RUSTC_BOOTSTRAP=1: a workaround Rust does not support, which the fuzz
 # build alone uses.
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
