@@ -3,7 +3,6 @@
 //! [`StoredEvent`], read back from a store that verified it before
 //! committing it. Neither can be built from arbitrary bytes by accident.
 
-use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,7 +15,7 @@ use crate::{Event, EventError, VerifiedBody};
 ///
 /// Its only constructor is [`VerifiedEvent::parse`], so holding one proves
 /// that the signature matched.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct VerifiedEvent {
     event: Arc<Event>,
     matched_secret: usize,
@@ -47,15 +46,6 @@ impl VerifiedEvent {
     }
 }
 
-impl fmt::Debug for VerifiedEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifiedEvent")
-            .field("event", &self.event)
-            .field("matched_secret", &self.matched_secret)
-            .finish()
-    }
-}
-
 /// An event a store's worker read back from the store, for
 /// [`Dispatcher::dispatch_stored`](crate::Dispatcher::dispatch_stored).
 ///
@@ -67,7 +57,7 @@ impl fmt::Debug for VerifiedEvent {
 /// channel. It is a type of its own so that a handler's caller says which
 /// kind of event it runs, and a review of [`StoredEvent::from_store`]'s
 /// callers finds every place that trusts stored bytes.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct StoredEvent {
     event: Arc<Event>,
 }
@@ -88,13 +78,5 @@ impl StoredEvent {
     /// The event.
     pub fn event(&self) -> &Arc<Event> {
         &self.event
-    }
-}
-
-impl fmt::Debug for StoredEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredEvent")
-            .field("event", &self.event)
-            .finish()
     }
 }

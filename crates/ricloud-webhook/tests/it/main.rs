@@ -32,13 +32,7 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// A realistic event body with the given id and slug.
+/// A realistic event body with the given id, type and action.
 pub(crate) fn event_body(id: &str, kind: &str, action: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "id": id, "resource": "event", "type": kind, "action": action,
-        "data": {"id": "f3e452f2-3cbb-4daa-a4c1-84fa48a7c825", "resource": kind, "state": "succeeded"},
-        "state": "pending", "retries": 0, "date_created": "2026-11-27T10:43:00.123Z",
-        "date_delivered": null
-    }))
-    .expect("json")
+    ricloud_webhook_testkit::event_body(id, &format!("{kind}.{action}"))
 }
