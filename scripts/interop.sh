@@ -118,6 +118,7 @@ part_a() {
     out="$WORK/receiver.out"
     # Queued on a SQLite inbox of its own (the receiver's default mode).
     RICLOUD_WEBHOOK_SECRET="$SECRET" RICLOUD_WEBHOOK_ADDR="127.0.0.1:$port" \
+        RICLOUD_WEBHOOK_ADMIN_ADDR=off \
         RICLOUD_WEBHOOK_DATABASE_URL="sqlite://$WORK/inbox.db" \
         "$RECEIVER" >"$out" 2>"$log" &
     pid=$!

@@ -13,7 +13,20 @@
 //!   event is committed, then answered 200, and workers run the handlers)
 //!   or `inline` (the handlers run before the answer; the default, and the
 //!   only mode, with `memory`).
-//! - `RUST_LOG`: log level for stderr (`error` .. `trace`), default `info`.
+//! - `RICLOUD_WEBHOOK_CONFIGS`: instead of `RICLOUD_WEBHOOK_SECRET`,
+//!   several webhook configs by name (`default,billing`), each delivered
+//!   to at `/webhooks/<name>/<event id>` with its secret in
+//!   `RICLOUD_WEBHOOK_SECRET_<NAME>` (upper case, `-` as `_`) and an
+//!   optional `RICLOUD_WEBHOOK_PREVIOUS_SECRET_<NAME>`.
+//! - `RICLOUD_WEBHOOK_TLS_CERT`, `RICLOUD_WEBHOOK_TLS_KEY`: PEM files of a
+//!   certificate chain and its key: the receiver terminates TLS itself
+//!   (HTTP/2 by ALPN) and reads them again on SIGHUP, without dropping a
+//!   connection (without TLS, SIGHUP stops it like SIGTERM).
+//! - `RICLOUD_WEBHOOK_ADMIN_ADDR`: the admin listener (`/metrics`,
+//!   `/healthz`, `/readyz`), default `127.0.0.1:9464`, `off` for none.
+//! - `RUST_LOG`: the log filter for stderr in `EnvFilter` syntax (`info`,
+//!   `info,ricloud_webhook=debug`), default `info`;
+//!   `RICLOUD_WEBHOOK_LOG_FORMAT=json` for one JSON object per line.
 //!
 //! Self-registration, instead of `RICLOUD_WEBHOOK_SECRET`:
 //! - `RICLOUD_WEBHOOK_PUBLIC_URL`: the URL the API should deliver to
@@ -44,10 +57,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ricloud_webhook::Receiver;
+use ricloud_webhook::Verifier;
 use ricloud_webhook_api::{Client, Registration};
-use ricloud_webhook_examples::{dispatcher, verifier, Report};
-use ricloud_webhook_hyper::{serve, shutdown_signal, Config, WebhookService};
+use ricloud_webhook_examples::{dispatcher, verifier, verifiers_from_env, Report};
+use ricloud_webhook_hyper::{
+    reload_or_shutdown_signal, serve, serve_tls, shutdown_signal, Config, TlsFiles, WebhookService,
+};
 use ricloud_webhook_inbox::{Inbox, WorkerConfig, Workers};
+use ricloud_webhook_ops::Admin;
 
 /// Where the receiver keeps events when `RICLOUD_WEBHOOK_DATABASE_URL` is unset.
 const DEFAULT_DATABASE_URL: &str = "sqlite://ricloud-webhook.db";
@@ -57,20 +74,205 @@ async fn main() -> anyhow::Result<()> {
     // The process's TLS crypto provider, for registering with the API: ring.
     // The libraries install none; an error means one is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let level = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|l| l.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .init();
+    ricloud_webhook_ops::init_logging()?;
+    let admin_addr = ricloud_webhook_ops::admin_addr_from_env()?;
+    let admin = Admin::install()?;
 
     let registration = match env("RICLOUD_WEBHOOK_PUBLIC_URL") {
         Some(url) => Some(register(&url).await?),
         None => None,
     };
-    let secret = match (std::env::var("RICLOUD_WEBHOOK_SECRET"), &registration) {
+    let named = verifiers_from_env(env).context("RICLOUD_WEBHOOK_CONFIGS")?;
+    if named.is_some() && (registration.is_some() || env("RICLOUD_WEBHOOK_SECRET").is_some()) {
+        bail!("set RICLOUD_WEBHOOK_CONFIGS or RICLOUD_WEBHOOK_SECRET (or RICLOUD_WEBHOOK_PUBLIC_URL), not both");
+    }
+    let verifiers = match named {
+        Some(named) => named,
+        None => single_verifier(registration.as_ref())?.into(),
+    };
+    let addr = env("RICLOUD_WEBHOOK_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
+    let database =
+        env("RICLOUD_WEBHOOK_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+    let mode = env("RICLOUD_WEBHOOK_MODE");
+    let delay = Duration::from_millis(number("RICLOUD_WEBHOOK_HANDLER_DELAY_MS")?.unwrap_or(0));
+
+    let report: Report = Arc::new(|line: String| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    });
+    let handlers = dispatcher(report, delay);
+    let mut workers: Option<Workers> = None;
+    let mut inbox: Option<Inbox> = None;
+    let receiver = match (database.as_str(), mode.as_deref()) {
+        ("memory", None | Some("inline")) => {
+            tracing::info!("mode inline, events kept in memory only");
+            Receiver::new(verifiers, handlers)
+        }
+        ("memory", Some(_)) => {
+            bail!("RICLOUD_WEBHOOK_MODE=queued needs a database: set RICLOUD_WEBHOOK_DATABASE_URL")
+        }
+        (url, mode) => {
+            let opened = Inbox::connect(url)
+                .await
+                .context("opening the inbox (RICLOUD_WEBHOOK_DATABASE_URL)")?;
+            if !opened.is_postgres() {
+                // SQLite serves one process: what a previous run left
+                // running is this process's to take back.
+                opened
+                    .take_back_abandoned()
+                    .await
+                    .context("recovering the inbox")?;
+            }
+            inbox = Some(opened.clone());
+            let inbox = opened;
+            match mode {
+                None | Some("queued") => {
+                    tracing::info!(
+                        "mode queued: events are committed, then answered, then handled"
+                    );
+                    let mut config = WorkerConfig::default();
+                    if let Some(lease) = number("RICLOUD_WEBHOOK_LEASE_MS")? {
+                        config = config.lease(Duration::from_millis(lease));
+                    }
+                    workers = Some(inbox.workers(handlers).config(config).spawn());
+                    Receiver::queued(verifiers, inbox)
+                }
+                Some("inline") => {
+                    tracing::info!("mode inline: handlers run before the answer");
+                    Receiver::inline(verifiers, handlers, inbox)
+                }
+                Some(other) => {
+                    bail!("RICLOUD_WEBHOOK_MODE must be queued or inline, not {other:?}")
+                }
+            }
+        }
+    };
+    let service = WebhookService::with_config(receiver, Config::default());
+    let prefix = service.prefix().to_owned();
+    let tls = match (
+        env("RICLOUD_WEBHOOK_TLS_CERT"),
+        env("RICLOUD_WEBHOOK_TLS_KEY"),
+    ) {
+        (Some(cert), Some(key)) => Some(
+            TlsFiles::load(&cert, &key)
+                .context("loading RICLOUD_WEBHOOK_TLS_CERT and RICLOUD_WEBHOOK_TLS_KEY")?,
+        ),
+        (None, None) => None,
+        _ => bail!("set both RICLOUD_WEBHOOK_TLS_CERT and RICLOUD_WEBHOOK_TLS_KEY, or neither"),
+    };
+
+    let admin = admin.ready_when("receiver", {
+        let service = service.clone();
+        move || {
+            let shutting_down = service.receiver().is_shutting_down();
+            async move {
+                if shutting_down {
+                    Err("shutting down".to_owned())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    });
+    let admin = match inbox {
+        Some(inbox) => {
+            let scraped = inbox.clone();
+            admin
+                .ready_when("inbox", move || {
+                    let inbox = inbox.clone();
+                    async move { inbox.ping().await.map_err(|e| e.to_string()) }
+                })
+                .before_scrape(move || {
+                    let inbox = scraped.clone();
+                    async move { inbox.record_metrics().await.map_err(|e| e.to_string()) }
+                })
+        }
+        None => admin,
+    };
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = match admin_addr {
+        Some(admin_addr) => {
+            let listener = tokio::net::TcpListener::bind(admin_addr).await.with_context(|| {
+                format!("binding the admin listener on {admin_addr} (RICLOUD_WEBHOOK_ADMIN_ADDR; `off` for none)")
+            })?;
+            tracing::info!(
+                "admin listener on http://{}: /metrics, /healthz, /readyz",
+                listener.local_addr()?
+            );
+            Some(tokio::spawn(admin.serve(listener, async {
+                let _ = admin_stopped.await;
+            })))
+        }
+        None => None,
+    };
+
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr} (set RICLOUD_WEBHOOK_ADDR to change it)"))?;
+    let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let path = if service.receiver().verifiers().is_named() {
+        "<config name>/<event id>"
+    } else {
+        "<event id>"
+    };
+    tracing::info!("listening on {scheme}://{local}{prefix}/{path}");
+    if let Some((client, registration)) = registration {
+        // The API's test needs the receiver answering: it is, now.
+        tokio::spawn(async move {
+            let id = registration.config().id.clone();
+            match registration
+                .validate(&client, Duration::from_secs(60))
+                .await
+            {
+                Ok(_) => tracing::info!(config = %id, "the webhook config is valid"),
+                Err(e) => tracing::error!(config = %id, "the webhook config is not valid: {e}"),
+            }
+        });
+    }
+    match tls {
+        None => {
+            let stop = shutdown_signal().context("watching for shutdown signals")?;
+            serve(listener, service, async {
+                stop.await;
+                tracing::info!("shutdown signal received");
+            })
+            .await?;
+        }
+        Some(tls) => {
+            let config = tls.server_config()?;
+            let stop = reload_or_shutdown_signal(move || match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) => tracing::error!(
+                    "SIGHUP: TLS certificate not reloaded, the old one stays: {:#}",
+                    anyhow::Error::from(e)
+                ),
+            })
+            .context("watching for signals")?;
+            serve_tls(listener, service, config, async {
+                stop.await;
+                tracing::info!("shutdown signal received");
+            })
+            .await?;
+        }
+    }
+    if let Some(workers) = workers {
+        workers.shutdown().await;
+    }
+    let _ = admin_stop.send(());
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The one config's verifier: `RICLOUD_WEBHOOK_SECRET` (and the previous
+/// one), the registered config's secret, or a random secret for local
+/// testing.
+fn single_verifier(registration: Option<&(Client, Registration)>) -> anyhow::Result<Verifier> {
+    let secret = match (std::env::var("RICLOUD_WEBHOOK_SECRET"), registration) {
         (Ok(secret), Some(_)) if !secret.is_empty() => bail!(
             "set RICLOUD_WEBHOOK_SECRET or RICLOUD_WEBHOOK_PUBLIC_URL, not both: a registered config brings its own secret"
         ),
@@ -90,94 +292,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let previous = env("RICLOUD_WEBHOOK_PREVIOUS_SECRET");
-    let verifier = verifier(secret, previous).context("building the verifier")?;
-    let addr = env("RICLOUD_WEBHOOK_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
-    let database =
-        env("RICLOUD_WEBHOOK_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
-    let mode = env("RICLOUD_WEBHOOK_MODE");
-    let delay = Duration::from_millis(number("RICLOUD_WEBHOOK_HANDLER_DELAY_MS")?.unwrap_or(0));
-
-    let report: Report = Arc::new(|line: String| {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    });
-    let handlers = dispatcher(report, delay);
-    let mut workers: Option<Workers> = None;
-    let receiver = match (database.as_str(), mode.as_deref()) {
-        ("memory", None | Some("inline")) => {
-            tracing::info!("mode inline, events kept in memory only");
-            Receiver::new(verifier, handlers)
-        }
-        ("memory", Some(_)) => {
-            bail!("RICLOUD_WEBHOOK_MODE=queued needs a database: set RICLOUD_WEBHOOK_DATABASE_URL")
-        }
-        (url, mode) => {
-            let inbox = Inbox::connect(url)
-                .await
-                .context("opening the inbox (RICLOUD_WEBHOOK_DATABASE_URL)")?;
-            if !inbox.is_postgres() {
-                // SQLite serves one process: what a previous run left
-                // running is this process's to take back.
-                inbox
-                    .take_back_abandoned()
-                    .await
-                    .context("recovering the inbox")?;
-            }
-            match mode {
-                None | Some("queued") => {
-                    tracing::info!(
-                        "mode queued: events are committed, then answered, then handled"
-                    );
-                    let mut config = WorkerConfig::default();
-                    if let Some(lease) = number("RICLOUD_WEBHOOK_LEASE_MS")? {
-                        config = config.lease(Duration::from_millis(lease));
-                    }
-                    workers = Some(inbox.workers(handlers).config(config).spawn());
-                    Receiver::queued(verifier, inbox)
-                }
-                Some("inline") => {
-                    tracing::info!("mode inline: handlers run before the answer");
-                    Receiver::inline(verifier, handlers, inbox)
-                }
-                Some(other) => {
-                    bail!("RICLOUD_WEBHOOK_MODE must be queued or inline, not {other:?}")
-                }
-            }
-        }
-    };
-    let service = WebhookService::with_config(receiver, Config::default());
-    let prefix = service.prefix().to_owned();
-
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("binding {addr} (set RICLOUD_WEBHOOK_ADDR to change it)"))?;
-    let local = listener.local_addr()?;
-    tracing::info!("listening on http://{local}{prefix}/<event id>");
-    if let Some((client, registration)) = registration {
-        // The API's test needs the receiver answering: it is, now.
-        tokio::spawn(async move {
-            let id = registration.config().id.clone();
-            match registration
-                .validate(&client, Duration::from_secs(60))
-                .await
-            {
-                Ok(_) => tracing::info!(config = %id, "the webhook config is valid"),
-                Err(e) => tracing::error!(config = %id, "the webhook config is not valid: {e}"),
-            }
-        });
-    }
-    let stop = shutdown_signal().context("watching for shutdown signals")?;
-    serve(listener, service, async {
-        stop.await;
-        tracing::info!("shutdown signal received");
-    })
-    .await?;
-    if let Some(workers) = workers {
-        workers.shutdown().await;
-    }
-    tracing::info!("stopped");
-    Ok(())
+    verifier(secret, previous).context("building the verifier")
 }
 
 /// Finds or creates the webhook config for `url` (`RICLOUD_TOKEN`,

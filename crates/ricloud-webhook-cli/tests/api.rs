@@ -106,6 +106,7 @@ impl Running {
             .env("RICLOUD_WEBHOOK_SECRET", secret)
             .env("RICLOUD_WEBHOOK_ADDR", format!("127.0.0.1:{port}"))
             .env("RICLOUD_WEBHOOK_DATABASE_URL", database)
+            .env("RICLOUD_WEBHOOK_ADMIN_ADDR", "off")
             .env("RUST_LOG", "info");
         let running = Self::spawn(cmd);
         running.wait_for_error_line("listening on", Duration::from_secs(30));

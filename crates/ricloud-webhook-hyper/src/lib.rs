@@ -110,8 +110,15 @@ mod config;
 mod serve;
 mod service;
 mod signal;
+pub mod telemetry;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use config::{Config, SMALL_BODY};
 pub use serve::serve;
+#[cfg(feature = "tls")]
+pub use serve::serve_tls;
 pub use service::{WebhookResponse, WebhookService};
-pub use signal::shutdown_signal;
+pub use signal::{reload_or_shutdown_signal, shutdown_signal};
+#[cfg(feature = "tls")]
+pub use tls::{TlsError, TlsFiles};

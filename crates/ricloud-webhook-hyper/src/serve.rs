@@ -74,6 +74,41 @@ pub async fn serve(
     service: WebhookService,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    serve_with(listener, service, None, shutdown).await
+}
+
+/// [`serve`], terminating TLS with `tls` (see [`TlsFiles`](crate::TlsFiles)
+/// for certificates from PEM files, reloaded on demand). HTTP/2 is
+/// negotiated by ALPN when `tls` offers it, as
+/// [`TlsFiles::server_config`](crate::TlsFiles::server_config) does. A
+/// handshake not done within
+/// [`Config::header_read_timeout`](crate::Config::header_read_timeout)
+/// closes the connection; every limit of [`serve`] holds.
+///
+/// # Errors
+/// As [`serve`].
+#[cfg(feature = "tls")]
+pub async fn serve_tls(
+    listener: TcpListener,
+    service: WebhookService,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve_with(listener, service, Some(acceptor), shutdown).await
+}
+
+#[cfg(feature = "tls")]
+type Acceptor = tokio_rustls::TlsAcceptor;
+#[cfg(not(feature = "tls"))]
+type Acceptor = std::convert::Infallible;
+
+async fn serve_with(
+    listener: TcpListener,
+    service: WebhookService,
+    tls: Option<Acceptor>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let config = service.config().clone();
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -146,16 +181,35 @@ pub async fn serve(
             peer: Arc::clone(&peer_slot.slot),
             max_requests_per_ip: config.max_requests_per_ip,
         };
-        let connection = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(stream), tracked)
-                .into_owned(),
-        );
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
         let idle = config.idle_timeout;
         let first = config.header_read_timeout.min(idle);
+        let tls = tls.clone();
         tasks.spawn(async move {
+            let served = async {
+                match tls {
+                    None => {
+                        let connection = builder.serve_connection(TokioIo::new(stream), tracked);
+                        watcher.watch(connection.into_owned()).await
+                    }
+                    #[cfg(feature = "tls")]
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(first, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => return Err(e.into()),
+                                Err(_) => return Err("TLS handshake not done in time".into()),
+                            };
+                        let connection = builder.serve_connection(TokioIo::new(stream), tracked);
+                        watcher.watch(connection.into_owned()).await
+                    }
+                    #[cfg(not(feature = "tls"))]
+                    Some(never) => match never {},
+                }
+            };
             tokio::select! {
-                ended = connection => {
+                ended = served => {
                     if let Err(e) = ended {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }

@@ -4,21 +4,22 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderName, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
-use ricloud_webhook::{Delivery, Outcome, Receiver};
+use ricloud_webhook::{Delivery, Outcome, Reason, Receiver};
 use tokio::sync::Semaphore;
 
 use crate::body::{self, content_length, BodyError, BoxError, Budget};
-use crate::Config;
+use crate::{telemetry, Config};
 
 /// The response type of [`WebhookService`].
 pub type WebhookResponse = Response<Full<Bytes>>;
@@ -62,6 +63,7 @@ struct Shared {
     budget: Budget,
     deliveries: Semaphore,
     retry_after: HeaderValue,
+    warned_route: AtomicBool,
 }
 
 impl WebhookService {
@@ -80,6 +82,7 @@ impl WebhookService {
                 deliveries: Semaphore::new(config.max_deliveries),
                 config,
                 retry_after,
+                warned_route: AtomicBool::new(false),
             }),
         }
     }
@@ -134,20 +137,36 @@ enum Admit<B> {
 }
 
 impl Shared {
-    /// The checks on the request's head, made before anything is read.
+    /// The checks on the request's head, made before anything is read; an
+    /// answer given here is timed in the deliveries' histogram too.
     fn admit<B>(&self, request: Request<B>) -> Admit<B> {
+        let path = request.uri().path();
+        if path == "/healthz" && matches!(*request.method(), Method::GET | Method::HEAD) {
+            return Admit::Answer(text(StatusCode::OK, "ok", "ok"));
+        }
+        let started = Instant::now();
+        let admitted = self.check_head(request);
+        if matches!(admitted, Admit::Answer(_)) {
+            telemetry::delivery_seconds(started.elapsed());
+        }
+        admitted
+    }
+
+    fn check_head<B>(&self, request: Request<B>) -> Admit<B> {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
-        if path == "/healthz" && matches!(parts.method, Method::GET | Method::HEAD) {
-            return Admit::Answer(text(StatusCode::OK, "ok"));
-        }
         if !self.is_webhook_path(path) {
+            self.warn_once_about_route(path);
             tracing::debug!(status = 404, "no route for this path");
-            return Admit::Answer(text(StatusCode::NOT_FOUND, "not found"));
+            return Admit::Answer(refused(StatusCode::NOT_FOUND, "not_found", "not found"));
         }
         if parts.method != Method::POST {
             tracing::debug!(status = 405, method = %parts.method, "method not allowed");
-            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only POST is accepted");
+            let mut response = refused(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "only POST is accepted",
+            );
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("POST"));
@@ -155,8 +174,9 @@ impl Shared {
         }
         if !is_json(parts.headers.get(CONTENT_TYPE)) {
             tracing::debug!(status = 415, "content type is not JSON");
-            return Admit::Answer(text(
+            return Admit::Answer(refused(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
                 "content type must be application/json",
             ));
         }
@@ -165,6 +185,27 @@ impl Shared {
             return Admit::Answer(too_large(self.config.body_limit));
         }
         Admit::Deliver(parts, body, declared)
+    }
+
+    /// The first request to a path outside the webhook route: logged once
+    /// at WARN with what was expected, since a service mounted under
+    /// another prefix than [`Config::prefix`] answers every delivery 404.
+    fn warn_once_about_route(&self, path: &str) {
+        if self.warned_route.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let path: String = path.chars().take(100).collect();
+        let expected = if self.receiver.verifiers().is_named() {
+            "<config name>/<event id>"
+        } else {
+            "<event id>"
+        };
+        tracing::warn!(
+            status = 404,
+            path = ?path,
+            "a request outside the webhook route, answered 404: deliveries go to {}/{expected} (Config::prefix); said once",
+            self.config.prefix
+        );
     }
 
     /// Reads the body within the budget, verifies it, gives the budget
@@ -181,6 +222,23 @@ impl Shared {
         B::Data: Into<Bytes>,
         B::Error: Into<BoxError>,
     {
+        let started = Instant::now();
+        let response = self.deliver_timed(parts, body, declared).await;
+        telemetry::delivery_seconds(started.elapsed());
+        Ok(response)
+    }
+
+    async fn deliver_timed<B>(
+        &self,
+        parts: Parts,
+        body: B,
+        declared: Option<u64>,
+    ) -> WebhookResponse
+    where
+        B: Body + Unpin,
+        B::Data: Into<Bytes>,
+        B::Error: Into<BoxError>,
+    {
         let limit = self.config.body_limit;
         // The two stages are boxed apart, so the future hyper boxes per
         // request stays small: one large block a request costs more in the
@@ -188,24 +246,26 @@ impl Shared {
         let reading = Box::pin(body::read(body, limit, declared, &self.budget));
         let (body, held) = match within(self.config.body_read_timeout, reading).await {
             Ok(Ok(read)) => read,
-            Ok(Err(BodyError::TooLarge)) => return Ok(too_large(limit)),
+            Ok(Err(BodyError::TooLarge)) => return too_large(limit),
             Ok(Err(BodyError::NoBudget)) => {
                 tracing::warn!(status = 503, "byte budget for unverified bodies spent");
-                return Ok(self.unavailable("too many bodies being received; please retry"));
+                return self.unavailable("too many bodies being received; please retry");
             }
             Ok(Err(BodyError::Broken)) => {
                 tracing::debug!(status = 400, "body could not be read");
-                return Ok(text(
+                return refused(
                     StatusCode::BAD_REQUEST,
+                    "broken_body",
                     "request body could not be read",
-                ));
+                );
             }
             Err(_) => {
                 tracing::debug!(status = 408, "body not received in time");
-                return Ok(text(
+                return refused(
                     StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
                     "request body not received in time",
-                ));
+                );
             }
         };
         let delivery = Delivery {
@@ -219,51 +279,90 @@ impl Shared {
         drop(held);
         let event = match verified {
             Ok(event) => event,
-            Err(refused) => return Ok(self.answer(&refused)),
+            Err(refused) => return self.answer(&refused),
         };
         let Ok(_slot) = self.deliveries.try_acquire() else {
-            tracing::warn!(status = 503, "too many deliveries at once");
-            return Ok(self.unavailable("too many deliveries at once; please retry"));
+            tracing::warn!(
+                status = 503,
+                event_id = event.event().id.as_str(),
+                slug = event.event().slug_label(),
+                reason = "overloaded",
+                "too many deliveries at once; asking for redelivery"
+            );
+            return self.unavailable("too many deliveries at once; please retry");
         };
+        let id = Arc::clone(event.event());
         let handled = Box::pin(self.receiver.handle_at(event, now));
-        Ok(match within(self.config.delivery_timeout, handled).await {
+        match within(self.config.delivery_timeout, handled).await {
             Ok(outcome) => self.answer(&outcome),
             Err(_) => {
-                tracing::error!(status = 503, "delivery timed out; handlers cancelled");
-                self.unavailable("delivery timed out; please redeliver")
+                tracing::error!(
+                    status = 503,
+                    event_id = id.id.as_str(),
+                    slug = %id.slug(),
+                    config = id.config(),
+                    reason = "handler_timeout",
+                    "delivery timed out; handlers cancelled"
+                );
+                telemetry::delivery(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "handler_timeout",
+                    id.config(),
+                );
+                self.retry_later(text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "handler_timeout",
+                    "delivery timed out; please redeliver",
+                ))
             }
-        })
+        }
     }
 
     fn answer(&self, outcome: &Outcome) -> WebhookResponse {
+        let label = outcome.reason().label();
+        telemetry::delivery(outcome.status(), label, outcome.config());
         let body = if outcome.status().is_success() {
             Bytes::from_static(b"OK")
         } else {
             Bytes::from(outcome.body())
         };
-        let mut response = text(outcome.status(), body);
+        let response = text(outcome.status(), label, body);
         if outcome.status() == StatusCode::SERVICE_UNAVAILABLE {
+            self.retry_later(response)
+        } else {
             response
-                .headers_mut()
-                .insert(RETRY_AFTER, self.retry_after.clone());
         }
-        response
     }
 
-    /// `<prefix>/<id>` or `<prefix>/<id>/`, with a non-empty id of one segment.
+    /// `<prefix>/<id>` or `<prefix>/<id>/`, with a non-empty id of one
+    /// segment; `<prefix>/<config>/<id>` when the receiver serves named
+    /// configs (the receiver checks the name).
     fn is_webhook_path(&self, path: &str) -> bool {
-        let Some(id) = path
+        let Some(rest) = path
             .strip_prefix(self.config.prefix.as_str())
             .and_then(|rest| rest.strip_prefix('/'))
         else {
             return false;
         };
-        let id = id.strip_suffix('/').unwrap_or(id);
-        !id.is_empty() && !id.contains('/')
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let segments = if self.receiver.verifiers().is_named() {
+            2
+        } else {
+            1
+        };
+        rest.split('/').count() == segments && rest.split('/').all(|s| !s.is_empty())
     }
 
+    /// A 503 with `Retry-After` for a delivery not taken now (`overloaded`).
     fn unavailable(&self, message: &'static str) -> WebhookResponse {
-        let mut response = text(StatusCode::SERVICE_UNAVAILABLE, message);
+        self.retry_later(refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            message,
+        ))
+    }
+
+    fn retry_later(&self, mut response: WebhookResponse) -> WebhookResponse {
         response
             .headers_mut()
             .insert(RETRY_AFTER, self.retry_after.clone());
@@ -287,10 +386,18 @@ async fn within<F: Future + Unpin>(
 
 fn too_large(limit: usize) -> WebhookResponse {
     tracing::debug!(status = 413, limit, "body over the limit");
-    text(
+    refused(
         StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
         format!("body is larger than the {limit} byte limit"),
     )
+}
+
+/// An answer the adapter decides before the receiver has an outcome,
+/// counted in the deliveries metric under `label`.
+fn refused(status: StatusCode, label: &'static str, body: impl Into<Bytes>) -> WebhookResponse {
+    telemetry::delivery(status, label, None);
+    text(status, label, body)
 }
 
 /// `application/json`, or any `+json` type, with or without parameters.
@@ -307,15 +414,22 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
         })
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> WebhookResponse {
+/// A plain-text answer carrying its reason's label in
+/// [`Reason::OUTCOME_HEADER`](ricloud_webhook::Reason::OUTCOME_HEADER).
+fn text(status: StatusCode, label: &'static str, body: impl Into<Bytes>) -> WebhookResponse {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    headers.insert(OUTCOME_HEADER, HeaderValue::from_static(label));
     response
 }
+
+/// [`Reason::OUTCOME_HEADER`](ricloud_webhook::Reason::OUTCOME_HEADER) as a header name.
+const OUTCOME_HEADER: HeaderName = HeaderName::from_static(Reason::OUTCOME_HEADER);
 
 impl fmt::Debug for WebhookService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -44,3 +44,37 @@ pub fn shutdown_signal() -> io::Result<impl Future<Output = ()> + Send + 'static
         })
     }
 }
+
+/// A future that resolves when the process is asked to stop (Ctrl-C or
+/// SIGTERM), calling `reload` on each SIGHUP meanwhile: for a server that
+/// reloads its TLS certificate ([`TlsFiles::reload`](crate::TlsFiles::reload))
+/// or other files on SIGHUP instead of stopping. Elsewhere than unix, as
+/// [`shutdown_signal`].
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+pub fn reload_or_shutdown_signal(
+    reload: impl Fn() + Send + 'static,
+) -> io::Result<impl Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut hangup = signal(SignalKind::hangup())?;
+        Ok(async move {
+            loop {
+                tokio::select! {
+                    _ = interrupt.recv() => return,
+                    _ = terminate.recv() => return,
+                    _ = hangup.recv() => reload(),
+                }
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = reload;
+        shutdown_signal()
+    }
+}

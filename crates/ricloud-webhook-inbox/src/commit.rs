@@ -104,6 +104,8 @@ pub(crate) struct NewRow {
     pub(crate) event_id: String,
     pub(crate) slug: String,
     pub(crate) body: Bytes,
+    /// The webhook config that delivered it, when the receiver serves several.
+    pub(crate) config: Option<String>,
     /// When it was received, by the receiver's clock (shown to operators).
     pub(crate) received_ms: i64,
 }
@@ -122,6 +124,7 @@ pub(crate) struct Taken {
     pub(crate) lease: Lease,
     pub(crate) body: Vec<u8>,
     pub(crate) attempts: i64,
+    pub(crate) config: Option<String>,
 }
 
 /// How a row ends a run.
@@ -293,7 +296,10 @@ async fn run(db: Db, mut received: mpsc::Receiver<(Work, Reply)>, wake: std::syn
 /// order. When the database refuses the batch, each operation runs again in
 /// a transaction of its own, so that only the ones it refuses fail.
 async fn commit(db: &Db, works: &[Work]) -> Vec<Result<Answer, InboxError>> {
-    let error = match on_db!(db, pool => run_batch(pool, works).await) {
+    let started = std::time::Instant::now();
+    let batch = on_db!(db, pool => run_batch(pool, works).await);
+    crate::telemetry::commit_seconds(started.elapsed());
+    let error = match batch {
         Ok(answers) => return answers.into_iter().map(Ok).collect(),
         Err(error) => error,
     };

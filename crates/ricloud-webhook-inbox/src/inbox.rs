@@ -120,7 +120,7 @@ impl Inbox {
         let limit = i64::from(filter.limit);
         let rows = on_db!(&self.inner.db, pool => {
             sqlx::query(
-                "SELECT event_id, slug, state, attempts, run_at, lease_owner, lease_expires, last_error, received_at, updated_at, done_at \
+                "SELECT event_id, slug, state, attempts, run_at, lease_owner, lease_expires, last_error, received_at, updated_at, done_at, config \
                  FROM ricloud_inbox WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR slug = $2) \
                  ORDER BY received_at DESC, event_id LIMIT $3",
             )
@@ -145,14 +145,14 @@ impl Inbox {
     pub async fn get(&self, event_id: &str) -> Result<RowWithBody, InboxError> {
         let found = on_db!(&self.inner.db, pool => {
             sqlx::query(
-                "SELECT event_id, slug, state, attempts, run_at, lease_owner, lease_expires, last_error, received_at, updated_at, done_at, body \
+                "SELECT event_id, slug, state, attempts, run_at, lease_owner, lease_expires, last_error, received_at, updated_at, done_at, config, body \
                  FROM ricloud_inbox WHERE event_id = $1",
             )
             .bind(event_id)
             .fetch_optional(pool)
             .await
             .map_err(InboxError::database)?
-            .map(|r| (read_row(&r), r.try_get::<Vec<u8>, _>(11)))
+            .map(|r| (read_row(&r), r.try_get::<Vec<u8>, _>(12)))
         });
         let Some((row, body)) = found else {
             return Err(InboxError::not_found(event_id));
@@ -401,6 +401,7 @@ fn new_row(event: &Event, now: SystemTime) -> NewRow {
         event_id: event.id.clone(),
         slug: event.slug(),
         body: event.raw().clone(),
+        config: event.config().map(str::to_owned),
         received_ms: millis(now),
     }
 }

@@ -137,6 +137,7 @@ mod db;
 mod error;
 mod inbox;
 mod rows;
+pub mod telemetry;
 mod worker;
 
 pub use error::InboxError;

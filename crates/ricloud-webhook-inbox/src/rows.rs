@@ -33,6 +33,7 @@ where
         received_at: time(r.try_get(8)?),
         updated_at: time(r.try_get(9)?),
         done_at: r.try_get::<Option<i64>, _>(10)?.map(time),
+        config: r.try_get(11)?,
     })
 }
 
@@ -113,6 +114,9 @@ pub struct Row {
     pub updated_at: SystemTime,
     /// When its handlers finished.
     pub done_at: Option<SystemTime>,
+    /// The webhook config that delivered it, when the receiver serves
+    /// several ([`Event::config`](ricloud_webhook::Event::config)).
+    pub config: Option<String>,
 }
 
 /// A stored event: its row and the body exactly as it was verified.

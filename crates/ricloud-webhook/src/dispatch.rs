@@ -7,9 +7,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll as TaskPoll;
+use std::time::Instant;
 
 use crate::resources::{Poll, Session, Task, WebhookConfig};
-use crate::{Event, Reason, StoredEvent, VerifiedEvent, ViewError};
+use crate::{telemetry, Event, Reason, StoredEvent, VerifiedEvent, ViewError};
 
 /// A boxed, sendable future, as handlers return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -335,6 +336,13 @@ impl Dispatcher {
     }
 
     async fn run(&self, event: &Arc<Event>) -> Reason {
+        let started = Instant::now();
+        let reason = self.run_matching(event).await;
+        telemetry::handlers_ran(event, &reason, started.elapsed());
+        reason
+    }
+
+    async fn run_matching(&self, event: &Arc<Event>) -> Reason {
         let mut handled = 0;
         let mut worst = Reason::NoHandler;
         for route in self.routes.iter().filter(|r| r.pattern.matches(event)) {

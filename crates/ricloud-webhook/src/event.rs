@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -83,6 +84,9 @@ pub struct Event {
     data: Bytes,
     /// The body exactly as received and signed.
     raw: Bytes,
+    /// The receiver's name for the webhook config that delivered it, when
+    /// the receiver serves several; not part of the body.
+    pub(crate) config: Option<Arc<str>>,
 }
 
 /// The envelope as serde_json reads it, borrowing from the body.
@@ -179,6 +183,7 @@ impl Event {
             date_delivered: env.date_delivered,
             data,
             raw,
+            config: None,
         })
     }
 
@@ -190,6 +195,29 @@ impl Event {
     /// Whether the slug is `kind.action`, without building it.
     pub fn is(&self, kind: &str, action: &str) -> bool {
         self.kind == kind && self.action == action
+    }
+
+    /// The slug if it is one of [`Event::DOCUMENTED_SLUGS`], else `"other"`:
+    /// a label with a bounded set of values, for metrics.
+    pub fn slug_label(&self) -> &'static str {
+        Self::DOCUMENTED_SLUGS
+            .iter()
+            .find(|slug| slug.split_once('.') == Some((&*self.kind, &*self.action)))
+            .copied()
+            .unwrap_or("other")
+    }
+
+    /// The name of the webhook config that delivered the event, when the
+    /// receiver serves several ([`Verifiers`](crate::Verifiers)); `None`
+    /// for a receiver of one config and for an event fetched from the API.
+    pub fn config(&self) -> Option<&str> {
+        self.config.as_deref()
+    }
+
+    /// Sets [`config`](Self::config): only a receiver or a store, from the
+    /// path the event was verified on.
+    pub(crate) fn set_config(&mut self, config: Option<Arc<str>>) {
+        self.config = config;
     }
 
     /// The body exactly as received and signed.
@@ -319,6 +347,7 @@ impl fmt::Debug for Event {
             .field("action", &self.action)
             .field("state", &self.state)
             .field("retries", &self.retries)
+            .field("config", &self.config)
             .field("raw_len", &self.raw.len())
             .finish_non_exhaustive()
     }

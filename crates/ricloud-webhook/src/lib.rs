@@ -161,7 +161,9 @@ pub mod resources;
 mod secret;
 mod signature;
 mod store;
+pub mod telemetry;
 mod verified;
+mod verifiers;
 mod verify;
 
 pub use dispatch::{
@@ -178,6 +180,7 @@ pub use store::{
     Claim, DeliveryStore, Enqueued, EventQueue, InFlight, MemoryStore, StoreError, StoreFuture,
 };
 pub use verified::{StoredEvent, VerifiedEvent};
+pub use verifiers::{ConfigNameError, Verifiers};
 pub use verify::{TimeWindow, VerifiedBody, Verifier, VerifyError};
 
 /// Re-exported for callers that build [`Delivery`] values.

@@ -11,7 +11,7 @@
 //!
 //! | group | reasons | status |
 //! |---|---|---|
-//! | refused before the event is known | [`Unverified`](Reason::Unverified), [`NotAnEvent`](Reason::NotAnEvent), [`PathMismatch`](Reason::PathMismatch), [`NotFound`](Reason::NotFound), [`MethodNotAllowed`](Reason::MethodNotAllowed) | 400, 401, 404, 405 |
+//! | refused before the event is known | [`Unverified`](Reason::Unverified), [`NotAnEvent`](Reason::NotAnEvent), [`PathMismatch`](Reason::PathMismatch), [`NotFound`](Reason::NotFound), [`UnknownConfig`](Reason::UnknownConfig), [`MethodNotAllowed`](Reason::MethodNotAllowed) | 400, 401, 404, 405 |
 //! | not taken now, to be delivered again | [`ShuttingDown`](Reason::ShuttingDown), [`Busy`](Reason::Busy), [`StoreFull`](Reason::StoreFull), [`StoreUnavailable`](Reason::StoreUnavailable) | 503 |
 //! | the store knew it | [`AlreadyHandled`](Reason::AlreadyHandled), [`Queued`](Reason::Queued), [`AlreadyQueued`](Reason::AlreadyQueued) | 200 |
 //! | the handlers ran (what [`Dispatcher::dispatch`](crate::Dispatcher::dispatch) returns) | [`Handled`](Reason::Handled), [`NoHandler`](Reason::NoHandler), [`HandlerGaveUp`](Reason::HandlerGaveUp), [`ViewMismatch`](Reason::ViewMismatch) | 200 |
@@ -37,6 +37,7 @@ pub struct Outcome {
     pub(crate) reason: Reason,
     pub(crate) event: Option<Arc<Event>>,
     pub(crate) matched_secret: Option<usize>,
+    pub(crate) config: Option<Arc<str>>,
 }
 
 impl Outcome {
@@ -46,6 +47,17 @@ impl Outcome {
             reason,
             event: None,
             matched_secret: None,
+            config: None,
+        }
+    }
+
+    /// An outcome for a verified event.
+    pub(crate) fn of(reason: Reason, event: &crate::VerifiedEvent) -> Self {
+        Self {
+            reason,
+            event: Some(Arc::clone(event.event())),
+            matched_secret: Some(event.matched_secret()),
+            config: event.event().config.clone(),
         }
     }
 
@@ -79,6 +91,12 @@ impl Outcome {
         self.matched_secret
     }
 
+    /// The webhook config the delivery's path names, once known, when the
+    /// receiver serves several ([`Verifiers::named`](crate::Verifiers::named)).
+    pub fn config(&self) -> Option<&str> {
+        self.config.as_deref()
+    }
+
     /// A short text for the response body: `OK` on success, else the reason.
     /// Never holds a secret, a signature or the body.
     pub fn body(&self) -> String {
@@ -89,8 +107,10 @@ impl Outcome {
         }
     }
 
-    /// Logs the outcome once, with the event's id and slug when known (so
-    /// the line identifies the event whether or not the span is enabled).
+    /// Logs the outcome once. A line at WARN or ERROR names the event's
+    /// `event_id`, `slug` and `config` when known, and the `reason`: for a
+    /// handler's failure its own text, escaped (`{:?}`), since it may quote
+    /// the event's data; never the body or a secret.
     pub(crate) fn log(&self) {
         let status = self.status().as_u16();
         let event_id = self.event_id();
@@ -98,59 +118,47 @@ impl Outcome {
             .event
             .as_deref()
             .map(|e| tracing::field::display(Slug(e)));
+        let config = self.config();
         match &self.reason {
-            Reason::HandlerPanicked { message } => {
-                tracing::debug!(
-                    event_id,
-                    slug,
-                    panic = message.as_str(),
-                    "handler panic message"
-                );
-                tracing::error!(
-                    status,
-                    event_id,
-                    slug,
-                    "handler panicked; asking for redelivery"
-                );
-            }
-            // A handler's message is its own text and may quote the event
-            // (an error from parsing `data` does): debug level only, as
-            // for panic messages.
-            Reason::HandlerRetry { message } => {
-                tracing::debug!(event_id, slug, error = message.as_str(), "handler error");
-                tracing::error!(status, event_id, slug, "handler asked for redelivery");
-            }
-            Reason::HandlerGaveUp { message } => {
-                tracing::debug!(event_id, slug, error = message.as_str(), "handler error");
-                tracing::error!(
-                    status,
-                    event_id,
-                    slug,
-                    "handler gave up on the event; acknowledged"
-                );
-            }
-            Reason::ViewMismatch { view, redeliver } => {
-                let answer = if *redeliver {
-                    "asking for redelivery"
-                } else {
-                    "acknowledged"
-                };
-                tracing::error!(
-                    status,
-                    event_id,
-                    slug,
-                    view,
-                    "event data does not fit the handler's view; {answer}"
-                );
-            }
-            Reason::NoHandler => {
-                tracing::info!(
-                    status,
-                    event_id,
-                    slug,
-                    "no handler for this event; acknowledged"
-                );
-            }
+            Reason::HandlerPanicked { message } => tracing::error!(
+                status,
+                event_id,
+                slug,
+                config,
+                reason = ?message,
+                "handler panicked; asking for redelivery"
+            ),
+            Reason::HandlerRetry { message } => tracing::error!(
+                status,
+                event_id,
+                slug,
+                config,
+                reason = ?message,
+                "handler failed; asking for redelivery"
+            ),
+            Reason::HandlerGaveUp { message } => tracing::error!(
+                status,
+                event_id,
+                slug,
+                config,
+                reason = ?message,
+                "handler gave up on the event; acknowledged"
+            ),
+            reason @ Reason::ViewMismatch { .. } => tracing::error!(
+                status,
+                event_id,
+                slug,
+                config,
+                reason = %reason,
+                "event data does not fit a handler's view"
+            ),
+            Reason::NoHandler => tracing::info!(
+                status,
+                event_id,
+                slug,
+                config,
+                "no handler for this event; acknowledged"
+            ),
             reason if self.status().is_success() => {
                 let secret = self.matched_secret.unwrap_or(0);
                 if secret > 0 {
@@ -158,18 +166,21 @@ impl Outcome {
                         status,
                         event_id,
                         slug,
+                        config,
                         secret,
                         "verified with a previous secret"
                     );
                 }
-                tracing::debug!(status, event_id, slug, %reason, "delivery done");
+                tracing::debug!(status, event_id, slug, config, %reason, "delivery done");
             }
             reason @ (Reason::StoreFull | Reason::StoreUnavailable | Reason::Busy) => {
-                tracing::warn!(status, event_id, slug, %reason, "delivery not taken; asking for redelivery");
+                tracing::warn!(status, event_id, slug, config, %reason, "delivery not taken; asking for redelivery");
             }
             // Everything else is what a sender without the secret can
             // cause, at will and in bulk: not worth a line at WARN.
-            reason => tracing::debug!(status, event_id, slug, %reason, "delivery refused"),
+            reason => {
+                tracing::debug!(status, event_id, slug, config, %reason, "delivery refused");
+            }
         }
     }
 }
@@ -198,17 +209,17 @@ pub enum Reason {
     /// A handler gave up on the event ([`HandlerError::give_up`](crate::HandlerError::give_up)):
     /// 200, logged at ERROR, so the API does not retry what cannot succeed.
     HandlerGaveUp {
-        /// The handler's message (its own text: logged at DEBUG only).
+        /// The handler's message (its own text: logged escaped, never the body).
         message: String,
     },
     /// A handler asked for redelivery: 500.
     HandlerRetry {
-        /// The handler's message (its own text: logged at DEBUG only).
+        /// The handler's message (its own text: logged escaped, never the body).
         message: String,
     },
     /// A handler panicked: 500.
     HandlerPanicked {
-        /// The panic message (its own text: logged at DEBUG only).
+        /// The panic message (its own text: logged escaped, never the body).
         message: String,
     },
     /// A typed handler could not run, the data does not fit its view: 200,
@@ -234,6 +245,9 @@ pub enum Reason {
     PathMismatch,
     /// The path has no event id: 404.
     NotFound,
+    /// The path names no webhook config this receiver serves
+    /// ([`Verifiers::named`](crate::Verifiers::named)): 404.
+    UnknownConfig,
     /// The method is not POST: 405.
     MethodNotAllowed,
     /// The receiver is shutting down: 503, the API retries later.
@@ -268,7 +282,7 @@ impl Reason {
             Self::Unverified(VerifyError::MalformedHeader(_)) => StatusCode::BAD_REQUEST,
             Self::Unverified(_) => StatusCode::UNAUTHORIZED,
             Self::NotAnEvent(_) | Self::PathMismatch => StatusCode::BAD_REQUEST,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::UnknownConfig => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ShuttingDown | Self::Busy | Self::StoreFull | Self::StoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -281,6 +295,42 @@ impl Reason {
     pub fn is_acknowledged(&self) -> bool {
         self.status().is_success()
     }
+
+    /// A short, fixed name for the reason: the `reason` label of the
+    /// `ricloud_webhook_deliveries_total` metric and the value of the
+    /// [`OUTCOME_HEADER`](Self::OUTCOME_HEADER) answer header. `ok` for an
+    /// event taken (handled or committed) now, `duplicate` for one the
+    /// store knew.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Handled { .. } | Self::Queued => "ok",
+            Self::AlreadyHandled | Self::AlreadyQueued => "duplicate",
+            Self::NoHandler => "no_handler",
+            Self::HandlerGaveUp { .. } => "handler_gave_up",
+            Self::HandlerRetry { .. } => "handler_failed",
+            Self::HandlerPanicked { .. } => "handler_panicked",
+            Self::ViewMismatch { .. } => "view_mismatch",
+            Self::Unverified(VerifyError::MissingHeader) => "missing_signature",
+            Self::Unverified(VerifyError::MalformedHeader(_)) => "malformed_header",
+            Self::Unverified(VerifyError::SignatureMismatch) => "bad_signature",
+            Self::Unverified(
+                VerifyError::TimestampTooOld { .. } | VerifyError::TimestampTooFarAhead { .. },
+            ) => "stale",
+            Self::NotAnEvent(_) => "not_an_event",
+            Self::PathMismatch => "path_mismatch",
+            Self::NotFound => "not_found",
+            Self::UnknownConfig => "unknown_config",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::ShuttingDown => "shutting_down",
+            Self::Busy => "busy",
+            Self::StoreFull => "store_full",
+            Self::StoreUnavailable => "store_error",
+        }
+    }
+
+    /// The answer header that carries [`label`](Self::label), so a sender
+    /// can tell a new event (`ok`) from a duplicate (`duplicate`).
+    pub const OUTCOME_HEADER: &'static str = "ricloud-webhook-outcome";
 }
 
 impl fmt::Display for Reason {
@@ -311,6 +361,7 @@ impl fmt::Display for Reason {
                 f.write_str("event id in the path differs from the `id` in the signed body")
             }
             Self::NotFound => f.write_str("path has no event id"),
+            Self::UnknownConfig => f.write_str("path names no webhook config served here"),
             Self::MethodNotAllowed => f.write_str("only POST is accepted"),
             Self::ShuttingDown => f.write_str("receiver is shutting down; please redeliver"),
             Self::Busy => {
@@ -355,6 +406,7 @@ mod tests {
             Reason::NotAnEvent(EventError::Truncated),
             Reason::PathMismatch,
             Reason::NotFound,
+            Reason::UnknownConfig,
             Reason::MethodNotAllowed,
             Reason::ShuttingDown,
             Reason::Busy,
@@ -378,6 +430,7 @@ mod tests {
             Reason::NotAnEvent(_) => "NotAnEvent",
             Reason::PathMismatch => "PathMismatch",
             Reason::NotFound => "NotFound",
+            Reason::UnknownConfig => "UnknownConfig",
             Reason::MethodNotAllowed => "MethodNotAllowed",
             Reason::ShuttingDown => "ShuttingDown",
             Reason::Busy => "Busy",

@@ -12,7 +12,8 @@ use tracing::{Instrument, Level};
 use crate::outcome::Slug;
 use crate::store::{Claim, DeliveryStore, Enqueued, EventQueue, MemoryStore, StoreError};
 use crate::{
-    Dispatcher, Event, HeaderError, Outcome, Reason, VerifiedEvent, Verifier, VerifyError,
+    telemetry, Dispatcher, Event, HeaderError, Outcome, Reason, VerifiedEvent, Verifiers,
+    VerifyError,
 };
 
 /// [`SignatureHeader::NAME`](SignatureHeader::NAME) as a ready header name.
@@ -23,7 +24,9 @@ const SIGNATURE_HEADER_NAME: HeaderName = HeaderName::from_static("ricloud-signa
 pub struct Delivery<'a> {
     /// The request method.
     pub method: &'a Method,
-    /// The request path, without the query; its last segment is the event id.
+    /// The request path, without the query; its last segment is the event
+    /// id, and the one before it the config's name when the receiver serves
+    /// several ([`Verifiers::named`]).
     pub path: &'a str,
     /// The request headers.
     pub headers: &'a HeaderMap,
@@ -49,7 +52,7 @@ pub struct Delivery<'a> {
 /// [`Receiver::verify_at`], which needs no I/O, then
 /// [`Receiver::handle_at`]. See the crate documentation for the status table.
 pub struct Receiver {
-    verifier: Verifier,
+    verifiers: Verifiers,
     sink: Sink,
     shutting_down: AtomicBool,
     span_level: Level,
@@ -66,16 +69,20 @@ enum Sink {
 
 impl Receiver {
     /// An inline receiver with the default in-memory [`MemoryStore`].
-    pub fn new(verifier: Verifier, dispatcher: Dispatcher) -> Self {
-        Self::inline(verifier, dispatcher, MemoryStore::new())
+    pub fn new(verifiers: impl Into<Verifiers>, dispatcher: Dispatcher) -> Self {
+        Self::inline(verifiers, dispatcher, MemoryStore::new())
     }
 
     /// An inline receiver that records handled events in `store` (a
     /// durable one, such as `ricloud-webhook-inbox`'s, keeps them across
     /// restarts and replicas).
-    pub fn inline(verifier: Verifier, dispatcher: Dispatcher, store: impl DeliveryStore) -> Self {
+    pub fn inline(
+        verifiers: impl Into<Verifiers>,
+        dispatcher: Dispatcher,
+        store: impl DeliveryStore,
+    ) -> Self {
         Self::with_sink(
-            verifier,
+            verifiers.into(),
             Sink::Inline {
                 dispatcher,
                 store: Arc::new(store),
@@ -85,13 +92,13 @@ impl Receiver {
 
     /// A queued receiver: each verified event is committed to `queue`, and
     /// the delivery is answered 200 once it is (or was already) there.
-    pub fn queued(verifier: Verifier, queue: impl EventQueue) -> Self {
-        Self::with_sink(verifier, Sink::Queued(Arc::new(queue)))
+    pub fn queued(verifiers: impl Into<Verifiers>, queue: impl EventQueue) -> Self {
+        Self::with_sink(verifiers.into(), Sink::Queued(Arc::new(queue)))
     }
 
-    fn with_sink(verifier: Verifier, sink: Sink) -> Self {
+    fn with_sink(verifiers: Verifiers, sink: Sink) -> Self {
         Self {
-            verifier,
+            verifiers,
             sink,
             shutting_down: AtomicBool::new(false),
             span_level: Level::DEBUG,
@@ -111,9 +118,9 @@ impl Receiver {
         self
     }
 
-    /// The verifier.
-    pub fn verifier(&self) -> &Verifier {
-        &self.verifier
+    /// The webhook configs served, with their secrets.
+    pub fn verifiers(&self) -> &Verifiers {
+        &self.verifiers
     }
 
     /// The dispatcher of an inline receiver; `None` for a queued one, whose
@@ -180,27 +187,32 @@ impl Receiver {
         let Some(path_id) = event_id_from_path(delivery.path) else {
             return Err(Outcome::new(Reason::NotFound));
         };
+        let Some((config, verifier)) = self.verifiers.for_path(delivery.path) else {
+            return Err(Outcome::new(Reason::UnknownConfig));
+        };
+        let refused = |reason| Outcome {
+            reason,
+            event: None,
+            matched_secret: None,
+            config: config.cloned(),
+        };
         let mut values = delivery.headers.get_all(SIGNATURE_HEADER_NAME).iter();
         let header = values.next().map(HeaderValue::as_bytes);
         if values.next().is_some() {
             // Two signatures are never sent by the API; which one a proxy
             // keeps is not ours to guess.
-            return Err(Outcome::new(Reason::Unverified(
-                VerifyError::MalformedHeader(HeaderError::Repeated),
-            )));
+            return Err(refused(Reason::Unverified(VerifyError::MalformedHeader(
+                HeaderError::Repeated,
+            ))));
         }
-        let verified = self
-            .verifier
+        let verified = verifier
             .verify_at(header, delivery.body, now)
-            .map_err(|e| Outcome::new(Reason::Unverified(e)))?;
-        let event =
-            VerifiedEvent::parse(verified).map_err(|e| Outcome::new(Reason::NotAnEvent(e)))?;
+            .map_err(|e| refused(Reason::Unverified(e)))?;
+        telemetry::secret_matched(verified.matched_secret(), config);
+        let event = VerifiedEvent::parse_for(verified, config.cloned())
+            .map_err(|e| refused(Reason::NotAnEvent(e)))?;
         if event.event().id != path_id {
-            return Err(Outcome {
-                reason: Reason::PathMismatch,
-                event: Some(Arc::clone(event.event())),
-                matched_secret: Some(event.matched_secret()),
-            });
+            return Err(Outcome::of(Reason::PathMismatch, &event));
         }
         Ok(event)
     }
@@ -222,11 +234,7 @@ impl Receiver {
                     .await
             }
         };
-        let outcome = Outcome {
-            reason,
-            event: Some(Arc::clone(event.event())),
-            matched_secret: Some(event.matched_secret()),
-        };
+        let outcome = Outcome::of(reason, &event);
         span.in_scope(|| outcome.log());
         outcome
     }
@@ -352,7 +360,7 @@ fn event_id_from_path(path: &str) -> Option<&str> {
 impl fmt::Debug for Receiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
-            .field("verifier", &self.verifier)
+            .field("verifiers", &self.verifiers)
             .field("dispatcher", &self.dispatcher())
             .field("queued", &matches!(self.sink, Sink::Queued(_)))
             .field("shutting_down", &self.is_shutting_down())

@@ -27,8 +27,18 @@ impl VerifiedEvent {
     /// # Errors
     /// [`EventError`] when the body is not an event.
     pub fn parse(verified: VerifiedBody) -> Result<Self, EventError> {
+        Self::parse_for(verified, None)
+    }
+
+    /// [`parse`](Self::parse), for the named webhook config whose secret
+    /// verified the body.
+    pub(crate) fn parse_for(
+        verified: VerifiedBody,
+        config: Option<Arc<str>>,
+    ) -> Result<Self, EventError> {
         let matched_secret = verified.matched_secret();
-        let event = Event::from_json(verified.into_body())?;
+        let mut event = Event::from_json(verified.into_body())?;
+        event.set_config(config);
         Ok(Self {
             event: Arc::new(event),
             matched_secret,
@@ -64,14 +74,18 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     /// Parses bytes this store committed after they were verified (see the
-    /// type's documentation). The signature's time window is not checked
-    /// again: a stored event may be run, or replayed, long after it arrived.
+    /// type's documentation), with the name of the webhook config that
+    /// delivered them ([`Event::config`]) as the store recorded it. The
+    /// signature's time window is not checked again: a stored event may be
+    /// run, or replayed, long after it arrived.
     ///
     /// # Errors
     /// [`EventError`] when the body is not an event.
-    pub fn from_store(body: impl Into<Bytes>) -> Result<Self, EventError> {
+    pub fn from_store(body: impl Into<Bytes>, config: Option<&str>) -> Result<Self, EventError> {
+        let mut event = Event::from_json(body)?;
+        event.set_config(config.map(Arc::from));
         Ok(Self {
-            event: Arc::new(Event::from_json(body)?),
+            event: Arc::new(event),
         })
     }
 

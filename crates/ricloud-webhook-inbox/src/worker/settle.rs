@@ -16,6 +16,7 @@ pub(super) async fn run_one(shared: Arc<Run>, row: Taken) -> Option<(Lease, Sett
         lease,
         body,
         attempts,
+        config,
     } = row;
     // A run that ends without an outcome (its task panicked or was
     // aborted) must not have its lease renewed for as long as the process
@@ -28,17 +29,24 @@ pub(super) async fn run_one(shared: Arc<Run>, row: Taken) -> Option<(Lease, Sett
     let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
     // The row's body was committed only after the receiver verified it
     // (or after it was fetched from the API itself, by a catch-up).
-    let settle = match StoredEvent::from_store(body) {
+    let (settle, slug) = match StoredEvent::from_store(body, config.as_deref()) {
         Ok(event) => {
             let outcome = shared.dispatcher.dispatch_stored(&event).await;
-            settle_for(&shared, &event, &lease, attempts, outcome).await
+            let slug = event.event().slug();
+            (
+                settle_for(&shared, &event, &lease, attempts, outcome).await,
+                slug,
+            )
         }
-        Err(e) => Some(Settle::Dead {
-            error: format!("the stored body is not an event: {e}"),
-        }),
+        Err(e) => (
+            Some(Settle::Dead {
+                error: format!("the stored body is not an event: {e}"),
+            }),
+            String::new(),
+        ),
     };
     let settle = settle?;
-    log(&lease.event_id, attempts, &settle);
+    log(&lease.event_id, &slug, config.as_deref(), attempts, &settle);
     // Held until its outcome is committed: `settle_one` releases it.
     held.hand_over();
     Some((lease, settle))
@@ -79,6 +87,7 @@ pub(super) async fn settle_one(shared: Arc<Run>, lease: Lease, outcome: Settle) 
             error: clean_error(&error),
         },
     };
+    let dead = matches!(outcome, Settle::Dead { .. });
     let result = shared
         .inbox
         .inner
@@ -88,7 +97,11 @@ pub(super) async fn settle_one(shared: Arc<Run>, lease: Lease, outcome: Settle) 
     shared.release(&lease);
     let event_id = lease.event_id.escape_debug();
     match result {
-        Ok(true) => {}
+        Ok(true) => {
+            if dead {
+                crate::telemetry::dead();
+            }
+        }
         Ok(false) => tracing::warn!(
             event_id = %event_id,
             lease = lease.token,
@@ -245,23 +258,31 @@ async fn run_transactional(
     Some(work.await)
 }
 
-fn log(event_id: &str, attempts: u32, settle: &Settle) {
+/// Logs a run's outcome: a failure at WARN (retried) or ERROR (dead) with
+/// the event's id, slug and config and the reason, escaped (a handler's
+/// own text may quote the event's data; the body itself is never logged).
+fn log(event_id: &str, slug: &str, config: Option<&str>, attempts: u32, settle: &Settle) {
     let event_id = event_id.escape_debug();
+    let slug = slug.escape_debug();
     match settle {
-        Settle::Done => tracing::debug!(event_id = %event_id, attempts, "event done"),
-        Settle::Retry { error, .. } => {
-            tracing::debug!(event_id = %event_id, error = %error.escape_debug(), "handler failure");
-            tracing::warn!(
-                event_id = %event_id,
-                attempts,
-                "handlers failed; the event will be retried"
-            );
+        Settle::Done => {
+            tracing::debug!(event_id = %event_id, slug = %slug, config, attempts, "event done");
         }
+        Settle::Retry { error, .. } => tracing::warn!(
+            event_id = %event_id,
+            slug = %slug,
+            config,
+            attempts,
+            reason = %error.escape_debug(),
+            "handlers failed; the event will be retried"
+        ),
         Settle::Dead { error } => {
-            tracing::debug!(event_id = %event_id, error = %error.escape_debug(), "why the event is dead");
             tracing::error!(
                 event_id = %event_id,
+                slug = %slug,
+                config,
                 attempts,
+                reason = %error.escape_debug(),
                 "event given up on (dead); replay it once fixed"
             );
         }

@@ -102,10 +102,14 @@ fn failure_lines_carry_the_event_without_a_span_by_default() {
     );
     let line = text
         .lines()
-        .find(|l| l.contains("handler asked for redelivery"))
+        .find(|l| l.contains("handler failed; asking for redelivery"))
         .unwrap_or_else(|| panic!("no failure line in {text:?}"));
     assert!(line.contains(&format!("event_id=\"{ID}\"")), "{line}");
     assert!(line.contains("slug=task.failed"), "{line}");
+    assert!(
+        line.contains("reason=\"downstream unavailable\""),
+        "{line}"
+    );
     assert!(line.contains("status=500"), "{line}");
     assert!(
         !line.contains("delivery{"),
@@ -139,7 +143,7 @@ fn no_secret_signature_or_body_at_info_and_above() {
         (body("created"), "wrong-secret"),
     ];
     let text = logged(&receiver, Level::INFO, &deliveries);
-    assert!(text.contains("handler asked for redelivery"), "{text}");
+    assert!(text.contains("handler failed; asking for redelivery"), "{text}");
     assert!(!text.contains(SECRET), "secret logged: {text}");
     assert!(!text.contains(MARKER), "body logged: {text}");
     for (body, key) in &deliveries {
@@ -150,33 +154,34 @@ fn no_secret_signature_or_body_at_info_and_above() {
 }
 
 #[test]
-fn handler_messages_that_quote_the_body_stay_below_info() {
-    // A handler's error may quote the event (a failed parse of `data`
-    // does): the failure line at ERROR names the event, the message itself
-    // is logged at DEBUG only.
-    let quoting = || {
-        let dispatcher = Dispatcher::new()
-            .on("task.failed", |event: Arc<Event>| async move {
-                Err(HandlerError::retry(format!(
-                    "cannot use {}",
-                    event.data_json()
-                )))
-            })
-            .on("task.created", |event: Arc<Event>| async move {
-                Err(HandlerError::give_up(format!(
-                    "ignoring {}",
-                    event.data_json()
-                )))
-            });
-        Receiver::new(Verifier::new(secret(SECRET)), dispatcher)
-    };
+fn a_handler_message_is_the_failure_line_reason_escaped() {
+    // The handler's own text is the reason on the ERROR line, escaped: a
+    // newline or an escape code in it cannot forge a line or colour the
+    // log.
+    let dispatcher = Dispatcher::new()
+        .on("task.failed", |_: Arc<Event>| async {
+            Err(HandlerError::retry("first\nERROR forged line \u{1b}[31m"))
+        })
+        .on("task.created", |_: Arc<Event>| async {
+            Err(HandlerError::give_up("not for us"))
+        });
+    let receiver = Receiver::new(Verifier::new(secret(SECRET)), dispatcher);
     let deliveries = [(body("failed"), SECRET), (body("created"), SECRET)];
-    let text = logged(&quoting(), Level::INFO, &deliveries);
-    assert!(text.contains("handler asked for redelivery"), "{text}");
-    assert!(text.contains("handler gave up on the event"), "{text}");
-    assert!(!text.contains(MARKER), "body logged at INFO: {text}");
-    let text = logged(&quoting(), Level::DEBUG, &deliveries);
-    assert!(text.contains(MARKER), "message missing at DEBUG: {text}");
+    let text = logged(&receiver, Level::INFO, &deliveries);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("handler failed; asking for redelivery"), "{text}");
+    assert!(
+        lines[0].contains(r#"reason="first\nERROR forged line \u{1b}[31m""#),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(lines[1].contains("handler gave up on the event"), "{text}");
+    assert!(lines[1].contains(r#"reason="not for us""#), "{text}");
+    for line in lines {
+        assert!(line.contains(&format!("event_id=\"{ID}\"")), "{line}");
+    }
+    assert!(!text.contains(MARKER), "body logged: {text}");
 }
 
 #[test]

@@ -619,8 +619,8 @@ fn queued_mode_answers_200_once_committed_and_never_runs_handlers_itself() {
 #[test]
 fn a_stored_event_is_read_back_for_dispatch() {
     let body = event_body(ID, "task", "succeeded");
-    let event = ricloud_webhook::StoredEvent::from_store(body.clone()).expect("an event");
+    let event = ricloud_webhook::StoredEvent::from_store(body.clone(), None).expect("an event");
     assert_eq!(event.event().id, ID);
     assert_eq!(&event.event().raw()[..], &body[..]);
-    assert!(ricloud_webhook::StoredEvent::from_store(&b"{}"[..]).is_err());
+    assert!(ricloud_webhook::StoredEvent::from_store(&b"{}"[..], None).is_err());
 }

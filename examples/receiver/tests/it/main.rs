@@ -5,6 +5,7 @@
 
 mod crash;
 mod inline;
+mod ops;
 mod register;
 mod replay;
 mod replicas;
@@ -34,8 +35,12 @@ pub(crate) struct Process {
     reader: Option<std::thread::JoinHandle<()>>,
     /// `127.0.0.1:<port>`.
     pub(crate) addr: String,
+    /// The admin listener's `127.0.0.1:<port>`, unless turned off.
+    pub(crate) admin: Option<String>,
     /// Every line it printed on stdout so far.
     pub(crate) lines: Arc<Mutex<Vec<String>>>,
+    /// Every line it logged on stderr so far.
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -47,6 +52,7 @@ impl Process {
             .current_dir(dir)
             .env("RICLOUD_WEBHOOK_SECRET", SECRET)
             .env("RICLOUD_WEBHOOK_ADDR", "127.0.0.1:0")
+            .env("RICLOUD_WEBHOOK_ADMIN_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -64,24 +70,41 @@ impl Process {
             }
         });
         let stderr = child.stderr.take().expect("stderr");
-        let mut log = BufReader::new(stderr).lines();
+        let mut stderr = BufReader::new(stderr).lines();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut admin = None;
         let addr = loop {
-            let Some(line) = log.next() else {
+            let Some(line) = stderr.next() else {
                 let status = child.wait().expect("wait");
                 panic!("the receiver exited ({status}) before listening");
             };
             let line = line.expect("stderr line");
-            if let Some(rest) = line.split("listening on http://").nth(1) {
+            log.lock().expect("lock").push(line.clone());
+            if let Some(rest) = line.split("admin listener on http://").nth(1) {
+                admin = Some(rest.split(':').take(2).collect::<Vec<_>>().join(":"));
+            }
+            if let Some(rest) = line
+                .split("listening on http://")
+                .nth(1)
+                .or_else(|| line.split("listening on https://").nth(1))
+            {
                 break rest.split('/').next().expect("address").to_owned();
             }
         };
         // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in log {});
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in stderr.map_while(Result::ok) {
+                sink.lock().expect("lock").push(line);
+            }
+        });
         Self {
             child,
             reader: Some(reader),
             addr,
+            admin,
             lines,
+            log,
         }
     }
 
