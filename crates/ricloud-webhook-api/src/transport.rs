@@ -11,11 +11,17 @@
 //! instead of panicking inside reqwest.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode, Url, Version};
 use zeroize::Zeroizing;
+
+mod pinned;
 
 /// Why an exchange through a [`Transport`] failed, or one could not be set
 /// up. reqwest's error, which says what went wrong (refused, certificate
@@ -72,12 +78,64 @@ impl TransportError {
     }
 }
 
+/// A rustls set-up that trusts the platform's roots, the certificates in
+/// `pem` as roots, and each of them as a server's own certificate when the
+/// server presents exactly it (see [`pinned`]).
+fn private_ca(pem: &[u8], http: HttpVersion) -> Result<rustls::ClientConfig, TransportError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TransportError::CaCert {
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TransportError::CaCert {
+            reason: "no PEM certificate in the file".to_owned(),
+        });
+    }
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .ok_or(TransportError::NoTlsProvider)?;
+    let verifier = pinned::PinnedOrPlatform::new(certs, Arc::clone(&provider)).map_err(|e| {
+        TransportError::CaCert {
+            reason: e.to_string(),
+        }
+    })?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TransportError::CaCert {
+            reason: e.to_string(),
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = match http {
+        HttpVersion::Negotiated => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
+        HttpVersion::Http2 => vec![b"h2".to_vec()],
+    };
+    Ok(config)
+}
+
 /// Sets up a [`Transport`].
 #[derive(Debug, Clone)]
 pub struct TransportBuilder {
     timeout: Duration,
     ca_cert: Option<Vec<u8>>,
     user_agent: String,
+    http: HttpVersion,
+}
+
+/// Which HTTP version a [`Transport`] speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum HttpVersion {
+    /// HTTP/2 where the server offers it by ALPN (over TLS), else HTTP/1.1.
+    #[default]
+    Negotiated,
+    /// HTTP/1.1 only, as the ricloud API delivers.
+    Http1,
+    /// HTTP/2 only, without negotiation over plain `http://`.
+    Http2,
 }
 
 impl TransportBuilder {
@@ -88,7 +146,9 @@ impl TransportBuilder {
         self
     }
 
-    /// PEM certificates of a private CA to trust besides the system's.
+    /// PEM certificates of a private CA to trust besides the system's; a
+    /// server presenting exactly one of them as its own certificate (a
+    /// self-signed one, `openssl req -x509`) is trusted too.
     #[must_use]
     pub fn ca_cert(mut self, pem: Vec<u8>) -> Self {
         self.ca_cert = Some(pem);
@@ -99,6 +159,13 @@ impl TransportBuilder {
     #[must_use]
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
+        self
+    }
+
+    /// The HTTP version to speak (default [`HttpVersion::Negotiated`]).
+    #[must_use]
+    pub fn http(mut self, version: HttpVersion) -> Self {
+        self.http = version;
         self
     }
 
@@ -119,17 +186,13 @@ impl TransportBuilder {
             // is a misconfigured URL, reported as its status.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(self.user_agent);
+        builder = match self.http {
+            HttpVersion::Negotiated => builder,
+            HttpVersion::Http1 => builder.http1_only(),
+            HttpVersion::Http2 => builder.http2_prior_knowledge(),
+        };
         if let Some(pem) = &self.ca_cert {
-            let certs =
-                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| TransportError::CaCert {
-                    reason: e.to_string(),
-                })?;
-            if certs.is_empty() {
-                return Err(TransportError::CaCert {
-                    reason: "no PEM certificate in the file".to_owned(),
-                });
-            }
-            builder = builder.tls_certs_merge(certs);
+            builder = builder.tls_backend_preconfigured(private_ca(pem, self.http)?);
         }
         Ok(Transport {
             client: builder.build().map_err(TransportError::Setup)?,
@@ -188,6 +251,7 @@ impl Transport {
             timeout: Duration::from_secs(30),
             ca_cert: None,
             user_agent: user_agent.into(),
+            http: HttpVersion::Negotiated,
         }
     }
 

@@ -33,11 +33,12 @@ pub(crate) fn command() -> Command {
             "Manage ricloud webhook configs and events; send, sign and verify webhook deliveries",
         )
         .long_about(
-            "Manage the ricloud API's webhook configs, catch up on missed events and listen \
-             on a tunnel (config, events, catch-up, listen; the API key token in \
-             RICLOUD_TOKEN); send test events to a receiver, sign and verify \
-             Ricloud-Signature headers (send-test, send, sign, verify); look into a \
-             receiver's inbox (inbox).\n\n\
+            "A tool for ricloud webhooks.\n\n\
+             Against the API (the key token in RICLOUD_TOKEN): config, events, catch-up, \
+             listen.\n\
+             Against a receiver: send-test, send.\n\
+             Signatures: sign, verify.\n\
+             A receiver's inbox: inbox.\n\n\
              The secret is the webhook config's shared secret. Prefer passing it in the \
              RICLOUD_WEBHOOK_SECRET environment variable: command-line arguments are \
              visible to other users of the machine. A secret is printed only when asked \
@@ -71,16 +72,25 @@ fn send_test() -> Command {
         .arg(secret())
         .arg(timeout())
         .arg(ca_cert())
+        .arg(http())
 }
 
 fn send() -> Command {
     Command::new("send")
         .about("Sign and POST a sample event or your own body to a receiver")
+        .override_usage(
+            "ricloud-webhook send --url URL (--event SLUG [--id ID] | --body FILE) [OPTIONS]\n       \
+             ricloud-webhook send --list-events",
+        )
         .long_about(
             "Sign and POST an event to a receiver, as the API delivers it: either a \
              realistic sample of a documented event (--event) or a JSON body of your own \
              (--body), to <URL>/<event id> where the id is the body's `id`. Prints the \
-             receiver's status line and response body.",
+             receiver's status line, its answer body, and how it took the event: \
+             `outcome: ok (new)` the first time, `outcome: duplicate` when it had it \
+             (the receiver's Ricloud-Webhook-Outcome answer header). To send one event \
+             twice: --repeat 2, or --event SLUG --id ID twice, or --save-body FILE then \
+             --body FILE.",
         )
         .after_help(format!(
             "Event slugs: {}\n\n{EXIT_STATUS}",
@@ -102,6 +112,28 @@ fn send() -> Command {
                 .help("Send this file's bytes unchanged (`-` reads stdin); its JSON `id` names the URL"),
         )
         .arg(
+            Arg::new("id")
+                .long("id")
+                .value_name("ID")
+                .requires("event")
+                .help("The sample event's id (default: a new UUID)"),
+        )
+        .arg(
+            Arg::new("repeat")
+                .long("repeat")
+                .value_name("N")
+                .value_parser(value_parser!(u32).range(1..=1000))
+                .default_value("1")
+                .help("Send the same body N times, each signed anew"),
+        )
+        .arg(
+            Arg::new("save-body")
+                .long("save-body")
+                .value_name("FILE")
+                .value_parser(value_parser!(PathBuf))
+                .help("Also write the body sent to FILE, to send it again with --body FILE"),
+        )
+        .arg(
             Arg::new("list-events")
                 .long("list-events")
                 .action(ArgAction::SetTrue)
@@ -115,6 +147,7 @@ fn send() -> Command {
         .arg(secret())
         .arg(timeout())
         .arg(ca_cert())
+        .arg(http())
 }
 
 fn sign() -> Command {
@@ -194,7 +227,18 @@ fn ca_cert() -> Arg {
         .long("ca-cert")
         .value_name("FILE")
         .value_parser(value_parser!(PathBuf))
-        .help("Also trust the PEM certificate(s) in FILE for https:// (a private CA)")
+        .help(
+            "Also trust the PEM certificate(s) in FILE for https://: a private CA, or the \
+             receiver's own self-signed certificate (as `openssl req -x509` makes it)",
+        )
+}
+
+fn http() -> Arg {
+    Arg::new("http")
+        .long("http")
+        .value_name("VERSION")
+        .value_parser(["1.1", "2"])
+        .help("Speak only this HTTP version (default: HTTP/2 when an https:// receiver offers it, else HTTP/1.1)")
 }
 
 fn secret() -> Arg {

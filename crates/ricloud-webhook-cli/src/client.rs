@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use reqwest::{Method, StatusCode, Url, Version};
 use ricloud_webhook::{sign, Secret, SignatureHeader};
-use ricloud_webhook_api::transport::{Overflow, Transport, TransportError};
+use ricloud_webhook_api::transport::{HttpVersion, Overflow, Transport, TransportError};
 
 /// How long a delivery may take, connecting included, unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,9 +46,22 @@ impl Sender {
     /// [`SendError::Transport`] when the transport cannot be set up (no
     /// TLS provider installed, `ca_cert` without a usable certificate).
     pub fn new(timeout: Duration, ca_cert: Option<&[u8]>) -> Result<Self, SendError> {
+        Self::with_http(timeout, ca_cert, HttpVersion::Negotiated)
+    }
+
+    /// [`Sender::new`], speaking the HTTP version `http`.
+    ///
+    /// # Errors
+    /// As [`Sender::new`].
+    pub fn with_http(
+        timeout: Duration,
+        ca_cert: Option<&[u8]>,
+        http: HttpVersion,
+    ) -> Result<Self, SendError> {
         let mut transport =
             Transport::builder(concat!("ricloud-webhook-cli/", env!("CARGO_PKG_VERSION")))
-                .timeout(timeout);
+                .timeout(timeout)
+                .http(http);
         if let Some(pem) = ca_cert {
             transport = transport.ca_cert(pem.to_vec());
         }
@@ -98,9 +111,15 @@ impl Sender {
             .transport
             .exchange(request, MAX_RESPONSE_BODY, Overflow::Truncate)
             .await?;
+        let outcome = answer
+            .headers
+            .get(ricloud_webhook::Reason::OUTCOME_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Ok(Response {
             version: answer.version,
             status: answer.status,
+            outcome,
             // A receiver's answer holds no secret: taken out of its wiping
             // buffer, not copied.
             body: Bytes::from(std::mem::take(&mut *answer.body)),
@@ -119,6 +138,7 @@ pub fn unix_seconds(time: SystemTime) -> u64 {
 pub struct Response {
     version: Version,
     status: StatusCode,
+    outcome: Option<String>,
     body: Bytes,
     truncated: bool,
 }
@@ -132,6 +152,14 @@ impl Response {
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// The receiver's short reason, from its
+    /// [`Reason::OUTCOME_HEADER`](ricloud_webhook::Reason::OUTCOME_HEADER)
+    /// answer header (`ok` for a new event, `duplicate` for one it had,
+    /// `bad_signature`, ...), when it sets one.
+    pub fn outcome(&self) -> Option<&str> {
+        self.outcome.as_deref()
     }
 
     /// Whether the status is 2xx: what the API counts as delivered.

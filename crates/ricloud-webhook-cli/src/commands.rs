@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
 use ricloud_webhook::{sign, Secret, TimeWindow, Verifier};
 use ricloud_webhook_cli::{
-    event_id, event_url, sample_event, unix_seconds, Response, Sender, EVENT_SLUGS,
+    event_id, event_url, sample_event, unix_seconds, HttpVersion, Response, Sender, EVENT_SLUGS,
 };
 
 use crate::args::SECRET_ENV;
@@ -53,13 +53,20 @@ fn send_test(mut m: ArgMatches) -> anyhow::Result<u8> {
                 VALID
             }
             Ok(response) => {
-                println!("invalid: {}", response.status());
+                match hint_for_outcome(response.outcome()) {
+                    Some(hint) => println!("invalid: {} ({hint})", response.status()),
+                    None => println!("invalid: {}", response.status()),
+                }
                 INVALID
             }
             Err(e) => {
                 // With its causes: reqwest says there why (refused, an
                 // unknown certificate, ...).
-                println!("invalid: {:#}", anyhow::Error::new(e));
+                let error = format!("{:#}", anyhow::Error::new(e));
+                match hint_for_error(&error) {
+                    Some(hint) => println!("invalid: {error} ({hint})"),
+                    None => println!("invalid: {error}"),
+                }
                 INVALID
             }
         },
@@ -75,7 +82,11 @@ fn send(mut m: ArgMatches) -> anyhow::Result<u8> {
     }
     let url = required(&mut m, "url")?;
     let body = if let Some(slug) = m.remove_one::<String>("event") {
-        serde_json::to_vec(&sample_event(&slug, &url, SystemTime::now())?)?
+        let mut event = sample_event(&slug, &url, SystemTime::now())?;
+        if let Some(id) = m.remove_one::<String>("id") {
+            event["id"] = id.into();
+        }
+        serde_json::to_vec(&event)?
     } else {
         let path = m
             .remove_one::<std::path::PathBuf>("body")
@@ -88,24 +99,58 @@ fn send(mut m: ArgMatches) -> anyhow::Result<u8> {
     };
     let id = event_id(&body).context("cannot build the URL from --body")?;
     let target = event_url(&url, &id)?;
+    if let Some(path) = m.remove_one::<std::path::PathBuf>("save-body") {
+        std::fs::write(&path, &body).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let repeat = m.get_one::<u32>("repeat").copied().unwrap_or(1);
     let secret = secret(&mut m, "secret")?;
     let sender = sender(&mut m)?;
-    let header = sign(&secret, unix_seconds(SystemTime::now()), &body);
-    eprintln!("POST {target}");
-    match runtime()?.block_on(sender.post_signed(&target, &header, body.into())) {
-        Ok(response) => {
-            print_response(&response)?;
-            Ok(if response.is_success() {
-                VALID
-            } else {
-                INVALID
-            })
+    let body = bytes::Bytes::from(body);
+    let runtime = runtime()?;
+    let mut code = VALID;
+    for _ in 0..repeat {
+        let header = sign(&secret, unix_seconds(SystemTime::now()), &body);
+        eprintln!("POST {target}");
+        match runtime.block_on(sender.post_signed(&target, &header, body.clone())) {
+            Ok(response) => {
+                print_response(&response)?;
+                if !response.is_success() {
+                    code = INVALID;
+                }
+            }
+            Err(e) if e.is_delivery_failure() => {
+                eprintln!("error: {:#}", anyhow::Error::new(e));
+                code = INVALID;
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) if e.is_delivery_failure() => {
-            eprintln!("error: {:#}", anyhow::Error::new(e));
-            Ok(INVALID)
+    }
+    Ok(code)
+}
+
+/// What to check when a receiver refused a test event for `outcome`.
+fn hint_for_outcome(outcome: Option<&str>) -> Option<&'static str> {
+    Some(match outcome? {
+        "bad_signature" => {
+            "the receiver refused the signature: is --secret (or RICLOUD_WEBHOOK_SECRET) this webhook config's secret?"
         }
-        Err(e) => Err(e.into()),
+        "stale" => "the receiver refused the signature's time: are both clocks right?",
+        "not_found" | "unknown_config" => {
+            "no webhook route at this URL: check the path the receiver expects"
+        }
+        "shutting_down" | "overloaded" | "store_error" | "store_full" | "busy" => {
+            "the receiver cannot take events now; the API would retry"
+        }
+        _ => return None,
+    })
+}
+
+/// What to do about a failed exchange, from its error text.
+fn hint_for_error(error: &str) -> Option<&'static str> {
+    if error.contains("UnknownIssuer") || error.contains("CaUsedAsEndEntity") {
+        Some("pass the receiver's certificate, or the CA that issued it, with --ca-cert FILE")
+    } else {
+        None
     }
 }
 
@@ -116,6 +161,11 @@ fn print_response(response: &Response) -> io::Result<()> {
     out.write_all(response.body())?;
     if !response.body().is_empty() && !response.body().ends_with(b"\n") {
         writeln!(out)?;
+    }
+    match response.outcome() {
+        Some("ok") => writeln!(out, "outcome: ok (new)")?,
+        Some(other) => writeln!(out, "outcome: {other}")?,
+        None => {}
     }
     if response.is_truncated() {
         eprintln!(
@@ -194,7 +244,12 @@ fn sender(m: &mut ArgMatches) -> anyhow::Result<Sender> {
         }
         None => None,
     };
-    Ok(Sender::new(timeout, ca_cert.as_deref())?)
+    let http = match m.remove_one::<String>("http").as_deref() {
+        Some("1.1") => HttpVersion::Http1,
+        Some("2") => HttpVersion::Http2,
+        _ => HttpVersion::Negotiated,
+    };
+    Ok(Sender::with_http(timeout, ca_cert.as_deref(), http)?)
 }
 
 /// The body, byte for byte: nothing is trimmed or decoded.

@@ -56,6 +56,7 @@ pub use crate::client::{
     MAX_RESPONSE_BODY,
 };
 pub use crate::samples::{iso8601_utc, sample_event, SampleError, EVENT_SLUGS};
+pub use ricloud_webhook_api::transport::HttpVersion;
 
 /// `text` with its control characters (newlines, escapes, NULs, ...)
 /// written as Rust escapes, for a terminal or a log line: text from an

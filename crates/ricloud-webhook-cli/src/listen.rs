@@ -47,6 +47,23 @@ pub(crate) async fn run(client: &Client, mut m: ArgMatches, json: bool) -> anyho
     let listener = tokio::net::TcpListener::bind((bind.as_str(), port))
         .await
         .with_context(|| format!("cannot listen on {bind}:{port}"))?;
+    // Logs on stderr, and the admin listener's metrics, as the example
+    // receiver has them.
+    ricloud_webhook_ops::init_logging()?;
+    let admin = match ricloud_webhook_ops::admin_addr_from_env()? {
+        Some(addr) => {
+            let admin = ricloud_webhook_ops::Admin::install()?;
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} for the admin listener (RICLOUD_WEBHOOK_ADMIN_ADDR; `off` for none)")
+            })?;
+            eprintln!(
+                "admin listener on http://{}: /metrics, /healthz, /readyz",
+                listener.local_addr()?
+            );
+            Some(tokio::spawn(admin.serve(listener, std::future::pending())))
+        }
+        None => None,
+    };
 
     // The configs already at this URL: a create that fails after the API
     // acted on it leaves one more, found by comparing.
@@ -74,7 +91,10 @@ pub(crate) async fn run(client: &Client, mut m: ArgMatches, json: bool) -> anyho
             .as_ref()
             .ok_or_else(|| anyhow!("the API sent no secret for config {id}"))?
             .to_secret()?;
-        let service = WebhookService::with_config(receiver(secret, json), Config::default().prefix(&prefix));
+        let service = WebhookService::with_config(
+            receiver(secret, json, &id),
+            Config::default().prefix(&prefix),
+        );
         let mut stopped = stopped.clone();
         let server = tokio::spawn(serve(listener, service, async move {
             let _ = stopped.wait_for(|stop| *stop).await;
@@ -103,6 +123,9 @@ pub(crate) async fn run(client: &Client, mut m: ArgMatches, json: bool) -> anyho
     match &deleted {
         Ok(()) => eprintln!("deleted webhook config {id}"),
         Err(e) => eprintln!("error: could not delete webhook config {id}: {e}; delete it with `ricloud-webhook config delete {id}`"),
+    }
+    if let Some(admin) = admin {
+        admin.abort();
     }
     let code = outcome?;
     deleted.map_err(|e| anyhow!("{e}"))?;
@@ -226,18 +249,27 @@ fn config_not_valid(config: &WebhookConfigWithSecret) -> anyhow::Error {
     )
 }
 
-/// A receiver for the config's secret that prints every event: its slug
-/// and id, or with `--json` the event as it arrived.
-fn receiver(secret: Secret, json: bool) -> Receiver {
-    let print = Dispatcher::new().on("*", move |event: Arc<Event>| async move {
-        let mut out = std::io::stdout().lock();
-        let _ = if json {
-            writeln!(out, "{}", String::from_utf8_lossy(event.raw()))
-        } else {
-            writeln!(out, "received {} {}", event.slug(), event.id)
-        };
-        let _ = out.flush();
-        Ok(())
+/// A receiver for the config's secret that prints every event: its slug,
+/// its id and the config's, or with `--json` the event as it arrived.
+fn receiver(secret: Secret, json: bool, config: &str) -> Receiver {
+    let config: Arc<str> = Arc::from(config);
+    let print = Dispatcher::new().on("*", move |event: Arc<Event>| {
+        let config = Arc::clone(&config);
+        async move {
+            let mut out = std::io::stdout().lock();
+            let _ = if json {
+                writeln!(out, "{}", String::from_utf8_lossy(event.raw()))
+            } else {
+                writeln!(
+                    out,
+                    "received {} {} config={config}",
+                    event.slug(),
+                    event.id
+                )
+            };
+            let _ = out.flush();
+            Ok(())
+        }
     });
     Receiver::new(Verifier::new(secret), print)
 }

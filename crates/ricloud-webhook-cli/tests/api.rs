@@ -25,6 +25,7 @@ fn cli(api: &MockApi) -> Command {
     cmd.env_clear()
         .env("RICLOUD_TOKEN", TOKEN)
         .env("RICLOUD_URL", api.url())
+        .env("RICLOUD_WEBHOOK_ADMIN_ADDR", "127.0.0.1:0")
         .stdin(Stdio::null());
     cmd
 }
@@ -501,10 +502,40 @@ fn listen_receives_until(signal: &str) {
         })
         .expect("deliver");
     assert_eq!(status, 200);
+    let config = configs[0]["id"].as_str().expect("an id").to_owned();
     wait_for(
         &listen.lines,
-        &format!("received session.expired {id}"),
+        &format!("received session.expired {id} config={config}"),
         Duration::from_secs(10),
+    );
+    // Its admin listener counts the deliveries: the API's test and this one.
+    let admin = listen
+        .errors
+        .lock()
+        .expect("lock")
+        .iter()
+        .find_map(|l| l.split("admin listener on ").nth(1).map(str::to_owned))
+        .expect("an admin listener line");
+    let admin = admin.split(": ").next().expect("a URL").to_owned();
+    let metrics = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            reqwest::get(format!("{admin}/metrics"))
+                .await
+                .expect("scrape")
+                .text()
+                .await
+                .expect("text")
+        });
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ricloud_webhook_deliveries_total{")
+                && l.contains("reason=\"ok\"")
+                && l.ends_with(" 2")),
+        "{metrics}"
     );
 
     // The signal: the config is deleted, the exit clean.
@@ -684,4 +715,157 @@ fn the_secret_file_replaces_a_symlink_instead_of_writing_through_it() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
+}
+
+/// The receivers' secret in the tests below.
+const RECEIVER_SECRET: &str = "api-test-receiver-secret";
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 marked a CA, as
+/// `openssl req -x509` makes one, and its key, written as PEM files in
+/// `dir`: (certificate file, key file).
+fn self_signed_ca_marked(dir: &Path) -> (PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).expect("certificate");
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).expect("write the certificate");
+    std::fs::write(&key_file, key.serialize_pem()).expect("write the key");
+    (cert_file, key_file)
+}
+
+#[test]
+fn send_test_trusts_the_receivers_own_self_signed_certificate_over_http1_and_http2() {
+    let dir = TempDir::new("tls");
+    let (cert, key) = self_signed_ca_marked(dir.path());
+    let port = free_port();
+    let mut cmd = Command::new(receiver_binary());
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .env("RICLOUD_WEBHOOK_SECRET", RECEIVER_SECRET)
+        .env("RICLOUD_WEBHOOK_ADDR", format!("127.0.0.1:{port}"))
+        .env("RICLOUD_WEBHOOK_DATABASE_URL", "memory")
+        .env("RICLOUD_WEBHOOK_ADMIN_ADDR", "off")
+        .env("RICLOUD_WEBHOOK_TLS_CERT", &cert)
+        .env("RICLOUD_WEBHOOK_TLS_KEY", &key);
+    let receiver = Running::spawn(cmd);
+    receiver.wait_for_error_line("listening on https://", Duration::from_secs(30));
+    let url = format!("https://127.0.0.1:{port}/webhooks");
+
+    let send_test = |extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ricloud-webhook"));
+        cmd.env_clear()
+            .env("RICLOUD_WEBHOOK_SECRET", RECEIVER_SECRET)
+            .args(["send-test", "--url", &url])
+            .args(extra);
+        output(&mut cmd)
+    };
+    let ca = cert.to_str().expect("a path");
+    for http in ["1.1", "2"] {
+        let out = send_test(&["--ca-cert", ca, "--http", http]);
+        assert_eq!(
+            text(&out.stdout),
+            "valid\n",
+            "HTTP/{http}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.status.success());
+    }
+    // Which version was spoken, as `send` shows it.
+    for (http, line) in [("1.1", "HTTP/1.1 200 OK"), ("2", "HTTP/2.0 200 OK")] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ricloud-webhook"));
+        cmd.env_clear()
+            .env("RICLOUD_WEBHOOK_SECRET", RECEIVER_SECRET)
+            .args([
+                "send",
+                "--url",
+                &url,
+                "--event",
+                "task.succeeded",
+                "--ca-cert",
+                ca,
+                "--http",
+                http,
+            ]);
+        let out = output(&mut cmd);
+        assert!(text(&out.stdout).starts_with(line), "{}", text(&out.stdout));
+    }
+    // Without the certificate: invalid, saying what to do.
+    let out = send_test(&[]);
+    let said = text(&out.stdout);
+    assert!(said.starts_with("invalid: "), "{said}");
+    assert!(said.contains("--ca-cert"), "{said}");
+    // Another self-signed certificate is no substitute for the server's.
+    let other = TempDir::new("tls-other");
+    let (other_cert, _) = self_signed_ca_marked(other.path());
+    let out = send_test(&["--ca-cert", other_cert.to_str().expect("a path")]);
+    assert!(
+        text(&out.stdout).starts_with("invalid: "),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn send_says_new_then_duplicate_and_send_test_names_a_wrong_secret() {
+    let dir = TempDir::new("outcome");
+    let port = free_port();
+    let _receiver = Running::receiver(dir.path(), port, RECEIVER_SECRET, "memory");
+    let url = format!("http://127.0.0.1:{port}/webhooks");
+    let body = dir.path().join("body.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ricloud-webhook"));
+    cmd.env_clear()
+        .env("RICLOUD_WEBHOOK_SECRET", RECEIVER_SECRET)
+        .args([
+            "send",
+            "--url",
+            &url,
+            "--event",
+            "poll.completed",
+            "--id",
+            "7e1e4d6a-1c9b-4f61-8d2e-3f5a9b0c1d2e",
+            "--repeat",
+            "2",
+            "--save-body",
+            body.to_str().expect("a path"),
+        ]);
+    let out = output(&mut cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    let outcomes: Vec<&str> = said
+        .lines()
+        .filter(|l| l.starts_with("outcome: "))
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["outcome: ok (new)", "outcome: duplicate"],
+        "{said}"
+    );
+    // The saved body is the event sent, with its id: sent again, a duplicate.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&body).expect("the saved body")).expect("json");
+    assert_eq!(saved["id"], "7e1e4d6a-1c9b-4f61-8d2e-3f5a9b0c1d2e");
+    let mut again = Command::new(env!("CARGO_BIN_EXE_ricloud-webhook"));
+    again
+        .env_clear()
+        .env("RICLOUD_WEBHOOK_SECRET", RECEIVER_SECRET)
+        .args([
+            "send",
+            "--url",
+            &url,
+            "--body",
+            body.to_str().expect("a path"),
+        ]);
+    assert!(text(&output(&mut again).stdout).contains("outcome: duplicate"));
+
+    let mut wrong = Command::new(env!("CARGO_BIN_EXE_ricloud-webhook"));
+    wrong
+        .env_clear()
+        .env("RICLOUD_WEBHOOK_SECRET", "not-the-secret")
+        .args(["send-test", "--url", &url]);
+    let said = text(&output(&mut wrong).stdout);
+    assert!(said.starts_with("invalid: 401 Unauthorized"), "{said}");
+    assert!(said.contains("secret"), "{said}");
 }

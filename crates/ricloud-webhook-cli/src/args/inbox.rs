@@ -19,7 +19,7 @@ pub(super) fn inbox() -> Command {
         .long("json")
         .action(ArgAction::SetTrue)
         .global(true)
-        .help("Print JSON instead of a table");
+        .help("Print the answer as JSON (an array for list) instead of text");
     Command::new("inbox")
         .about("Look into and act on a receiver's durable inbox")
         .long_about(

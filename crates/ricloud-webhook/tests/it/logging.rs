@@ -106,10 +106,7 @@ fn failure_lines_carry_the_event_without_a_span_by_default() {
         .unwrap_or_else(|| panic!("no failure line in {text:?}"));
     assert!(line.contains(&format!("event_id=\"{ID}\"")), "{line}");
     assert!(line.contains("slug=task.failed"), "{line}");
-    assert!(
-        line.contains("reason=\"downstream unavailable\""),
-        "{line}"
-    );
+    assert!(line.contains("reason=\"downstream unavailable\""), "{line}");
     assert!(line.contains("status=500"), "{line}");
     assert!(
         !line.contains("delivery{"),
@@ -143,7 +140,10 @@ fn no_secret_signature_or_body_at_info_and_above() {
         (body("created"), "wrong-secret"),
     ];
     let text = logged(&receiver, Level::INFO, &deliveries);
-    assert!(text.contains("handler failed; asking for redelivery"), "{text}");
+    assert!(
+        text.contains("handler failed; asking for redelivery"),
+        "{text}"
+    );
     assert!(!text.contains(SECRET), "secret logged: {text}");
     assert!(!text.contains(MARKER), "body logged: {text}");
     for (body, key) in &deliveries {
@@ -170,7 +170,10 @@ fn a_handler_message_is_the_failure_line_reason_escaped() {
     let text = logged(&receiver, Level::INFO, &deliveries);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].contains("handler failed; asking for redelivery"), "{text}");
+    assert!(
+        lines[0].contains("handler failed; asking for redelivery"),
+        "{text}"
+    );
     assert!(
         lines[0].contains(r#"reason="first\nERROR forged line \u{1b}[31m""#),
         "{text}"

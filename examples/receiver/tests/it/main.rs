@@ -3,6 +3,7 @@
 //! (`kill -9`), replicas on one PostgreSQL, a database that goes away, and
 //! both delivery modes.
 
+mod configs;
 mod crash;
 mod inline;
 mod ops;
@@ -10,6 +11,7 @@ mod register;
 mod replay;
 mod replicas;
 mod strangers;
+mod tls;
 mod validation;
 
 #[path = "../../../../crates/ricloud-webhook-inbox/tests/support/pg.rs"]
