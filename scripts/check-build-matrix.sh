@@ -16,10 +16,12 @@ clippy() { cargo clippy --quiet --locked "$@" --all-targets -- -D warnings; }
 
 for crate in ricloud-webhook ricloud-webhook-hyper ricloud-webhook-api \
     ricloud-webhook-api-mock ricloud-webhook-inbox ricloud-webhook-cli \
-    ricloud-webhook-testkit ricloud-webhook-examples; do
+    ricloud-webhook-testkit ricloud-webhook-ops ricloud-webhook-examples; do
     echo "clippy -p $crate"
     clippy -p "$crate"
 done
+echo "clippy -p ricloud-webhook-hyper --features tls"
+clippy -p ricloud-webhook-hyper --features tls
 for engine in sqlite postgres; do
     echo "clippy -p ricloud-webhook-inbox --no-default-features --features $engine"
     clippy -p ricloud-webhook-inbox --no-default-features --features "$engine"

@@ -100,8 +100,10 @@ pub async fn serve_tls(
 
 #[cfg(feature = "tls")]
 type Acceptor = tokio_rustls::TlsAcceptor;
+/// Without the `tls` feature no connection is TLS: an acceptor cannot exist.
 #[cfg(not(feature = "tls"))]
-type Acceptor = std::convert::Infallible;
+#[derive(Clone)]
+enum Acceptor {}
 
 async fn serve_with(
     listener: TcpListener,
