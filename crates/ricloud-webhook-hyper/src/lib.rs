@@ -40,10 +40,34 @@
 //! [`WebhookService`] implements `hyper::service::Service` and
 //! `tower::Service` for any request body, so it can be given to hyper's
 //! connection builders or mounted in axum with
-//! `Router::route_service("/webhooks/{id}", service)` (the service sees the
-//! full path, so mount it at its prefix, not with `nest_service`). The
-//! connection limits below are [`serve`]'s; a server of your own must set
-//! its own.
+//! `Router::route_service("/webhooks/{id}", service)`. The service sees
+//! the full path: mount it at its prefix, not with `nest_service`, and make
+//! [`Config::prefix`] the route's (a request outside it is answered 404,
+//! and the first one is logged at WARN with what was expected).
+//!
+//! What belongs to [`serve`] and is then the application's to do:
+//! [`Receiver::begin_shutdown`](ricloud_webhook::Receiver::begin_shutdown)
+//! when draining starts (new deliveries get 503), a `/healthz` route of its
+//! own if its load balancer wants one, and the connection limits and
+//! timeouts below. `examples/axum.rs` does all of it and is compiled into
+//! this crate's tests.
+//!
+//! # TLS
+//!
+//! With the `tls` feature, [`serve_tls`] terminates TLS itself (rustls,
+//! HTTP/2 by ALPN), and [`TlsFiles`] reads the certificate chain and key
+//! from PEM files and reads them again on [`TlsFiles::reload`] (the
+//! example receiver calls it on SIGHUP, through
+//! [`reload_or_shutdown_signal`]) without dropping a connection.
+//!
+//! # Metrics
+//!
+//! Every answer to a delivery is counted in
+//! `ricloud_webhook_deliveries_total{status, reason}` and timed in
+//! `ricloud_webhook_delivery_seconds` ([`telemetry`]), through the
+//! `metrics` facade: nothing is recorded until the application installs a
+//! recorder. Each answer also carries its reason in the
+//! `Ricloud-Webhook-Outcome` header (`ok`, `duplicate`, `bad_signature`, ...).
 //!
 //! # Security: strangers cannot shut the API out
 //!
@@ -99,7 +123,7 @@
 //!
 //! | flag | default | what |
 //! |---|---|---|
-//! | (none) | | no optional features |
+//! | `tls` | no | [`serve_tls`] and [`TlsFiles`] (rustls; the application installs its crypto provider) |
 //!
 //! # Minimum supported Rust version
 //!

@@ -109,3 +109,50 @@ pub fn verified_event(body: impl Into<Vec<u8>>) -> VerifiedEvent {
         .expect("signed just now");
     VerifiedEvent::parse(verified).expect("an event")
 }
+
+/// A log writer for a test's tracing subscriber: everything written,
+/// shared with the test.
+///
+/// ```
+/// let logged = ricloud_webhook_testkit::Captured::default();
+/// let subscriber = tracing_subscriber::fmt().with_writer(logged.clone()).with_ansi(false).finish();
+/// tracing::subscriber::with_default(subscriber, || tracing::warn!("said"));
+/// assert!(logged.text().contains("WARN"));
+/// ```
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self {
+        self.clone()
+    }
+}
+
+impl std::fmt::Debug for Captured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Captured").finish_non_exhaustive()
+    }
+}

@@ -2,51 +2,18 @@
 //! the event id and slug, the `delivery` span at its configured level, and
 //! never the secret, a signature or the body at `INFO` and above.
 
-use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Method};
 use ricloud_webhook::{sign, Delivery, Dispatcher, Event, HandlerError, Receiver, Verifier};
+use ricloud_webhook_testkit::Captured;
 use tracing::Level;
-use tracing_subscriber::fmt::MakeWriter;
 
 use crate::{at, block_on, secret, NOW};
 
 const ID: &str = "0b5c6f4e-0d57-4a51-9d25-5d1f1e0c3a77";
 const SECRET: &str = "log-test-secret-7f3a";
 const MARKER: &str = "private-body-marker-91c2";
-
-/// Everything the subscriber writes, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Ok(mut b) = self.0.lock() {
-            b.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Self;
-
-    fn make_writer(&'a self) -> Self {
-        self.clone()
-    }
-}
 
 fn body(action: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
