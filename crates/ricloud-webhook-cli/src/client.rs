@@ -156,10 +156,14 @@ impl Response {
 
     /// The receiver's short reason, from its
     /// [`Reason::OUTCOME_HEADER`](ricloud_webhook::Reason::OUTCOME_HEADER)
-    /// answer header (`ok` for a new event, `duplicate` for one it had,
-    /// `bad_signature`, ...), when it sets one.
+    /// answer header (`duplicate` for an event it had, `bad_signature`,
+    /// ...); `ok` for a 2xx without it, a new event taken.
     pub fn outcome(&self) -> Option<&str> {
-        self.outcome.as_deref()
+        match &self.outcome {
+            Some(outcome) => Some(outcome),
+            None if self.is_success() => Some("ok"),
+            None => None,
+        }
     }
 
     /// Whether the status is 2xx: what the API counts as delivered.

@@ -645,7 +645,11 @@ fn send_every_documented_event() {
         .env(SECRET_ENV, SECRET);
         let out = run(cmd, b"");
         assert_eq!(code(&out), 0, "{slug}: {}", stderr(&out));
-        assert_eq!(stdout(&out), "HTTP/1.1 200 OK\nOK\n", "{slug}");
+        assert_eq!(
+            stdout(&out),
+            "HTTP/1.1 200 OK\nOK\noutcome: ok (new)\n",
+            "{slug}"
+        );
         let seen = seen(&rx);
         assert_eq!(seen.verdict, Ok(()), "{slug}");
         assert_eq!(seen.slug.as_deref(), Some(slug));

@@ -87,7 +87,41 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// `DELIVERY_COUNT=N` runs N deliveries without criterion (and
+/// `DELIVERY_SETUP_ONLY=1` only builds their requests), for counting
+/// instructions with `perf stat`: a figure this shared machine's noise
+/// does not move.
+fn counted(n: u64) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let secret = Secret::new(SECRET).expect("a secret");
+    let service = WebhookService::new(Receiver::queued(Verifier::new(secret.clone()), Takes));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let setup_only = std::env::var_os("DELIVERY_SETUP_ONLY").is_some();
+    for i in 1..=n {
+        let request = request(i, &secret, now);
+        if !setup_only {
+            let response = runtime.block_on(service.handle(request));
+            assert_eq!(response.status(), 200);
+        } else {
+            black_box(request);
+        }
+    }
+}
+
 fn benches() {
+    if let Some(n) = std::env::var("DELIVERY_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        counted(n);
+        return;
+    }
     let mut criterion = Criterion::default().configure_from_args();
     bench(&mut criterion);
 }

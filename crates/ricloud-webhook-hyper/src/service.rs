@@ -116,9 +116,9 @@ impl WebhookService {
         B::Error: Into<BoxError>,
     {
         match self.shared.admit(request) {
-            Admit::Deliver(parts, body, declared) => {
+            Admit::Deliver(parts, body, declared, started) => {
                 let Ok(response) = Arc::clone(&self.shared)
-                    .deliver(parts, body, declared)
+                    .deliver(parts, body, declared, started)
                     .await;
                 response
             }
@@ -131,9 +131,9 @@ impl WebhookService {
 enum Admit<B> {
     /// Answer now (health check, wrong route, method, type or length).
     Answer(WebhookResponse),
-    /// A delivery to read and receive: the request's head, its body, and
-    /// the length it declared.
-    Deliver(Parts, B, Option<u64>),
+    /// A delivery to read and receive: the request's head, its body, the
+    /// length it declared, and when it arrived.
+    Deliver(Parts, B, Option<u64>, Instant),
 }
 
 impl Shared {
@@ -145,14 +145,16 @@ impl Shared {
             return Admit::Answer(text(StatusCode::OK, "ok", "ok"));
         }
         let started = Instant::now();
-        let admitted = self.check_head(request);
-        if matches!(admitted, Admit::Answer(_)) {
-            telemetry::delivery_seconds(started.elapsed());
+        match self.check_head(request, started) {
+            Admit::Answer(response) => {
+                telemetry::delivery_seconds(started.elapsed());
+                Admit::Answer(response)
+            }
+            deliver => deliver,
         }
-        admitted
     }
 
-    fn check_head<B>(&self, request: Request<B>) -> Admit<B> {
+    fn check_head<B>(&self, request: Request<B>, started: Instant) -> Admit<B> {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
         if !self.is_webhook_path(path) {
@@ -184,14 +186,16 @@ impl Shared {
         if declared.is_some_and(|len| len > self.config.body_limit as u64) {
             return Admit::Answer(too_large(self.config.body_limit));
         }
-        Admit::Deliver(parts, body, declared)
+        Admit::Deliver(parts, body, declared, started)
     }
 
     /// The first request to a path outside the webhook route: logged once
     /// at WARN with what was expected, since a service mounted under
     /// another prefix than [`Config::prefix`] answers every delivery 404.
     fn warn_once_about_route(&self, path: &str) {
-        if self.warned_route.swap(true, Ordering::Relaxed) {
+        if self.warned_route.load(Ordering::Relaxed)
+            || self.warned_route.swap(true, Ordering::Relaxed)
+        {
             return;
         }
         let path: String = path.chars().take(100).collect();
@@ -216,13 +220,13 @@ impl Shared {
         parts: Parts,
         body: B,
         declared: Option<u64>,
+        started: Instant,
     ) -> Result<WebhookResponse, Infallible>
     where
         B: Body + Unpin,
         B::Data: Into<Bytes>,
         B::Error: Into<BoxError>,
     {
-        let started = Instant::now();
         let response = self.deliver_timed(parts, body, declared).await;
         telemetry::delivery_seconds(started.elapsed());
         Ok(response)
@@ -345,12 +349,13 @@ impl Shared {
             return false;
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        let segments = if self.receiver.verifiers().is_named() {
-            2
+        let segment = |s: &str| !s.is_empty() && !s.contains('/');
+        if self.receiver.verifiers().is_named() {
+            rest.split_once('/')
+                .is_some_and(|(config, id)| segment(config) && segment(id))
         } else {
-            1
-        };
-        rest.split('/').count() == segments && rest.split('/').all(|s| !s.is_empty())
+            segment(rest)
+        }
     }
 
     /// A 503 with `Retry-After` for a delivery not taken now (`overloaded`).
@@ -415,7 +420,8 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
 }
 
 /// A plain-text answer carrying its reason's label in
-/// [`Reason::OUTCOME_HEADER`](ricloud_webhook::Reason::OUTCOME_HEADER).
+/// [`Reason::OUTCOME_HEADER`](ricloud_webhook::Reason::OUTCOME_HEADER),
+/// but for `ok`: a 2xx without the header is a new event taken.
 fn text(status: StatusCode, label: &'static str, body: impl Into<Bytes>) -> WebhookResponse {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
@@ -424,7 +430,10 @@ fn text(status: StatusCode, label: &'static str, body: impl Into<Bytes>) -> Webh
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    headers.insert(OUTCOME_HEADER, HeaderValue::from_static(label));
+    // A new event taken is the common answer, and the only one without it.
+    if label != "ok" {
+        headers.insert(OUTCOME_HEADER, HeaderValue::from_static(label));
+    }
     response
 }
 
@@ -467,8 +476,8 @@ where
         match self.shared.admit(request) {
             // Boxed as it is, without a wrapper: it fits the allocator's
             // per-thread cache (see `future_size` below).
-            Admit::Deliver(parts, body, declared) => {
-                Box::pin(Arc::clone(&self.shared).deliver(parts, body, declared))
+            Admit::Deliver(parts, body, declared, started) => {
+                Box::pin(Arc::clone(&self.shared).deliver(parts, body, declared, started))
             }
             Admit::Answer(response) => Box::pin(std::future::ready(Ok(response))),
         }

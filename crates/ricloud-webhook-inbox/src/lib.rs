@@ -10,6 +10,13 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let inbox = Inbox::connect("sqlite://ricloud-webhook.db").await?;
+//!     // SQLite serves one process: rows a previous run left `running`
+//!     // (killed mid-handler) are this one's to take back. Not on
+//!     // PostgreSQL, where another replica may be running them: leases
+//!     // take those back.
+//!     if !inbox.is_postgres() {
+//!         inbox.take_back_abandoned().await?;
+//!     }
 //!     let dispatcher = Dispatcher::new().on("task.succeeded", |event: Arc<Event>| async move {
 //!         println!("task done: {}", event.id);
 //!         Ok(())
@@ -57,9 +64,12 @@
 //! # The table
 //!
 //! One table, `ricloud_inbox`, is both the deduplication set and the queue,
-//! keyed by event id: slug, body, state (`pending`, `running`, `done`,
-//! `dead`), attempts, next run time, lease owner, token and expiry, last
-//! error, and times (milliseconds since the epoch). It is created and
+//! keyed by event id: slug, body, the webhook config that delivered it
+//! (when the receiver serves several; [`Row::config`], and
+//! [`Event::config`](ricloud_webhook::Event::config) for the handlers),
+//! state (`pending`, `running`, `done`, `dead`), attempts, next run time,
+//! lease owner, token and expiry, last error, and times (milliseconds since
+//! the epoch). It is created and
 //! upgraded by migrations embedded in this crate (`migrations/`), recorded
 //! in `ricloud_inbox_migrations`.
 //!
@@ -117,6 +127,16 @@
 //!   a slot keep their leases.
 //! - **Retention**: `done` rows are deleted after 7 days (configurable);
 //!   `dead` rows are kept until replayed ([`Inbox::replay`]) or purged.
+//!
+//! # Operating it
+//!
+//! [`Inbox::record_metrics`] reads the counts by state and the oldest
+//! pending event's age into gauges, and [`Inbox::ping`] says whether the
+//! database answers; an admin listener calls them on each scrape and
+//! readiness check (`ricloud-webhook-ops`). Group commits are timed and
+//! dead events counted as they happen ([`telemetry`]). Every failed run is
+//! logged at WARN (retried) or ERROR (dead) with the event's id, slug and
+//! config and the handler's reason, escaped.
 //!
 //! # Feature flags
 //!

@@ -18,11 +18,11 @@ pub const COMMIT_SECONDS: &str = "ricloud_webhook_inbox_commit_seconds";
 pub const DEAD: &str = "ricloud_webhook_inbox_dead_total";
 
 pub(crate) fn commit_seconds(took: Duration) {
-    metrics::histogram!(COMMIT_SECONDS).record(took.as_secs_f64());
+    metrics::histogram!("ricloud_webhook_inbox_commit_seconds").record(took.as_secs_f64());
 }
 
 pub(crate) fn dead() {
-    metrics::counter!(DEAD).increment(1);
+    metrics::counter!("ricloud_webhook_inbox_dead_total").increment(1);
 }
 
 impl Inbox {

@@ -186,7 +186,10 @@ async fn ready(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
 /// # Errors
 /// [`AdminError::Addr`] for anything else that is not a socket address.
 pub fn admin_addr_from_env() -> Result<Option<SocketAddr>, AdminError> {
-    let value = std::env::var(ADMIN_ADDR_ENV).unwrap_or_default();
+    admin_addr(&std::env::var(ADMIN_ADDR_ENV).unwrap_or_default())
+}
+
+fn admin_addr(value: &str) -> Result<Option<SocketAddr>, AdminError> {
     let value = match value.trim() {
         "" => DEFAULT_ADMIN_ADDR,
         "off" => return Ok(None),
@@ -252,5 +255,37 @@ impl fmt::Debug for Admin {
             )
             .field("hooks", &self.hooks.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_address_is_loopback_unless_set_and_off_turns_it_off() {
+        let default: SocketAddr = DEFAULT_ADMIN_ADDR.parse().expect("an address");
+        assert!(default.ip().is_loopback());
+        assert_eq!(admin_addr("").expect("valid"), Some(default));
+        assert_eq!(admin_addr("off").expect("valid"), None);
+        assert_eq!(
+            admin_addr("0.0.0.0:9000").expect("valid"),
+            Some("0.0.0.0:9000".parse().expect("an address"))
+        );
+        assert!(matches!(admin_addr("localhost"), Err(AdminError::Addr(_))));
+    }
+
+    #[tokio::test]
+    async fn readiness_names_each_failing_check() {
+        let admin = Admin {
+            prometheus: PrometheusBuilder::new().build_recorder().handle(),
+            checks: Vec::new(),
+            hooks: Vec::new(),
+        }
+        .ready_when("fine", || async { Ok(()) })
+        .ready_when("database", || async {
+            Err("connection refused".to_owned())
+        });
+        assert_eq!(admin.not_ready().await, ["database: connection refused"]);
     }
 }

@@ -108,7 +108,7 @@
 //! | 200 | inline: handled; a duplicate of an event already handled; no handler matches (unknown slugs included, and `webhook_config.test` with no handler); a handler gave up with [`HandlerError::give_up`]; the data does not fit a handler's typed view (logged at ERROR with the event id and the view; [`OnViewMismatch::Redeliver`] makes it 500). Queued: the verified event is committed to the [`EventQueue`], or a copy of it already was |
 //! | 400 | malformed signature header; verified body that is not an event (an `id`, `type` or `action` with a control character or over [`Event::MAX_NAME_LEN`] bytes included: it cannot be stored or logged safely); path id different from body id |
 //! | 401 | missing signature header; no secret matches; timestamp outside the window |
-//! | 404 | no event id in the path: the receiver takes the last non-empty segment (one trailing `/` allowed) as the id and knows no prefix; the adapter answers 404 for every path but `<prefix>/<id>` |
+//! | 404 | no event id in the path: the receiver takes the last non-empty segment (one trailing `/` allowed) as the id and knows no prefix; the adapter answers 404 for every path but `<prefix>/<id>`. With several configs ([`Verifiers::named`]), a segment before the id that names no config served |
 //! | 405 | method other than POST |
 //! | 500 | inline: a handler asked for redelivery or panicked |
 //! | 503 | shutting down; the store is full of events inside the replay window; the store or the queue failed (a database error); another replica is handling the event |
@@ -130,6 +130,19 @@
 //! In both, a store or queue error is answered 503 (the adapter adds
 //! `Retry-After`), never 200. The adapter also adds 408, 413, 415, and 503
 //! for overload and handler timeouts.
+//!
+//! # Several webhook configs
+//!
+//! A receiver built with [`Verifiers::named`] serves several webhook
+//! configs, each on its own path (`<prefix>/<config name>/<event id>`) with
+//! its own secrets: one config's secret is refused on another's path. The
+//! name is the event's [`Event::config`], which durable stores record.
+//!
+//! # Metrics
+//!
+//! Handler runs and their time, and which secret verified each delivery,
+//! are recorded through the `metrics` facade ([`telemetry`]); nothing is
+//! recorded until the application installs a recorder.
 //!
 //! # Handlers
 //!

@@ -328,8 +328,10 @@ impl Reason {
         }
     }
 
-    /// The answer header that carries [`label`](Self::label), so a sender
-    /// can tell a new event (`ok`) from a duplicate (`duplicate`).
+    /// The answer header that carries [`label`](Self::label) on every
+    /// answer of the hyper endpoint but the commonest, a new event taken
+    /// (`ok`), which goes without it: a 2xx without the header is a new
+    /// event, one with `duplicate` an event the receiver had.
     pub const OUTCOME_HEADER: &'static str = "ricloud-webhook-outcome";
 }
 
