@@ -294,3 +294,45 @@ async fn a_redirected_log_has_no_escape_codes() {
         assert!(!line.contains('\u{1b}'), "an escape code: {line:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_fails_while_shutting_down() {
+    let dir = TempDir::new("ready-shutdown");
+    // Inline, with handlers that take their time: a delivery is still in
+    // flight when SIGTERM comes, so the process drains for a while.
+    let receiver = Process::start(
+        dir.path(),
+        &[
+            ("RICLOUD_WEBHOOK_DATABASE_URL", "memory"),
+            ("RICLOUD_WEBHOOK_HANDLER_DELAY_MS", "3000"),
+        ],
+    );
+    let admin = receiver.admin.clone().expect("an admin listener");
+    assert_eq!(get(&admin, "/readyz").await.0, 200);
+    let base = receiver.base();
+    let in_flight =
+        tokio::spawn(async move { Api::new().deliver(&base, &event_body(&id(1))).await });
+    // Verified (so counted) before its handler runs, which then waits.
+    eventually(
+        "the delivery in flight",
+        Duration::from_secs(10),
+        || async {
+            get(&admin, "/metrics")
+                .await
+                .1
+                .contains("ricloud_webhook_secret_matched_total{secret=\"current\"} 1")
+        },
+    )
+    .await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &receiver.pid().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    eventually("/readyz answers 503", Duration::from_secs(5), || async {
+        let (status, body) = get(&admin, "/readyz").await;
+        status == 503 && body.contains("receiver: shutting down")
+    })
+    .await;
+    assert_eq!(in_flight.await.expect("joined"), Some(200));
+}
