@@ -624,3 +624,50 @@ fn a_stored_event_is_read_back_for_dispatch() {
     assert_eq!(&event.event().raw()[..], &body[..]);
     assert!(ricloud_webhook::StoredEvent::from_store(&b"{}"[..], None).is_err());
 }
+
+#[test]
+fn several_configs_each_accept_their_own_secret_on_their_own_path_only() {
+    use ricloud_webhook::Verifiers;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let dispatcher = Dispatcher::new().on("*", move |event: Arc<Event>| {
+        s.lock()
+            .expect("lock")
+            .push(event.config().map(str::to_owned));
+        async { Ok(()) }
+    });
+    let verifiers = Verifiers::named()
+        .config("a", Verifier::new(secret("secret-a")))
+        .and_then(|v| v.config("b", Verifier::new(secret("secret-b"))))
+        .expect("valid names");
+    let receiver = Receiver::new(verifiers, dispatcher);
+    let deliver = |path: &str, key: &str, id: &str| {
+        let body = event_body(id, "task", "succeeded");
+        let mut req = Req::signed(id, body.clone(), NOW);
+        let header = sign(&secret(key), NOW, &body).to_string();
+        req.headers.insert(
+            "Ricloud-Signature",
+            HeaderValue::from_str(&header).expect("ascii"),
+        );
+        req.path = format!("/webhooks/{path}/{id}");
+        receive(&receiver, &req)
+    };
+    let id = |n: u32| format!("00000000-0000-4000-8000-{n:012}");
+
+    let crossed = deliver("b", "secret-a", &id(1));
+    assert_eq!(crossed.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(crossed.config(), Some("b"));
+    assert_eq!(crossed.reason().label(), "bad_signature");
+    let unknown = deliver("c", "secret-a", &id(2));
+    assert_eq!(unknown.reason(), &Reason::UnknownConfig);
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
+    let a = deliver("a", "secret-a", &id(3));
+    let b = deliver("b", "secret-b", &id(4));
+    assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(a.event().and_then(|e| e.config()), Some("a"));
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [Some("a".to_owned()), Some("b".to_owned())]
+    );
+}
