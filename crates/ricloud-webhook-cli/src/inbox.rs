@@ -41,14 +41,35 @@ pub(crate) fn run(mut m: ArgMatches) -> anyhow::Result<u8> {
     })
 }
 
-async fn list(inbox: &Inbox, m: &ArgMatches, json: bool) -> anyhow::Result<u8> {
-    let mut filter = ListFilter::default().limit(m.get_one::<u32>("limit").copied().unwrap_or(50));
-    if let Some(state) = m.get_one::<String>("state") {
+/// The filter that `--state`, `--slug`, `--config`, `--id`, `--since` and
+/// `--until` give, those of them the command has.
+fn filter_from(m: &ArgMatches) -> anyhow::Result<ListFilter> {
+    let now = SystemTime::now();
+    let text = |id: &str| m.try_get_one::<String>(id).ok().flatten().cloned();
+    let mut filter = ListFilter::default();
+    if let Some(state) = text("state") {
         filter = filter.state(state.parse()?);
     }
-    if let Some(slug) = m.get_one::<String>("slug") {
-        filter = filter.slug(slug.clone());
+    if let Some(slug) = text("slug") {
+        filter = filter.slug(slug);
     }
+    if let Some(config) = text("config") {
+        filter = filter.config(config);
+    }
+    if let Some(id) = text("id-filter") {
+        filter = filter.event_id(id);
+    }
+    if let Some(since) = text("since") {
+        filter = filter.since(parse_time(&since, now)?);
+    }
+    if let Some(until) = text("until") {
+        filter = filter.until(parse_time(&until, now)?);
+    }
+    Ok(filter)
+}
+
+async fn list(inbox: &Inbox, m: &ArgMatches, json: bool) -> anyhow::Result<u8> {
+    let filter = filter_from(m)?.limit(m.get_one::<u32>("limit").copied().unwrap_or(50));
     let rows = inbox.list(&filter).await?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -129,18 +150,33 @@ async fn show(inbox: &Inbox, m: &mut ArgMatches, json: bool) -> anyhow::Result<u
 }
 
 async fn replay(inbox: &Inbox, m: &mut ArgMatches, json: bool) -> anyhow::Result<u8> {
-    let which = if m.get_flag("dead") {
-        Replay::Dead
-    } else if let Some(since) = m.remove_one::<String>("since") {
-        Replay::Since(parse_time(&since, SystemTime::now())?)
+    let ids: Vec<String> = m
+        .remove_many::<String>("ids")
+        .into_iter()
+        .flatten()
+        .collect();
+    let which = if ids.is_empty() {
+        // `--dead`, `--since` and the filters select together.
+        let mut filter = filter_from(m)?;
+        if m.get_flag("dead") {
+            filter = filter.state(RowState::Dead);
+        }
+        Replay::Matching(filter)
     } else {
-        Replay::Ids(
-            m.remove_many::<String>("ids")
-                .into_iter()
-                .flatten()
-                .collect(),
-        )
+        Replay::Ids(ids)
     };
+    if m.get_flag("dry-run") {
+        let Replay::Matching(filter) = &which else {
+            return Err(anyhow!("--dry-run counts a selection by filter, not ids"));
+        };
+        let count = inbox.count(filter).await?;
+        if json {
+            println!("{}", json!({ "would_replay": count }));
+        } else {
+            println!("{count} event(s) match; nothing was changed (without --dry-run they are put back to pending, running ones aside)");
+        }
+        return Ok(0);
+    }
     let changed = inbox.replay(&which).await?;
     if json {
         println!("{}", json!({ "replayed": changed }));

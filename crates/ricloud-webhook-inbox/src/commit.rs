@@ -106,6 +106,8 @@ pub(crate) struct NewRow {
     pub(crate) body: Bytes,
     /// The webhook config that delivered it, when the receiver serves several.
     pub(crate) config: Option<String>,
+    /// Which secret verified it; `None` when fetched from the API.
+    pub(crate) matched_secret: Option<i32>,
     /// When it was received, by the receiver's clock (shown to operators).
     pub(crate) received_ms: i64,
 }

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use crate::commit::{Committer, InlineClaim, NewRow};
 use crate::db::{on_db, Db};
-use crate::rows::{read_row, ListFilter, Replay, Row, RowState, RowWithBody, Stats};
+use crate::rows::{read_row, ListFilter, Replay, Row, RowWithBody, Stats};
 use crate::InboxError;
 
 /// A durable inbox on SQLite or PostgreSQL: one table that is both the
@@ -51,6 +51,13 @@ pub(crate) struct Shared {
     pub(crate) wake: Arc<Notify>,
     /// This process's name on the leases it takes.
     pub(crate) owner: String,
+}
+
+/// The columns [`read_row`] reads, in its order.
+macro_rules! row_columns {
+    () => {
+        "event_id, slug, state, attempts, run_at, lease_owner, lease_expires, last_error, received_at, updated_at, done_at, config, matched_secret"
+    };
 }
 
 impl Inbox {
@@ -116,25 +123,56 @@ impl Inbox {
     /// # Errors
     /// When the database cannot be read.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Row>, InboxError> {
-        let state = filter.state.map(RowState::as_str);
-        let limit = i64::from(filter.limit);
         let rows = on_db!(&self.inner.db, pool => {
-            sqlx::query(
-                "SELECT event_id, slug, state, attempts, run_at, lease_owner, lease_expires, last_error, received_at, updated_at, done_at, config \
-                 FROM ricloud_inbox WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR slug = $2) \
-                 ORDER BY received_at DESC, event_id LIMIT $3",
-            )
-            .bind(state)
-            .bind(filter.slug.as_deref())
-            .bind(limit)
-            .fetch_all(pool)
-            .await
-            .map_err(InboxError::database)?
-            .iter()
-            .map(read_row)
-            .collect::<Result<Vec<_>, sqlx::Error>>()
+            let mut query = sqlx::QueryBuilder::new(concat!("SELECT ", row_columns!(), " FROM ricloud_inbox"));
+            filter.push_where(&mut query, true);
+            query
+                .push(" ORDER BY received_at DESC, event_id LIMIT ")
+                .push_bind(i64::from(filter.limit));
+            query
+                .build()
+                .fetch_all(pool)
+                .await
+                .map_err(InboxError::database)?
+                .iter()
+                .map(read_row)
+                .collect::<Result<Vec<_>, sqlx::Error>>()
         });
         rows.map_err(InboxError::database)
+    }
+
+    /// How many events `filter` selects (its cursor and limit aside).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn count(&self, filter: &ListFilter) -> Result<u64, InboxError> {
+        let count: i64 = on_db!(&self.inner.db, pool => {
+            let mut query = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM ricloud_inbox");
+            filter.push_where(&mut query, false);
+            query.build().fetch_one(pool).await.and_then(|r| r.try_get(0))
+        })
+        .map_err(InboxError::database)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// The slugs and configs the inbox holds events of, each sorted: what a
+    /// filter can choose from.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn seen(&self) -> Result<(Vec<String>, Vec<String>), InboxError> {
+        on_db!(&self.inner.db, pool => {
+            let slugs = sqlx::query_scalar("SELECT DISTINCT slug FROM ricloud_inbox ORDER BY slug")
+                .fetch_all(pool)
+                .await;
+            let configs = sqlx::query_scalar(
+                "SELECT DISTINCT config FROM ricloud_inbox WHERE config IS NOT NULL ORDER BY config",
+            )
+            .fetch_all(pool)
+            .await;
+            slugs.and_then(|s| Ok((s, configs?)))
+        })
+        .map_err(InboxError::database)
     }
 
     /// One stored event with its body.
@@ -145,14 +183,13 @@ impl Inbox {
     pub async fn get(&self, event_id: &str) -> Result<RowWithBody, InboxError> {
         let found = on_db!(&self.inner.db, pool => {
             sqlx::query(
-                "SELECT event_id, slug, state, attempts, run_at, lease_owner, lease_expires, last_error, received_at, updated_at, done_at, config, body \
-                 FROM ricloud_inbox WHERE event_id = $1",
+                concat!("SELECT ", row_columns!(), ", body FROM ricloud_inbox WHERE event_id = $1"),
             )
             .bind(event_id)
             .fetch_optional(pool)
             .await
             .map_err(InboxError::database)?
-            .map(|r| (read_row(&r), r.try_get::<Vec<u8>, _>(12)))
+            .map(|r| (read_row(&r), r.try_get::<Vec<u8>, _>(13)))
         });
         let Some((row, body)) = found else {
             return Err(InboxError::not_found(event_id));
@@ -198,6 +235,17 @@ impl Inbox {
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())
+            })
+            .map_err(InboxError::database)?,
+            Replay::Matching(filter) => on_db!(&self.inner.db, pool => {
+                let mut query = sqlx::QueryBuilder::new(
+                    "UPDATE ricloud_inbox SET state = 'pending', run_at = (SELECT now_ms FROM ricloud_inbox_clock), attempts = 0, \
+                     lease_owner = NULL, lease_expires = NULL, updated_at = (SELECT now_ms FROM ricloud_inbox_clock) \
+                     WHERE state <> 'running' AND event_id IN (SELECT event_id FROM ricloud_inbox",
+                );
+                filter.push_where(&mut query, false);
+                query.push(")");
+                query.build().execute(pool).await.map(|r| r.rows_affected())
             })
             .map_err(InboxError::database)?,
             Replay::Since(since) => on_db!(&self.inner.db, pool => {
@@ -338,7 +386,11 @@ impl Inbox {
         event: &Event,
         now: SystemTime,
     ) -> Result<Enqueued, InboxError> {
-        let new = self.inner.committer.enqueue(new_row(event, now)).await?;
+        let new = self
+            .inner
+            .committer
+            .enqueue(new_row(event, None, now))
+            .await?;
         Ok(if new {
             Enqueued::New
         } else {
@@ -353,19 +405,25 @@ impl EventQueue for Inbox {
         event: &'a VerifiedEvent,
         now: SystemTime,
     ) -> StoreFuture<'a, Enqueued> {
-        Box::pin(async move { Ok(self.enqueue_fetched(event.event(), now).await?) })
+        Box::pin(async move {
+            let row = new_row(event.event(), Some(event.matched_secret()), now);
+            Ok(if self.inner.committer.enqueue(row).await? {
+                Enqueued::New
+            } else {
+                Enqueued::AlreadyQueued
+            })
+        })
     }
 }
 
 impl DeliveryStore for Inbox {
     fn claim<'a>(&'a self, event: &'a VerifiedEvent, now: SystemTime) -> StoreFuture<'a, Claim> {
-        let event = event.event();
         Box::pin(async move {
             let claim = self
                 .inner
                 .committer
                 .claim(
-                    new_row(event, now),
+                    new_row(event.event(), Some(event.matched_secret()), now),
                     self.inner.owner.clone(),
                     self.inline_lease,
                 )
@@ -396,8 +454,9 @@ impl DeliveryStore for Inbox {
     // redelivery after that takes the event over.
 }
 
-fn new_row(event: &Event, now: SystemTime) -> NewRow {
+fn new_row(event: &Event, matched_secret: Option<usize>, now: SystemTime) -> NewRow {
     NewRow {
+        matched_secret: matched_secret.map(|i| i32::try_from(i).unwrap_or(i32::MAX)),
         event_id: event.id.clone(),
         slug: event.slug(),
         body: event.raw().clone(),

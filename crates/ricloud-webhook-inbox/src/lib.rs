@@ -162,7 +162,7 @@ mod worker;
 
 pub use error::InboxError;
 pub use inbox::Inbox;
-pub use rows::{ListFilter, Replay, Row, RowState, RowWithBody, Stats};
+pub use rows::{Cursor, ListFilter, Replay, Row, RowState, RowWithBody, Stats};
 #[cfg(feature = "postgres")]
 pub use worker::TransactionalHandler;
 pub use worker::{TxFuture, WorkerConfig, Workers, WorkersBuilder};

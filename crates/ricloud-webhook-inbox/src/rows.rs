@@ -34,6 +34,9 @@ where
         updated_at: time(r.try_get(9)?),
         done_at: r.try_get::<Option<i64>, _>(10)?.map(time),
         config: r.try_get(11)?,
+        matched_secret: r
+            .try_get::<Option<i32>, _>(12)?
+            .and_then(|i| u32::try_from(i).ok()),
     })
 }
 
@@ -117,6 +120,9 @@ pub struct Row {
     /// The webhook config that delivered it, when the receiver serves
     /// several ([`Event::config`](ricloud_webhook::Event::config)).
     pub config: Option<String>,
+    /// Which of the receiver's secrets verified it: 0 the current one, 1..
+    /// a previous one; `None` for an event fetched from the API.
+    pub matched_secret: Option<u32>,
 }
 
 /// A stored event: its row and the body exactly as it was verified.
@@ -146,6 +152,17 @@ pub struct ListFilter {
     pub state: Option<RowState>,
     /// Only events with this slug.
     pub slug: Option<String>,
+    /// Only events received at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only events received before this time.
+    pub until: Option<SystemTime>,
+    /// Only events delivered by this webhook config.
+    pub config: Option<String>,
+    /// Only the event with this id.
+    pub event_id: Option<String>,
+    /// Only events after this one in the listing's order (newest first):
+    /// the next page's start.
+    pub after: Option<Cursor>,
     /// At most this many (default 50).
     pub limit: u32,
 }
@@ -155,8 +172,52 @@ impl Default for ListFilter {
         Self {
             state: None,
             slug: None,
+            since: None,
+            until: None,
+            config: None,
+            event_id: None,
+            after: None,
             limit: 50,
         }
+    }
+}
+
+/// Where a page of [`Inbox::list`](crate::Inbox::list) ended: the last
+/// row's arrival and id. Written and read as `<milliseconds>.<event id>`
+/// for a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub(crate) received_ms: i64,
+    pub(crate) event_id: String,
+}
+
+impl Cursor {
+    /// The cursor after `row`.
+    pub fn after(row: &Row) -> Self {
+        Self {
+            received_ms: crate::inbox::millis(row.received_at),
+            event_id: row.event_id.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.received_ms, self.event_id)
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = InboxError;
+
+    fn from_str(s: &str) -> Result<Self, InboxError> {
+        let bad =
+            || InboxError::config(format!("{s:?} is not a cursor (<milliseconds>.<event id>)"));
+        let (ms, id) = s.split_once('.').ok_or_else(bad)?;
+        Ok(Self {
+            received_ms: ms.parse().map_err(|_| bad())?,
+            event_id: id.to_owned(),
+        })
     }
 }
 
@@ -175,11 +236,91 @@ impl ListFilter {
         self
     }
 
+    /// Only events received at or after `since`.
+    #[must_use]
+    pub fn since(mut self, since: SystemTime) -> Self {
+        self.since = Some(since);
+        self
+    }
+
+    /// Only events received before `until`.
+    #[must_use]
+    pub fn until(mut self, until: SystemTime) -> Self {
+        self.until = Some(until);
+        self
+    }
+
+    /// Only events delivered by the webhook config `config`.
+    #[must_use]
+    pub fn config(mut self, config: impl Into<String>) -> Self {
+        self.config = Some(config.into());
+        self
+    }
+
+    /// Only the event `event_id`.
+    #[must_use]
+    pub fn event_id(mut self, event_id: impl Into<String>) -> Self {
+        self.event_id = Some(event_id.into());
+        self
+    }
+
+    /// Only events after `cursor` (the next page).
+    #[must_use]
+    pub fn after(mut self, cursor: Cursor) -> Self {
+        self.after = Some(cursor);
+        self
+    }
+
     /// At most `limit` events.
     #[must_use]
     pub fn limit(mut self, limit: u32) -> Self {
         self.limit = limit;
         self
+    }
+
+    /// Appends ` WHERE ...` for the filter's conditions (the cursor's
+    /// included when `paged`) to `query`.
+    pub(crate) fn push_where<DB>(&self, query: &mut sqlx::QueryBuilder<DB>, paged: bool)
+    where
+        DB: sqlx::Database,
+        for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    {
+        query.push(" WHERE 1 = 1");
+        if let Some(state) = self.state {
+            query
+                .push(" AND state = ")
+                .push_bind(state.as_str().to_owned());
+        }
+        if let Some(slug) = &self.slug {
+            query.push(" AND slug = ").push_bind(slug.clone());
+        }
+        if let Some(since) = self.since {
+            query
+                .push(" AND received_at >= ")
+                .push_bind(crate::inbox::millis(since));
+        }
+        if let Some(until) = self.until {
+            query
+                .push(" AND received_at < ")
+                .push_bind(crate::inbox::millis(until));
+        }
+        if let Some(config) = &self.config {
+            query.push(" AND config = ").push_bind(config.clone());
+        }
+        if let Some(id) = &self.event_id {
+            query.push(" AND event_id = ").push_bind(id.clone());
+        }
+        if let (true, Some(after)) = (paged, &self.after) {
+            query
+                .push(" AND (received_at < ")
+                .push_bind(after.received_ms)
+                .push(" OR (received_at = ")
+                .push_bind(after.received_ms)
+                .push(" AND event_id > ")
+                .push_bind(after.event_id.clone())
+                .push("))");
+        }
     }
 }
 
@@ -193,6 +334,8 @@ pub enum Replay {
     Dead,
     /// Every event received since this time, whatever its state.
     Since(SystemTime),
+    /// Every event the filter selects (its cursor and limit aside).
+    Matching(ListFilter),
 }
 
 /// What [`Inbox::stats`](crate::Inbox::stats) counts.

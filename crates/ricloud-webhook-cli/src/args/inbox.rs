@@ -33,19 +33,7 @@ pub(super) fn inbox() -> Command {
         .subcommand(
             Command::new("list")
                 .about("List events, newest first")
-                .arg(
-                    Arg::new("state")
-                        .long("state")
-                        .value_name("STATE")
-                        .value_parser(["pending", "running", "done", "dead"])
-                        .help("Only events in this state"),
-                )
-                .arg(
-                    Arg::new("slug")
-                        .long("slug")
-                        .value_name("SLUG")
-                        .help("Only events with this slug (type.action)"),
-                )
+                .args(filters())
                 .arg(
                     Arg::new("limit")
                         .long("limit")
@@ -87,10 +75,28 @@ pub(super) fn inbox() -> Command {
                         .value_name("T")
                         .help("Every event received since T"),
                 )
+                .arg(state())
+                .arg(slug())
+                .arg(config_filter())
+                .arg(until())
+                .arg(
+                    Arg::new("dry-run")
+                        .long("dry-run")
+                        .action(ArgAction::SetTrue)
+                        .help("Only count the events a filter selects"),
+                )
                 .group(
                     ArgGroup::new("which")
-                        .args(["ids", "dead", "since"])
+                        .args(["ids", "dead", "since", "state", "slug", "config", "until"])
+                        .multiple(true)
                         .required(true),
+                )
+                .group(
+                    ArgGroup::new("selection")
+                        .args(["ids"])
+                        .conflicts_with_all([
+                            "dead", "since", "state", "slug", "config", "until", "dry-run",
+                        ]),
                 ),
         )
         .subcommand(
@@ -106,4 +112,51 @@ pub(super) fn inbox() -> Command {
                         .required(true),
                 ),
         )
+}
+
+fn state() -> Arg {
+    Arg::new("state")
+        .long("state")
+        .value_name("STATE")
+        .value_parser(["pending", "running", "done", "dead"])
+        .help("Only events in this state")
+}
+
+fn slug() -> Arg {
+    Arg::new("slug")
+        .long("slug")
+        .value_name("SLUG")
+        .help("Only events with this slug (type.action)")
+}
+
+fn config_filter() -> Arg {
+    Arg::new("config")
+        .long("config")
+        .value_name("NAME")
+        .help("Only events delivered by this webhook config (several served)")
+}
+
+fn until() -> Arg {
+    Arg::new("until")
+        .long("until")
+        .value_name("T")
+        .help("Only events received before T")
+}
+
+/// The listing's filters.
+fn filters() -> Vec<Arg> {
+    vec![
+        state(),
+        slug(),
+        config_filter(),
+        Arg::new("id-filter")
+            .long("id")
+            .value_name("ID")
+            .help("Only this event"),
+        Arg::new("since")
+            .long("since")
+            .value_name("T")
+            .help("Only events received since T"),
+        until(),
+    ]
 }

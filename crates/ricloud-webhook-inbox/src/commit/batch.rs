@@ -71,13 +71,14 @@ macro_rules! impl_engine {
             let mut any_new = false;
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO ricloud_inbox (event_id, slug, body, config, state, attempts, run_at, received_at, updated_at) ",
+                    "INSERT INTO ricloud_inbox (event_id, slug, body, config, matched_secret, state, attempts, run_at, received_at, updated_at) ",
                 );
                 query.push_values(chunk, |mut b, (_, row)| {
                     b.push_bind(row.event_id.as_str())
                         .push_bind(row.slug.as_str())
                         .push_bind(row.body.as_ref())
                         .push_bind(row.config.as_deref())
+                        .push_bind(row.matched_secret)
                         .push("'pending'")
                         .push("0")
                         .push(now_ms!())
@@ -177,8 +178,8 @@ macro_rules! impl_engine {
                 }
                 Work::Claim { row, owner, lease_ms } => {
                     let claimed = sqlx::query(concat!(
-                        "INSERT INTO ricloud_inbox (event_id, slug, body, config, state, attempts, lease_token, run_at, lease_owner, lease_expires, received_at, updated_at) \
-                         VALUES ($1, $2, $3, $7, 'running', 1, 1, ", now_ms!(), ", $5, ", now_ms!(), " + $6, $4, ", now_ms!(), ") \
+                        "INSERT INTO ricloud_inbox (event_id, slug, body, config, matched_secret, state, attempts, lease_token, run_at, lease_owner, lease_expires, received_at, updated_at) \
+                         VALUES ($1, $2, $3, $7, $8, 'running', 1, 1, ", now_ms!(), ", $5, ", now_ms!(), " + $6, $4, ", now_ms!(), ") \
                          ON CONFLICT (event_id) DO UPDATE SET state = 'running', attempts = ricloud_inbox.attempts + 1, \
                          lease_token = ricloud_inbox.lease_token + 1, \
                          lease_owner = excluded.lease_owner, lease_expires = excluded.lease_expires, updated_at = excluded.updated_at \
@@ -192,6 +193,7 @@ macro_rules! impl_engine {
                     .bind(owner.as_str())
                     .bind(*lease_ms)
                     .bind(row.config.as_deref())
+                    .bind(row.matched_secret)
                     .fetch_optional(&mut **tx)
                     .await?;
                     Answer::Claim(if claimed.is_some() {

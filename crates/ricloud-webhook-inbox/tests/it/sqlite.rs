@@ -274,3 +274,62 @@ async fn a_database_migrated_by_an_earlier_version_opens() {
         Enqueued::New
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_pages_by_cursor_counts_and_replays_what_a_filter_selects() {
+    let dir = TempDir::new("filters");
+    let inbox = Inbox::connect(&dir.sqlite_url()).await.expect("inbox");
+    for n in 1..=5 {
+        enqueue(&inbox, &id(n), "task.succeeded").await;
+    }
+    enqueue(&inbox, &id(6), "poll.completed").await;
+    let stored = inbox.get(&id(1)).await.expect("stored").row;
+    assert_eq!(
+        stored.matched_secret,
+        Some(0),
+        "verified with the current secret"
+    );
+
+    // Pages of two, newest first, until none is left: every row once.
+    let mut seen = Vec::new();
+    let mut filter = ListFilter::default().limit(2);
+    loop {
+        let page = inbox.list(&filter).await.expect("a page");
+        let Some(last) = page.last() else { break };
+        filter = filter.after(ricloud_webhook_inbox::Cursor::after(last));
+        seen.extend(page.iter().map(|r| r.event_id.clone()));
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=6).map(id).collect::<Vec<_>>());
+    let cursor: ricloud_webhook_inbox::Cursor = "12.abc".parse().expect("a cursor");
+    assert_eq!(cursor.to_string(), "12.abc");
+
+    // Count and replay by filter; an id search finds one.
+    let tasks = ListFilter::default().slug("task.succeeded");
+    assert_eq!(inbox.count(&tasks).await.expect("count"), 5);
+    let one = ListFilter::default().event_id(id(6));
+    assert_eq!(
+        inbox.list(&one).await.expect("list")[0].slug,
+        "poll.completed"
+    );
+    let future = ListFilter::default().since(SystemTime::now() + Duration::from_secs(3600));
+    assert_eq!(inbox.count(&future).await.expect("count"), 0);
+    let runs = Runs::default();
+    let workers = inbox.workers(dispatcher(&runs)).config(fast()).spawn();
+    for n in 1..=6 {
+        until_state(&inbox, &id(n), RowState::Done).await;
+    }
+    let replayed = inbox
+        .replay(&Replay::Matching(tasks.clone().state(RowState::Done)))
+        .await
+        .expect("replay");
+    assert_eq!(replayed, 5);
+    for n in 1..=5 {
+        eventually("run again", Duration::from_secs(20), || async {
+            runs.of(&id(n)) == 2
+        })
+        .await;
+    }
+    assert_eq!(runs.of(&id(6)), 1, "the filter left the poll alone");
+    workers.shutdown().await;
+}
