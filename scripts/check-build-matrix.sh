@@ -26,6 +26,8 @@ for engine in sqlite postgres; do
     echo "clippy -p ricloud-webhook-inbox --no-default-features --features $engine"
     clippy -p ricloud-webhook-inbox --no-default-features --features "$engine"
 done
+echo "clippy -p ricloud-webhook-inbox --features console"
+clippy -p ricloud-webhook-inbox --features console
 
 echo "minimum supported Rust version"
 cargo metadata --format-version 1 --locked | python3 scripts/check_msrv.py

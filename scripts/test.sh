@@ -6,6 +6,10 @@
 # apt-get), then runs them too with `--include-ignored`. Each PostgreSQL
 # test starts a throwaway cluster of its own on a unix socket.
 #
+# The browser tests (the inbox console) are `#[ignore = "needs Chromium
+# ..."]` in the same way: Debian's `chromium` and `chromium-driver` are
+# installed when `chromedriver` is missing.
+#
 # Usage: scripts/test.sh [cargo test options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +23,17 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends postgresql
+fi
+
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+    if [[ $(id -u) != 0 ]]; then
+        echo "Chromium and ChromeDriver are missing: run this as root to install them, or apt-get install chromium chromium-driver" >&2
+        exit 1
+    fi
+    echo "installing chromium and chromium-driver (apt-get) for the browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium chromium-driver
 fi
 
 exec cargo test --workspace "$@" -- --include-ignored

@@ -2,12 +2,13 @@
 //!
 //! Run the example with `cargo run --release --bin receiver`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ricloud_webhook::{
-    ConfigNameError, Dispatcher, Event, HandlerResult, Poll, Secret, SecretError, Session, Task,
-    Verifier, Verifiers, WebhookConfig,
+    ConfigNameError, Dispatcher, Event, HandlerError, HandlerResult, Poll, Secret, SecretError,
+    Session, Task, Verifier, Verifiers, WebhookConfig,
 };
 
 /// Where handled events are reported (the example prints them on stdout).
@@ -17,6 +18,17 @@ pub type Report = Arc<dyn Fn(String) + Send + Sync>;
 /// each reports one line with the slug and the event id, after `delay`
 /// (zero but for tests that need a handler to be running when they act).
 pub fn dispatcher(report: Report, delay: Duration) -> Dispatcher {
+    dispatcher_failing_while(report, delay, None)
+}
+
+/// [`dispatcher`], whose `task.failed` handler gives up on its event while
+/// the file `fail_while` exists (for tests: an event that goes dead, then
+/// succeeds once replayed).
+pub fn dispatcher_failing_while(
+    report: Report,
+    delay: Duration,
+    fail_while: Option<PathBuf>,
+) -> Dispatcher {
     /// Reports `detail` for `event` once `delay` has passed.
     async fn line(
         report: Report,
@@ -51,14 +63,27 @@ pub fn dispatcher(report: Report, delay: Duration) -> Dispatcher {
     );
     for slug in ["task.created", "task.succeeded", "task.failed"] {
         let r = Arc::clone(&report);
+        let fail_while = fail_while.clone().filter(|_| slug == "task.failed");
         dispatcher = dispatcher.on(slug, move |(task, event): (Task, Arc<Event>)| {
             let results = task.results.data.len();
-            line(
-                Arc::clone(&r),
-                delay,
-                event,
-                format!("task={} results={results}", task.id),
-            )
+            let failing = fail_while.as_ref().filter(|f| f.exists()).cloned();
+            let r = Arc::clone(&r);
+            async move {
+                if let Some(file) = failing {
+                    return Err(HandlerError::give_up(format!(
+                        "downstream refused task {} (the test's {} exists)",
+                        task.id,
+                        file.display()
+                    )));
+                }
+                line(
+                    r,
+                    delay,
+                    event,
+                    format!("task={} results={results}", task.id),
+                )
+                .await
+            }
         });
     }
     for slug in ["poll.created", "poll.completed"] {

@@ -23,7 +23,10 @@
 //!   (HTTP/2 by ALPN) and reads them again on SIGHUP, without dropping a
 //!   connection (without TLS, SIGHUP stops it like SIGTERM).
 //! - `RICLOUD_WEBHOOK_ADMIN_ADDR`: the admin listener (`/metrics`,
-//!   `/healthz`, `/readyz`), default `127.0.0.1:9464`, `off` for none.
+//!   `/healthz`, `/readyz`, and with a database the inbox console at
+//!   `/console`), default `127.0.0.1:9464`, `off` for none.
+//! - `RICLOUD_WEBHOOK_CONSOLE_TOKEN`: the console's token; when unset, a
+//!   random one is generated and its login link printed once on stderr.
 //! - `RUST_LOG`: the log filter for stderr in `EnvFilter` syntax (`info`,
 //!   `info,ricloud_webhook=debug`), default `info`;
 //!   `RICLOUD_WEBHOOK_LOG_FORMAT=json` for one JSON object per line.
@@ -45,8 +48,9 @@
 //! ```
 //!
 //! For tests: `RICLOUD_WEBHOOK_HANDLER_DELAY_MS` makes every handler wait
-//! that long before it reports, and `RICLOUD_WEBHOOK_LEASE_MS` sets the
-//! workers' lease.
+//! that long before it reports, `RICLOUD_WEBHOOK_LEASE_MS` sets the
+//! workers' lease, and `RICLOUD_WEBHOOK_FAIL_WHILE=<file>` makes the
+//! `task.failed` handler give up on its events while that file exists.
 //!
 //! Prints one line per handler run on stdout (`handled <slug> <event id>
 //! ...`); logs go to stderr. Ctrl-C or SIGTERM shuts it down gracefully.
@@ -59,10 +63,11 @@ use anyhow::{bail, Context};
 use ricloud_webhook::Receiver;
 use ricloud_webhook::Verifier;
 use ricloud_webhook_api::{Client, Registration};
-use ricloud_webhook_examples::{dispatcher, verifier, verifiers_from_env, Report};
+use ricloud_webhook_examples::{dispatcher_failing_while, verifier, verifiers_from_env, Report};
 use ricloud_webhook_hyper::{
     reload_or_shutdown_signal, serve, serve_tls, shutdown_signal, Config, TlsFiles, WebhookService,
 };
+use ricloud_webhook_inbox::console::Console;
 use ricloud_webhook_inbox::{Inbox, WorkerConfig, Workers};
 use ricloud_webhook_ops::Admin;
 
@@ -101,7 +106,11 @@ async fn main() -> anyhow::Result<()> {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     });
-    let handlers = dispatcher(report, delay);
+    let handlers = dispatcher_failing_while(
+        report,
+        delay,
+        env("RICLOUD_WEBHOOK_FAIL_WHILE").map(std::path::PathBuf::from),
+    );
     let mut workers: Option<Workers> = None;
     let mut inbox: Option<Inbox> = None;
     let receiver = match (database.as_str(), mode.as_deref()) {
@@ -175,10 +184,20 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     });
+    let mut console_login = None;
     let admin = match inbox {
         Some(inbox) => {
             let scraped = inbox.clone();
+            let (token, generated) = match env("RICLOUD_WEBHOOK_CONSOLE_TOKEN") {
+                Some(token) => (token, false),
+                None => (Console::random_token(), true),
+            };
+            let console = Console::new(inbox.clone(), token);
+            if generated {
+                console_login = Some(console.login_path());
+            }
             admin
+                .routes(console.router())
                 .ready_when("inbox", move || {
                     let inbox = inbox.clone();
                     async move { inbox.ping().await.map_err(|e| e.to_string()) }
@@ -196,10 +215,17 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(admin_addr).await.with_context(|| {
                 format!("binding the admin listener on {admin_addr} (RICLOUD_WEBHOOK_ADMIN_ADDR; `off` for none)")
             })?;
+            let local = listener.local_addr()?;
             tracing::info!(
-                "admin listener on http://{}: /metrics, /healthz, /readyz",
-                listener.local_addr()?
+                "admin listener on http://{local}: /metrics, /healthz, /readyz, /console"
             );
+            if let Some(path) = &console_login {
+                // The generated token, once, to the operator's terminal
+                // (never to the log): as Jupyter does.
+                eprintln!(
+                    "Inbox console (RICLOUD_WEBHOOK_CONSOLE_TOKEN is not set; this token lasts until the process stops):\n\n    http://{local}{path}\n"
+                );
+            }
             Some(tokio::spawn(admin.serve(listener, async {
                 let _ = admin_stopped.await;
             })))

@@ -144,6 +144,7 @@
 //! |---|---|---|
 //! | `sqlite` | yes | SQLite, bundled with the crate (no system library) |
 //! | `postgres` | no | PostgreSQL |
+//! | `console` | no | [`console`]: the inbox console's pages, for an admin listener (axum, maud) |
 //!
 //! # Minimum supported Rust version
 //!
@@ -153,6 +154,8 @@
 compile_error!("ricloud-webhook-inbox needs a database: enable the `sqlite` feature, the `postgres` feature, or both");
 
 mod commit;
+#[cfg(feature = "console")]
+pub mod console;
 mod db;
 mod error;
 mod inbox;

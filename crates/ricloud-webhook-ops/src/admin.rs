@@ -58,6 +58,7 @@ pub struct Admin {
     prometheus: PrometheusHandle,
     checks: Vec<(&'static str, Check)>,
     hooks: Vec<Check>,
+    routes: Option<Router>,
 }
 
 impl Admin {
@@ -78,6 +79,7 @@ impl Admin {
             prometheus,
             checks: Vec::new(),
             hooks: Vec::new(),
+            routes: None,
         })
     }
 
@@ -107,14 +109,30 @@ impl Admin {
         self
     }
 
+    /// Serves `routes` beside the admin listener's own, such as the inbox
+    /// console (`ricloud_webhook_inbox::console`).
+    #[must_use]
+    pub fn routes(mut self, routes: Router) -> Self {
+        self.routes = Some(match self.routes.take() {
+            Some(before) => before.merge(routes),
+            None => routes,
+        });
+        self
+    }
+
     /// The routes, to serve or to mount in an application's own admin
     /// router.
-    pub fn router(self) -> Router {
-        Router::new()
+    pub fn router(mut self) -> Router {
+        let extra = self.routes.take();
+        let own = Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(ready))
-            .with_state(Arc::new(self))
+            .with_state(Arc::new(self));
+        match extra {
+            Some(extra) => own.merge(extra),
+            None => own,
+        }
     }
 
     /// Serves the routes on `listener` until `shutdown` resolves.
@@ -281,6 +299,7 @@ mod tests {
             prometheus: PrometheusBuilder::new().build_recorder().handle(),
             checks: Vec::new(),
             hooks: Vec::new(),
+            routes: None,
         }
         .ready_when("fine", || async { Ok(()) })
         .ready_when("database", || async {

@@ -4,6 +4,7 @@
 //! both delivery modes.
 
 mod configs;
+mod console;
 mod crash;
 mod inline;
 mod ops;
