@@ -10,7 +10,9 @@
 //!   buckets, so they aggregate across replicas);
 //! - `GET /healthz`: 200 while the process serves at all;
 //! - `GET /readyz`: 200 when every readiness check passes, else 503 with
-//!   the failing checks (shutting down, the inbox's database unreachable).
+//!   the failing checks (shutting down, the inbox's database unreachable);
+//! - whatever else [`Admin::routes`] adds, such as the inbox console
+//!   (`ricloud_webhook_inbox::console`, feature `console`).
 //!
 //! The library crates record their metrics through the facade and record
 //! nothing until a recorder is installed; see the README's "Operating it"
