@@ -49,17 +49,39 @@ fn request(n: u64, secret: &Secret, now: u64) -> Request<Full<Bytes>> {
         .expect("a request")
 }
 
+/// What each run needs: a runtime, the secret, the endpoint, the signing time.
+struct Setup {
+    runtime: tokio::runtime::Runtime,
+    secret: Secret,
+    service: WebhookService,
+    now: u64,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let secret = Secret::new(SECRET).expect("a secret");
+        Self {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
+            service: WebhookService::new(Receiver::queued(Verifier::new(secret.clone()), Takes)),
+            secret,
+            now: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .expect("clock")
+                .as_secs(),
+        }
+    }
+}
+
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let secret = Secret::new(SECRET).expect("a secret");
-    let service = WebhookService::new(Receiver::queued(Verifier::new(secret.clone()), Takes));
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let Setup {
+        runtime,
+        secret,
+        service,
+        now,
+    } = Setup::new();
     let next = AtomicU64::new(1);
     let mut group = c.benchmark_group("delivery");
     group.bench_function("queued_1KiB", |b| {
@@ -92,16 +114,12 @@ fn bench(c: &mut Criterion) {
 /// instructions with `perf stat`: a figure this shared machine's noise
 /// does not move.
 fn counted(n: u64) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let secret = Secret::new(SECRET).expect("a secret");
-    let service = WebhookService::new(Receiver::queued(Verifier::new(secret.clone()), Takes));
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let Setup {
+        runtime,
+        secret,
+        service,
+        now,
+    } = Setup::new();
     let setup_only = std::env::var_os("DELIVERY_SETUP_ONLY").is_some();
     for i in 1..=n {
         let request = request(i, &secret, now);

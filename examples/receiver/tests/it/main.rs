@@ -146,6 +146,15 @@ impl Process {
         self.lines.lock().expect("lock").clone()
     }
 
+    /// Whether it has logged a line holding every one of `parts`.
+    pub(crate) fn logged(&self, parts: &[&str]) -> bool {
+        self.log
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|l| parts.iter().all(|p| l.contains(p)))
+    }
+
     /// How many handler runs it printed for event `id`.
     pub(crate) fn handled(&self, id: &str) -> usize {
         count(&self.lines, id)

@@ -231,14 +231,7 @@ async fn json_logs_name_the_failing_event_and_why() {
     eventually(
         "the failure's log line",
         Duration::from_secs(10),
-        || async {
-            receiver
-                .log
-                .lock()
-                .expect("lock")
-                .iter()
-                .any(|l| l.contains("\"level\":\"ERROR\""))
-        },
+        || async { receiver.logged(&["\"level\":\"ERROR\""]) },
     )
     .await;
     let lines = receiver.log.lock().expect("lock").clone();
@@ -273,14 +266,7 @@ async fn a_redirected_log_has_no_escape_codes() {
     eventually(
         "the library's DEBUG line",
         Duration::from_secs(10),
-        || async {
-            receiver
-                .log
-                .lock()
-                .expect("lock")
-                .iter()
-                .any(|l| l.contains("DEBUG") && l.contains("ricloud_webhook"))
-        },
+        || async { receiver.logged(&["DEBUG", "ricloud_webhook"]) },
     )
     .await;
     let lines = receiver.log.lock().expect("lock").clone();

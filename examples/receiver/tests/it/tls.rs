@@ -101,12 +101,7 @@ async fn sighup_serves_a_new_certificate_without_dropping_a_connection() {
     );
     // The connection made before the reload is still open and answering.
     assert_eq!(health(&mut held).await, "HTTP/1.1 200 OK");
-    assert!(receiver
-        .log
-        .lock()
-        .expect("lock")
-        .iter()
-        .any(|l| l.contains("TLS certificate reloaded")));
+    assert!(receiver.logged(&["TLS certificate reloaded"]));
 
     // A reload that fails keeps the pair in force.
     std::fs::write(&key, "not a key").expect("write");
@@ -118,14 +113,7 @@ async fn sighup_serves_a_new_certificate_without_dropping_a_connection() {
     eventually(
         "the failed reload's line",
         Duration::from_secs(10),
-        || async {
-            receiver
-                .log
-                .lock()
-                .expect("lock")
-                .iter()
-                .any(|l| l.contains("not reloaded"))
-        },
+        || async { receiver.logged(&["not reloaded"]) },
     )
     .await;
     assert!(connect(&receiver.addr, &second).await.is_ok());
