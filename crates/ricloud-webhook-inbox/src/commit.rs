@@ -108,6 +108,9 @@ pub(crate) struct NewRow {
     pub(crate) config: Option<String>,
     /// Which secret verified it; `None` when fetched from the API.
     pub(crate) matched_secret: Option<i32>,
+    /// The `Ricloud-Signature` value that verified it; `None` when fetched
+    /// from the API.
+    pub(crate) signature: Option<String>,
     /// When it was received, by the receiver's clock (shown to operators).
     pub(crate) received_ms: i64,
 }
@@ -127,6 +130,8 @@ pub(crate) struct Taken {
     pub(crate) body: Vec<u8>,
     pub(crate) attempts: i64,
     pub(crate) config: Option<String>,
+    pub(crate) signature: Option<String>,
+    pub(crate) received_ms: i64,
 }
 
 /// How a row ends a run.

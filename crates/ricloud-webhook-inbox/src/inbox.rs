@@ -461,6 +461,7 @@ fn new_row(event: &Event, matched_secret: Option<usize>, now: SystemTime) -> New
         slug: event.slug(),
         body: event.raw().clone(),
         config: event.config().map(str::to_owned),
+        signature: event.signature().map(ToString::to_string),
         received_ms: millis(now),
     }
 }

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::resources::{Poll, Session, Task, WebhookConfig};
+use crate::SignatureHeader;
 
 mod error;
 
@@ -87,6 +89,11 @@ pub struct Event {
     /// The receiver's name for the webhook config that delivered it, when
     /// the receiver serves several; not part of the body.
     pub(crate) config: Option<Arc<str>>,
+    /// The header that verified it, when it was verified by this process
+    /// or a store kept it; not part of the body.
+    pub(crate) signature: Option<SignatureHeader>,
+    /// When the receiver received it; not part of the body.
+    pub(crate) received_at: Option<SystemTime>,
 }
 
 /// The envelope as serde_json reads it, borrowing from the body.
@@ -184,6 +191,8 @@ impl Event {
             data,
             raw,
             config: None,
+            signature: None,
+            received_at: None,
         })
     }
 
@@ -214,10 +223,19 @@ impl Event {
         self.config.as_deref()
     }
 
-    /// Sets [`config`](Self::config): only a receiver or a store, from the
-    /// path the event was verified on.
-    pub(crate) fn set_config(&mut self, config: Option<Arc<str>>) {
-        self.config = config;
+    /// The `Ricloud-Signature` header that verified the body (its `Display`
+    /// is the value as received), so that the event can be passed on with
+    /// it and verified again. `None` for an event fetched from the API and
+    /// one parsed with [`Event::from_json`].
+    pub fn signature(&self) -> Option<&SignatureHeader> {
+        self.signature.as_ref()
+    }
+
+    /// When the receiver received (verified) the event, by its clock, or
+    /// when a store recorded it. `None` for one parsed with
+    /// [`Event::from_json`].
+    pub fn received_at(&self) -> Option<SystemTime> {
+        self.received_at
     }
 
     /// The body exactly as received and signed.

@@ -4,10 +4,11 @@
 //! committing it. Neither can be built from arbitrary bytes by accident.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::{Event, EventError, VerifiedBody};
+use crate::{Event, EventError, SignatureHeader, VerifiedBody};
 
 /// An event parsed from a [`VerifiedBody`]: what a receiver hands to its
 /// [`Dispatcher`](crate::Dispatcher), its [`DeliveryStore`](crate::DeliveryStore)
@@ -37,8 +38,12 @@ impl VerifiedEvent {
         config: Option<Arc<str>>,
     ) -> Result<Self, EventError> {
         let matched_secret = verified.matched_secret();
+        let signature = *verified.signature_header();
+        let received_at = verified.verified_at();
         let mut event = Event::from_json(verified.into_body())?;
-        event.set_config(config);
+        event.config = config;
+        event.signature = Some(signature);
+        event.received_at = Some(received_at);
         Ok(Self {
             event: Arc::new(event),
             matched_secret,
@@ -83,10 +88,27 @@ impl StoredEvent {
     /// [`EventError`] when the body is not an event.
     pub fn from_store(body: impl Into<Bytes>, config: Option<&str>) -> Result<Self, EventError> {
         let mut event = Event::from_json(body)?;
-        event.set_config(config.map(Arc::from));
+        event.config = config.map(Arc::from);
         Ok(Self {
             event: Arc::new(event),
         })
+    }
+
+    /// Gives the event the `Ricloud-Signature` header that verified it and
+    /// the time it was received, as the store recorded them
+    /// ([`Event::signature`], [`Event::received_at`]), so that it can be
+    /// passed on as it arrived.
+    #[must_use]
+    pub fn with_delivery(
+        mut self,
+        signature: Option<SignatureHeader>,
+        received_at: Option<SystemTime>,
+    ) -> Self {
+        // Not shared yet: `from_store` made it, so this clones nothing.
+        let event = Arc::make_mut(&mut self.event);
+        event.signature = signature;
+        event.received_at = received_at;
+        self
     }
 
     /// The event.

@@ -240,8 +240,9 @@ impl Verifier {
         self.window.check(header.timestamp(), unix_seconds(now))?;
         Ok(VerifiedBody {
             body,
-            timestamp: header.timestamp(),
+            header,
             matched_secret: matched,
+            verified_at: now,
         })
     }
 }
@@ -281,8 +282,9 @@ fn unix_seconds(now: SystemTime) -> u64 {
 #[derive(Clone)]
 pub struct VerifiedBody {
     body: Bytes,
-    timestamp: u64,
+    header: SignatureHeader,
     matched_secret: usize,
+    verified_at: SystemTime,
 }
 
 impl VerifiedBody {
@@ -293,7 +295,21 @@ impl VerifiedBody {
 
     /// The signing time from the header, in Unix seconds.
     pub fn timestamp(&self) -> u64 {
-        self.timestamp
+        self.header.timestamp()
+    }
+
+    /// The `Ricloud-Signature` header that verified the body. Its text
+    /// ([`SignatureHeader`]'s `Display`) is the header value byte for byte,
+    /// since the parser accepts the canonical spelling only: what a
+    /// forwarder passes on, so that a consumer can verify the body again.
+    pub fn signature_header(&self) -> &SignatureHeader {
+        &self.header
+    }
+
+    /// The time the body was verified at (the `now` of
+    /// [`Verifier::verify_at`]): when the receiver received it.
+    pub fn verified_at(&self) -> SystemTime {
+        self.verified_at
     }
 
     /// Which secret matched: 0 is the current one, 1.. the previous ones in
@@ -314,7 +330,7 @@ impl fmt::Debug for VerifiedBody {
         // The body is left out: it may hold personal data.
         f.debug_struct("VerifiedBody")
             .field("body_len", &self.body.len())
-            .field("timestamp", &self.timestamp)
+            .field("timestamp", &self.header.timestamp())
             .field("matched_secret", &self.matched_secret)
             .finish()
     }

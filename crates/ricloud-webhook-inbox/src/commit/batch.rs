@@ -71,7 +71,7 @@ macro_rules! impl_engine {
             let mut any_new = false;
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO ricloud_inbox (event_id, slug, body, config, matched_secret, state, attempts, run_at, received_at, updated_at) ",
+                    "INSERT INTO ricloud_inbox (event_id, slug, body, config, matched_secret, signature, state, attempts, run_at, received_at, updated_at) ",
                 );
                 query.push_values(chunk, |mut b, (_, row)| {
                     b.push_bind(row.event_id.as_str())
@@ -79,6 +79,7 @@ macro_rules! impl_engine {
                         .push_bind(row.body.as_ref())
                         .push_bind(row.config.as_deref())
                         .push_bind(row.matched_secret)
+                        .push_bind(row.signature.as_deref())
                         .push("'pending'")
                         .push("0")
                         .push(now_ms!())
@@ -178,8 +179,8 @@ macro_rules! impl_engine {
                 }
                 Work::Claim { row, owner, lease_ms } => {
                     let claimed = sqlx::query(concat!(
-                        "INSERT INTO ricloud_inbox (event_id, slug, body, config, matched_secret, state, attempts, lease_token, run_at, lease_owner, lease_expires, received_at, updated_at) \
-                         VALUES ($1, $2, $3, $7, $8, 'running', 1, 1, ", now_ms!(), ", $5, ", now_ms!(), " + $6, $4, ", now_ms!(), ") \
+                        "INSERT INTO ricloud_inbox (event_id, slug, body, config, matched_secret, signature, state, attempts, lease_token, run_at, lease_owner, lease_expires, received_at, updated_at) \
+                         VALUES ($1, $2, $3, $7, $8, $9, 'running', 1, 1, ", now_ms!(), ", $5, ", now_ms!(), " + $6, $4, ", now_ms!(), ") \
                          ON CONFLICT (event_id) DO UPDATE SET state = 'running', attempts = ricloud_inbox.attempts + 1, \
                          lease_token = ricloud_inbox.lease_token + 1, \
                          lease_owner = excluded.lease_owner, lease_expires = excluded.lease_expires, updated_at = excluded.updated_at \
@@ -194,6 +195,7 @@ macro_rules! impl_engine {
                     .bind(*lease_ms)
                     .bind(row.config.as_deref())
                     .bind(row.matched_secret)
+                    .bind(row.signature.as_deref())
                     .fetch_optional(&mut **tx)
                     .await?;
                     Answer::Claim(if claimed.is_some() {
@@ -245,7 +247,7 @@ macro_rules! impl_engine {
                                 "UPDATE ricloud_inbox SET state = 'running', attempts = attempts + 1, lease_token = lease_token + 1, \
                                  lease_owner = $1, lease_expires = ", now_ms!(), " + $2, updated_at = ", now_ms!(),
                                 " WHERE event_id IN (SELECT event_id FROM ricloud_inbox WHERE ", $which, " LIMIT $3", $lock, ") \
-                                 RETURNING event_id, body, attempts, lease_token, config"
+                                 RETURNING event_id, body, attempts, lease_token, config, signature, received_at"
                             )
                         };
                     }
@@ -281,6 +283,8 @@ macro_rules! impl_engine {
                                 body: r.try_get(1)?,
                                 attempts: i64::from(r.try_get::<i32, _>(2)?),
                                 config: r.try_get(4)?,
+                                signature: r.try_get(5)?,
+                                received_ms: r.try_get(6)?,
                             });
                         }
                     }

@@ -3,8 +3,9 @@
 //! handlers' own done (PostgreSQL), and what is logged.
 
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
-use ricloud_webhook::{Reason, StoredEvent};
+use ricloud_webhook::{Reason, SignatureHeader, StoredEvent};
 
 use super::Run;
 use crate::commit::{Lease, Settle, Taken};
@@ -17,6 +18,8 @@ pub(super) async fn run_one(shared: Arc<Run>, row: Taken) -> Option<(Lease, Sett
         body,
         attempts,
         config,
+        signature,
+        received_ms,
     } = row;
     // A run that ends without an outcome (its task panicked or was
     // aborted) must not have its lease renewed for as long as the process
@@ -31,6 +34,14 @@ pub(super) async fn run_one(shared: Arc<Run>, row: Taken) -> Option<(Lease, Sett
     // (or after it was fetched from the API itself, by a catch-up).
     let (settle, slug) = match StoredEvent::from_store(body, config.as_deref()) {
         Ok(event) => {
+            // What the receiver recorded of the delivery, for handlers that
+            // pass the event on as it arrived (a forwarder).
+            let event = event.with_delivery(
+                signature.and_then(|s| SignatureHeader::parse(s.as_bytes()).ok()),
+                u64::try_from(received_ms)
+                    .ok()
+                    .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+            );
             let outcome = shared.dispatcher.dispatch_stored(&event).await;
             let slug = event.event().slug();
             (

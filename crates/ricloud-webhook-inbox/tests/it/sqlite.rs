@@ -1,8 +1,9 @@
 //! The inbox on a SQLite file.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ricloud_webhook::{Claim, DeliveryStore, Enqueued, EventQueue};
+use ricloud_webhook::{Claim, DeliveryStore, Dispatcher, Enqueued, Event, EventQueue};
 use ricloud_webhook_inbox::{Inbox, ListFilter, Replay, RowState};
 
 use crate::{dispatcher, enqueue, event, eventually, fast, id, misfit, until_state, Runs, TempDir};
@@ -332,4 +333,31 @@ async fn listing_pages_by_cursor_counts_and_replays_what_a_filter_selects() {
     }
     assert_eq!(runs.of(&id(6)), 1, "the filter left the poll alone");
     workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_hands_over_the_signature_and_the_received_time_it_stored() {
+    let dir = TempDir::new("signature");
+    let inbox = Inbox::connect(&dir.sqlite_url()).await.expect("inbox");
+    let verified = event(&id(1), "task.succeeded");
+    let received = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+    inbox.enqueue(&verified, received).await.expect("committed");
+    let sent = verified.event().signature().expect("verified").to_string();
+
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let s = Arc::clone(&seen);
+    let dispatcher = Dispatcher::new().on("*", move |event: Arc<Event>| {
+        *s.lock().expect("lock") = Some((
+            event.signature().map(ToString::to_string),
+            event.received_at(),
+        ));
+        async { Ok(()) }
+    });
+    let workers = inbox.workers(dispatcher).config(fast()).spawn();
+    until_state(&inbox, &id(1), RowState::Done).await;
+    workers.shutdown().await;
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        Some((Some(sent), Some(received)))
+    );
 }

@@ -623,6 +623,36 @@ fn a_stored_event_is_read_back_for_dispatch() {
     assert_eq!(event.event().id, ID);
     assert_eq!(&event.event().raw()[..], &body[..]);
     assert!(ricloud_webhook::StoredEvent::from_store(&b"{}"[..], None).is_err());
+    // Without what the store recorded, it has no signature or received time.
+    assert!(event.event().signature().is_none());
+    assert!(event.event().received_at().is_none());
+    let header = sign(&secret("k"), NOW, &body);
+    let with = event.with_delivery(Some(header), Some(at(NOW + 1)));
+    assert_eq!(with.event().signature(), Some(&header));
+    assert_eq!(with.event().received_at(), Some(at(NOW + 1)));
+}
+
+#[test]
+fn a_handler_sees_the_signature_header_it_was_verified_with_and_when() {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let s = Arc::clone(&seen);
+    let dispatcher = Dispatcher::new().on("*", move |event: Arc<Event>| {
+        *s.lock().expect("lock") = Some((
+            event.signature().map(ToString::to_string),
+            event.received_at(),
+        ));
+        async { Ok(()) }
+    });
+    let receiver = Receiver::new(Verifier::new(secret("k")), dispatcher);
+    let req = Req::event("task", "succeeded");
+    let sent = req.headers["Ricloud-Signature"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let now = at(NOW + 3);
+    let out = block_on(receiver.receive_at(req.delivery(), now));
+    assert_eq!(out.status(), StatusCode::OK);
+    assert_eq!(*seen.lock().expect("lock"), Some((Some(sent), Some(now))));
 }
 
 #[test]
