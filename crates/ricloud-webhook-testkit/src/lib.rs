@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use ricloud_webhook::{sign, Secret, VerifiedEvent, Verifier};
 
+pub mod brokers;
+
 pub use fastrand;
 
 /// A temporary directory named after the test, removed when dropped.

@@ -1,0 +1,114 @@
+//! What a forwarded message carries: the verified bytes, unchanged, and
+//! the delivery's facts as named headers (NATS headers, stream fields).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ricloud_webhook::Event;
+
+/// The header names a forwarded message carries, the same on every broker
+/// (NATS message headers, Redis stream fields).
+pub mod header {
+    /// The event's id; also the broker's deduplication id.
+    pub const EVENT_ID: &str = "Ricloud-Event-Id";
+    /// The event's slug, `<type>.<action>`.
+    pub const SLUG: &str = "Ricloud-Event-Slug";
+    /// When the receiver received the event: Unix time in milliseconds.
+    pub const RECEIVED_AT: &str = "Ricloud-Received-At";
+    /// The `Ricloud-Signature` header value the event was verified with,
+    /// as received; absent for an event fetched from the API by a catch-up.
+    pub const SIGNATURE: &str = "Ricloud-Signature";
+    /// The signature's timestamp (`t=`), in Unix seconds.
+    pub const SIGNATURE_TIMESTAMP: &str = "Ricloud-Signature-Timestamp";
+    /// The receiver's name for the webhook config that delivered the event,
+    /// when it serves several.
+    pub const CONFIG: &str = "Ricloud-Webhook-Config";
+    /// The Redis stream field that holds the body (NATS: the payload).
+    pub const BODY: &str = "body";
+}
+
+/// One event as it goes to a broker.
+///
+/// The body is [`Event::raw`]: the bytes whose signature matched, never
+/// re-serialised, so that a consumer holding the secret can verify
+/// `HMAC-SHA256(secret, "<Ricloud-Signature-Timestamp>.<body>")` against
+/// the forwarded `Ricloud-Signature` exactly as a receiver does.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    event_id: String,
+    kind: String,
+    action: String,
+    body: Bytes,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Message {
+    /// The message for `event`, received at `received_at` unless the event
+    /// carries its own received time ([`Event::received_at`]).
+    pub fn new(event: &Event, received_at: SystemTime) -> Self {
+        let received_at = event.received_at().unwrap_or(received_at);
+        let millis = received_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let mut headers = vec![
+            (header::EVENT_ID, event.id.clone()),
+            (header::SLUG, event.slug()),
+            (header::RECEIVED_AT, millis.to_string()),
+        ];
+        if let Some(signature) = event.signature() {
+            headers.push((header::SIGNATURE, signature.to_string()));
+            headers.push((
+                header::SIGNATURE_TIMESTAMP,
+                signature.timestamp().to_string(),
+            ));
+        }
+        if let Some(config) = event.config() {
+            headers.push((header::CONFIG, config.to_owned()));
+        }
+        Self {
+            event_id: event.id.clone(),
+            kind: event.kind.clone(),
+            action: event.action.clone(),
+            body: event.raw().clone(),
+            headers,
+        }
+    }
+
+    /// The event's id, the broker's deduplication id.
+    pub fn event_id(&self) -> &str {
+        &self.event_id
+    }
+
+    /// The event's type (`task`, `poll`, ...).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The event's action (`succeeded`, ...).
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+
+    /// The verified body, byte for byte as received.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The headers, in a fixed order: id, slug, received time, then the
+    /// signature and its timestamp and the config when present.
+    pub fn headers(&self) -> &[(&'static str, String)] {
+        &self.headers
+    }
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The body may hold personal data; the signature invites copying.
+        f.debug_struct("Message")
+            .field("event_id", &self.event_id)
+            .field("kind", &self.kind)
+            .field("action", &self.action)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
