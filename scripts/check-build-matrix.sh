@@ -16,7 +16,8 @@ clippy() { cargo clippy --quiet --locked "$@" --all-targets -- -D warnings; }
 
 for crate in ricloud-webhook ricloud-webhook-hyper ricloud-webhook-api \
     ricloud-webhook-api-mock ricloud-webhook-inbox ricloud-webhook-cli \
-    ricloud-webhook-testkit ricloud-webhook-ops ricloud-webhook-examples; do
+    ricloud-webhook-testkit ricloud-webhook-ops ricloud-webhook-forward \
+    ricloud-webhook-examples; do
     echo "clippy -p $crate"
     clippy -p "$crate"
 done
@@ -28,6 +29,10 @@ for engine in sqlite postgres; do
 done
 echo "clippy -p ricloud-webhook-inbox --features console"
 clippy -p ricloud-webhook-inbox --features console
+for broker in nats redis; do
+    echo "clippy -p ricloud-webhook-forward --features $broker"
+    clippy -p ricloud-webhook-forward --features "$broker"
+done
 
 echo "minimum supported Rust version"
 cargo metadata --format-version 1 --locked | python3 scripts/check_msrv.py

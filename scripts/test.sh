@@ -10,6 +10,10 @@
 # ..."]` in the same way: Debian's `chromium` and `chromium-driver` are
 # installed when `chromedriver` is missing.
 #
+# The forwarding tests are `#[ignore = "needs nats-server and redis-server
+# ..."]`: Debian's `nats-server` and `redis-server` are installed when
+# missing; each test starts its own servers on loopback ports.
+#
 # Usage: scripts/test.sh [cargo test options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +38,17 @@ if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; the
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends chromium chromium-driver
+fi
+
+if ! command -v nats-server >/dev/null || ! command -v redis-server >/dev/null; then
+    if [[ $(id -u) != 0 ]]; then
+        echo "nats-server and redis-server are missing: run this as root to install them, or apt-get install nats-server redis-server" >&2
+        exit 1
+    fi
+    echo "installing nats-server and redis-server (apt-get) for the forwarding tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nats-server redis-server
 fi
 
 exec cargo test --workspace "$@" -- --include-ignored

@@ -18,6 +18,13 @@
 //!   to at `/webhooks/<name>/<event id>` with its secret in
 //!   `RICLOUD_WEBHOOK_SECRET_<NAME>` (upper case, `-` as `_`) and an
 //!   optional `RICLOUD_WEBHOOK_PREVIOUS_SECRET_<NAME>`.
+//! - `RICLOUD_WEBHOOK_FORWARD`: forward every verified event to a broker
+//!   instead of running handlers: `nats://HOST:PORT` (JetStream) or
+//!   `redis://HOST:PORT` (Streams), with options as query parameters
+//!   (`ricloud_webhook_forward::from_url`; the README lists them). Alone,
+//!   a delivery is answered 200 once the broker acknowledged it; with
+//!   `RICLOUD_WEBHOOK_DATABASE_URL` set too, inbox first: the inbox
+//!   acknowledges and its workers publish.
 //! - `RICLOUD_WEBHOOK_TLS_CERT`, `RICLOUD_WEBHOOK_TLS_KEY`: PEM files of a
 //!   certificate chain and its key: the receiver terminates TLS itself
 //!   (HTTP/2 by ALPN) and reads them again on SIGHUP, without dropping a
@@ -49,7 +56,8 @@
 //!
 //! For tests: `RICLOUD_WEBHOOK_HANDLER_DELAY_MS` makes every handler wait
 //! that long before it reports, `RICLOUD_WEBHOOK_LEASE_MS` sets the
-//! workers' lease, and `RICLOUD_WEBHOOK_FAIL_WHILE=<file>` makes the
+//! workers' lease, `RICLOUD_WEBHOOK_RETRY_MAX_MS` the longest retry delay
+//! of forwarding's workers, and `RICLOUD_WEBHOOK_FAIL_WHILE=<file>` makes the
 //! `task.failed` handler give up on its events while that file exists.
 //!
 //! Prints one line per handler run on stdout (`handled <slug> <event id>
@@ -60,8 +68,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ricloud_webhook::Receiver;
 use ricloud_webhook::Verifier;
+use ricloud_webhook::{Dispatcher, Receiver};
 use ricloud_webhook_api::{Client, Registration};
 use ricloud_webhook_examples::{dispatcher_failing_while, verifier, verifiers_from_env, Report};
 use ricloud_webhook_hyper::{
@@ -96,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
         None => single_verifier(registration.as_ref())?.into(),
     };
     let addr = env("RICLOUD_WEBHOOK_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
+    let database_set = env("RICLOUD_WEBHOOK_DATABASE_URL").is_some();
     let database =
         env("RICLOUD_WEBHOOK_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
     let mode = env("RICLOUD_WEBHOOK_MODE");
@@ -113,43 +122,72 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut workers: Option<Workers> = None;
     let mut inbox: Option<Inbox> = None;
-    let receiver = match (database.as_str(), mode.as_deref()) {
-        ("memory", None | Some("inline")) => {
+    let forward = match env("RICLOUD_WEBHOOK_FORWARD") {
+        Some(url) => Some(
+            ricloud_webhook_forward::from_url(&url)
+                .await
+                .context("RICLOUD_WEBHOOK_FORWARD")?,
+        ),
+        None => None,
+    };
+    let receiver = match (forward, database.as_str(), mode.as_deref()) {
+        (Some(_), _, Some(mode)) => {
+            bail!(
+                "RICLOUD_WEBHOOK_MODE={mode:?} does not apply to RICLOUD_WEBHOOK_FORWARD: unset it"
+            )
+        }
+        (Some(forwarder), url, None) if !database_set || url == "memory" => {
+            tracing::info!(
+                broker = forwarder.broker_name(),
+                "forwarding: an event is answered 200 once the broker acknowledged it"
+            );
+            Receiver::queued(verifiers, forwarder)
+        }
+        (Some(forwarder), url, None) => {
+            // Inbox first: the inbox acknowledges, its workers publish, and
+            // a broker outage is pending rows rather than failed deliveries.
+            let opened = open_inbox(url).await?;
+            tracing::info!(
+                broker = forwarder.broker_name(),
+                "forwarding, inbox first: an event is committed, answered, then published by the workers"
+            );
+            // A broker outage must never make an event dead: retried until
+            // the broker is back, at least once a minute.
+            let config = worker_config()?
+                .max_attempts(u32::MAX)
+                .backoff_max(Duration::from_secs(60));
+            let config = match number("RICLOUD_WEBHOOK_RETRY_MAX_MS")? {
+                Some(ms) => config
+                    .backoff_base(Duration::from_millis(ms.min(200)))
+                    .backoff_max(Duration::from_millis(ms)),
+                None => config,
+            };
+            let forwarding = Dispatcher::new().on("*", forwarder);
+            workers = Some(opened.workers(forwarding).config(config).spawn());
+            inbox = Some(opened.clone());
+            Receiver::queued(verifiers, opened)
+        }
+        (None, "memory", None | Some("inline")) => {
             tracing::info!("mode inline, events kept in memory only");
             Receiver::new(verifiers, handlers)
         }
-        ("memory", Some(_)) => {
+        (None, "memory", Some(_)) => {
             bail!("RICLOUD_WEBHOOK_MODE=queued needs a database: set RICLOUD_WEBHOOK_DATABASE_URL")
         }
-        (url, mode) => {
-            let opened = Inbox::connect(url)
-                .await
-                .context("opening the inbox (RICLOUD_WEBHOOK_DATABASE_URL)")?;
-            if !opened.is_postgres() {
-                // SQLite serves one process: what a previous run left
-                // running is this process's to take back.
-                opened
-                    .take_back_abandoned()
-                    .await
-                    .context("recovering the inbox")?;
-            }
+        (None, url, mode) => {
+            let opened = open_inbox(url).await?;
             inbox = Some(opened.clone());
-            let inbox = opened;
             match mode {
                 None | Some("queued") => {
                     tracing::info!(
                         "mode queued: events are committed, then answered, then handled"
                     );
-                    let mut config = WorkerConfig::default();
-                    if let Some(lease) = number("RICLOUD_WEBHOOK_LEASE_MS")? {
-                        config = config.lease(Duration::from_millis(lease));
-                    }
-                    workers = Some(inbox.workers(handlers).config(config).spawn());
-                    Receiver::queued(verifiers, inbox)
+                    workers = Some(opened.workers(handlers).config(worker_config()?).spawn());
+                    Receiver::queued(verifiers, opened)
                 }
                 Some("inline") => {
                     tracing::info!("mode inline: handlers run before the answer");
-                    Receiver::inline(verifiers, handlers, inbox)
+                    Receiver::inline(verifiers, handlers, opened)
                 }
                 Some(other) => {
                     bail!("RICLOUD_WEBHOOK_MODE must be queued or inline, not {other:?}")
@@ -341,6 +379,30 @@ async fn register(url: &str) -> anyhow::Result<(Client, Registration)> {
         "webhook config for {url}"
     );
     Ok((client, registration))
+}
+
+/// Opens the inbox at `url`; SQLite's serves this process only, so what a
+/// previous run left running is taken back.
+async fn open_inbox(url: &str) -> anyhow::Result<Inbox> {
+    let inbox = Inbox::connect(url)
+        .await
+        .context("opening the inbox (RICLOUD_WEBHOOK_DATABASE_URL)")?;
+    if !inbox.is_postgres() {
+        inbox
+            .take_back_abandoned()
+            .await
+            .context("recovering the inbox")?;
+    }
+    Ok(inbox)
+}
+
+/// The workers' settings (`RICLOUD_WEBHOOK_LEASE_MS` for tests).
+fn worker_config() -> anyhow::Result<WorkerConfig> {
+    let mut config = WorkerConfig::default();
+    if let Some(lease) = number("RICLOUD_WEBHOOK_LEASE_MS")? {
+        config = config.lease(Duration::from_millis(lease));
+    }
+    Ok(config)
 }
 
 /// A non-empty environment variable.

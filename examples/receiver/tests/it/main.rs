@@ -1,11 +1,12 @@
 //! The example receiver's tests: its handlers over a real socket, and the
 //! real process (`CARGO_BIN_EXE_receiver`) against strangers, crashes
 //! (`kill -9`), replicas on one PostgreSQL, a database that goes away, and
-//! both delivery modes.
+//! both delivery modes, and forwarding to real NATS and Redis servers.
 
 mod configs;
 mod console;
 mod crash;
+mod forward;
 mod inline;
 mod ops;
 mod register;
