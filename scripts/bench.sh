@@ -9,6 +9,9 @@
 # throwaway cluster, fsync on), with workers running the handler, next to
 # bare hyper and to the machine's group-commit limit: 64 divided by one
 # fdatasync's latency, measured in the same run on the same disk.
+# Then forwarding into NATS JetStream and Redis Streams (redis-server with
+# appendfsync always), each against the broker's own acknowledged publish
+# rate in the same round.
 #
 # Usage: scripts/bench.sh
 # Environment (all optional):
@@ -22,6 +25,11 @@
 #   ENDPOINT=1   run bare hyper and ours with an in-memory store; 0 to skip
 #   QUEUED=1     run the queued mode on SQLite and PostgreSQL (PostgreSQL
 #                only when its binaries are installed); 0 to skip
+#   FORWARD=1    run forwarding to NATS JetStream and to Redis Streams (each
+#                only when nats-server / redis-server is installed): ours
+#                acknowledging once the broker did, beside bare hyper, the
+#                SQLite queued mode, and the broker's own acknowledged
+#                publish rate with the same client (publish-rate); 0 to skip
 #
 # Results go to bench-results/<timestamp>/ (git-ignored): one JSON line per
 # run and summary.md. Nothing in CI runs this script.
@@ -38,6 +46,7 @@ PIN=${PIN:-1}
 REFERENCE=${REFERENCE:-1}
 QUEUED=${QUEUED:-1}
 ENDPOINT=${ENDPOINT:-1}
+FORWARD=${FORWARD:-1}
 SECRET="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export RICLOUD_WEBHOOK_SECRET="$SECRET"
 
@@ -88,9 +97,53 @@ start_pg() {
         -o "-k $PG_DIR -p $PG_PORT -c listen_addresses= -c fsync=on -c synchronous_commit=on -c max_connections=100" \
         start >/dev/null
 }
+# The brokers for the forwarding runs, fresh for each round, on the
+# server CPU, data in a temporary directory.
+BROKER_PID=""
+BROKER_DIR=""
+stop_broker() {
+    if [[ -n "$BROKER_PID" ]]; then
+        kill "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+    [[ -z "$BROKER_DIR" ]] || rm -rf "$BROKER_DIR"
+    BROKER_PID=""
+    BROKER_DIR=""
+}
+# start_broker nats|redis: sets BROKER_URL.
+start_broker() {
+    BROKER_DIR=$(mktemp -d /tmp/ricloud-bench-broker.XXXXXX)
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    case $1 in
+        nats) "${SERVER_CPU[@]}" nats-server -js -a 127.0.0.1 -p "$port" -sd "$BROKER_DIR" >"$OUT/nats.log" 2>&1 &
+            BROKER_URL="nats://127.0.0.1:$port" ;;
+        redis) "${SERVER_CPU[@]}" redis-server --bind 127.0.0.1 --port "$port" --dir "$BROKER_DIR" \
+                --appendonly yes --appendfsync always --save "" >"$OUT/redis.log" 2>&1 &
+            BROKER_URL="redis://127.0.0.1:$port" ;;
+    esac
+    BROKER_PID=$!
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return
+        sleep 0.05
+    done
+    echo "$1 did not start" >&2
+    exit 1
+}
+# publish_rate LABEL CPU...: the broker's own rate, with the load's
+# concurrency, its client on the given CPUs.
+publish_rate() {
+    local label=$1
+    shift
+    "$@" "$BIN/publish-rate" --url "$BROKER_URL" --label "$label" \
+        --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" >"$OUT/$label.out"
+    head -n1 "$OUT/$label.out"
+    tail -n1 "$OUT/$label.out" >>"$OUT/results.jsonl"
+}
 cleanup() {
     stop_server
     stop_pg
+    stop_broker
 }
 trap cleanup EXIT
 
@@ -220,6 +273,40 @@ EOF
     stop_pg
 fi
 
+if [[ "$FORWARD" == 1 ]]; then
+    BROKERS=()
+    if command -v nats-server >/dev/null; then BROKERS+=(nats); else echo "nats-server is not installed (apt-get install nats-server): its forwarding runs are skipped"; fi
+    if command -v redis-server >/dev/null; then BROKERS+=(redis); else echo "redis-server is not installed (apt-get install redis-server): its forwarding runs are skipped"; fi
+    for round in $(seq 1 "$ROUNDS"); do
+        [[ ${#BROKERS[@]} -gt 0 ]] || break
+        echo "== bare-f (round $round of $ROUNDS, next to the forwarding runs)"
+        start_server bare-f --mode bare
+        loadgen bare-f "http://$ADDR/webhooks"
+        stop_server
+        rm -f "$OUT"/inbox.db*
+        echo "== queued-sqlite-f (round $round of $ROUNDS)"
+        start_server queued-sqlite-f --mode ours --handler event --inbox "sqlite://$OUT/inbox.db"
+        loadgen queued-sqlite-f "http://$ADDR/webhooks"
+        stop_server
+        rm -f "$OUT"/inbox.db*
+        for broker in "${BROKERS[@]}"; do
+            start_broker "$broker"
+            # The broker's own rate with its client where the receiver
+            # runs (the server CPU, shared with the broker: the budget
+            # forwarding has), and with its client on the load CPU.
+            echo "== publish-$broker (round $round of $ROUNDS: the broker's own rate, client on the server CPU)"
+            publish_rate "publish-$broker" "${SERVER_CPU[@]}"
+            echo "== publish-$broker-loadcpu (round $round of $ROUNDS: client on the load CPU)"
+            publish_rate "publish-$broker-loadcpu" "${LOAD_CPU[@]}"
+            echo "== forward-$broker (round $round of $ROUNDS)"
+            start_server "forward-$broker" --mode ours --forward "$BROKER_URL"
+            loadgen "forward-$broker" "http://$ADDR/webhooks"
+            stop_server
+            stop_broker
+        done
+    done
+fi
+
 if [[ "$REFERENCE" == 1 ]]; then
     echo "== reference (ricloud-py 3.2.0, Flask dev server)"
     VENV="$ROOT/.venv-interop"
@@ -251,7 +338,7 @@ fi
 # Every summary names what made it: the commit (with -dirty when the tree
 # had changes) and the command, with the settings that were not defaults.
 COMMIT=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench-results' || echo -dirty)
-COMMAND="ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS PIN=$PIN REFERENCE=$REFERENCE ENDPOINT=$ENDPOINT QUEUED=$QUEUED scripts/bench.sh"
+COMMAND="ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS PIN=$PIN REFERENCE=$REFERENCE ENDPOINT=$ENDPOINT QUEUED=$QUEUED FORWARD=$FORWARD scripts/bench.sh"
 python3 - "$OUT/results.jsonl" "$OUT/fsync.json" "$COMMIT" "$COMMAND" >"$OUT/summary.md" <<'EOF'
 import json, os, sys
 
@@ -265,17 +352,20 @@ for line in open(sys.argv[1]):
     every.setdefault(d["label"], []).append(d)
 runs = {label: sorted(ds, key=lambda d: d["rps"])[len(ds) // 2] for label, ds in every.items()}
 
-print("| server | req/s (median run) | runs | p50 ms | p99 ms | peak RSS MiB |")
-print("|---|---|---|---|---|---|")
-for label in ["bare", "ours-event", "ours-task", "reference"]:
+endpoint = [label for label in ["bare", "ours-event", "ours-task", "reference"] if label in runs]
+if endpoint:
+    print("| server | req/s (median run) | runs | p50 ms | p99 ms | peak RSS MiB |")
+    print("|---|---|---|---|---|---|")
+for label in endpoint:
     d = runs.get(label)
     if d:
         each = ", ".join(f"{r['rps']:.0f}" for r in every[label])
         print(f"| {label} | {d['rps']:.0f} | {each} | {d['p50_us'] / 1000:.2f} | {d['p99_us'] / 1000:.2f}"
               f" | {d['server_peak_rss_kib'] / 1024:.1f} |")
-print()
-print("| bound | value | target | |")
-print("|---|---|---|---|")
+if endpoint:
+    print()
+    print("| bound | value | target | |")
+    print("|---|---|---|---|")
 def check(name, value, target, ok):
     print(f"| {name} | {value} | {target} | {'met' if ok else 'MISSED'} |")
 bare, ref = runs.get("bare"), runs.get("reference")
@@ -334,6 +424,33 @@ if queued:
               f"{p99:.1f} ms", "< 25 ms", p99 < 25)
         share = min(r["handled_at_stop"] / r["completed_incl_warmup"] for r in every[label])
         check(f"{label} workers' share handled by the end of the load, worst round", f"{share:.3f}", ">= 0.99", share >= 0.99)
+
+# Forwarding: acknowledged deliveries per second against the broker's own
+# acknowledged publish rate in the same round.
+forwarded = [b for b in ["nats", "redis"] if f"forward-{b}" in every and f"publish-{b}" in every]
+if forwarded:
+    print()
+    print("| server | acks/s (median run) | runs | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|")
+    labels = ["bare-f", "queued-sqlite-f"] + [x for b in forwarded for x in (f"publish-{b}", f"publish-{b}-loadcpu", f"forward-{b}")]
+    for label in labels:
+        d = runs.get(label)
+        if d:
+            each = ", ".join(f"{r['rps']:.0f}" for r in every[label])
+            print(f"| {label} | {d['rps']:.0f} | {each} | {d['p50_us'] / 1000:.2f} | {d['p99_us'] / 1000:.2f} |")
+    print()
+    print("| bound | value | target | |")
+    print("|---|---|---|---|")
+    for b in forwarded:
+        ratios = [f["rps"] / p["rps"] for f, p in zip(every[f"forward-{b}"], every[f"publish-{b}"])]
+        r = median(ratios)
+        check(f"forward-{b} / publish-{b} (the broker's own rate, its client on the server CPU), median of the rounds ({', '.join(f'{x:.2f}' for x in ratios)})",
+              f"{r:.2f}x", ">= 0.5x", r >= 0.5)
+        for base, name in [(f"publish-{b}-loadcpu", f"publish-{b}-loadcpu (its client on the load CPU)"), ("bare-f", "bare hyper"), ("queued-sqlite-f", "queued-sqlite")]:
+            if base not in every:
+                continue
+            ratios = [f["rps"] / p["rps"] for f, p in zip(every[f"forward-{b}"], every[base])]
+            print(f"| forward-{b} / {name}, median of the rounds | {median(ratios):.2f}x | | |")
 EOF
 echo
 cat "$OUT/summary.md"

@@ -19,6 +19,10 @@
 //!   well-formed JSON; 400 when it is not). No routing, limits, store or
 //!   dispatch: what ours adds beyond `parse` is the rest of the endpoint.
 //!
+//! - `ours --forward URL`: the real endpoint forwarding to NATS JetStream
+//!   or Redis Streams (`RICLOUD_WEBHOOK_FORWARD`'s URL), each delivery
+//!   answered once the broker acknowledged it.
+//!
 //! Prints its bound address on stdout, then serves until Ctrl-C or SIGTERM.
 
 use std::borrow::Cow;
@@ -90,6 +94,12 @@ fn command() -> Command {
                 .help("ours: queued mode on a durable inbox at URL (sqlite://FILE or postgres://...), workers running the handler"),
         )
         .arg(
+            Arg::new("forward")
+                .long("forward")
+                .value_name("URL")
+                .help("ours: forward each event to a broker (nats://... or redis://..., ricloud_webhook_forward::from_url), answered once it acknowledged"),
+        )
+        .arg(
             Arg::new("threads")
                 .long("threads")
                 .value_parser(value_parser!(usize))
@@ -121,6 +131,7 @@ fn main() -> anyhow::Result<()> {
     let mode = text("mode");
     let store_capacity = m.get_one::<usize>("store-capacity").copied();
     let inbox = m.get_one::<String>("inbox").cloned();
+    let forward = m.get_one::<String>("forward").cloned();
     let handler = match text("handler").as_str() {
         "task" => Handler::Task,
         "borrowed" => Handler::Borrowed,
@@ -151,6 +162,12 @@ fn main() -> anyhow::Result<()> {
                     Duration::from_secs(24 * 3600),
                 )
                 .replay_window(Duration::from_millis(250));
+                if let Some(url) = forward {
+                    let forwarder = ricloud_webhook_forward::from_url(&url).await?;
+                    let receiver = Receiver::queued(Verifier::new(secret), forwarder);
+                    let service = WebhookService::with_config(receiver, Config::default());
+                    return Ok(serve(listener, service, shutdown_signal()?).await?);
+                }
                 ours(listener, secret, handler, store, inbox).await
             }
             "verify" => bare(listener, Some((Verifier::new(secret), Layers::Verify))).await,

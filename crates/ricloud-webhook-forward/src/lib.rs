@@ -23,7 +23,8 @@
 //! slug, the received time, the original `Ricloud-Signature` and its
 //! timestamp, and the config's name when there are several. A consumer
 //! holding the secret verifies `HMAC-SHA256(secret, "<timestamp>.<body>")`
-//! exactly as a receiver does; the README has a consumer for each broker.
+//! exactly as a receiver does ([`verify_forwarded`]); the crate's examples
+//! `consume_nats` and `consume_redis` are a consumer for each broker.
 //!
 //! ```no_run
 //! # #[cfg(feature = "nats")]
@@ -43,6 +44,7 @@
 //! [`from_url`] builds one from a URL with the options as query
 //! parameters (the example receiver's `RICLOUD_WEBHOOK_FORWARD`).
 
+mod consume;
 mod forwarder;
 mod message;
 pub mod telemetry;
@@ -53,6 +55,7 @@ pub mod nats;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+pub use consume::{verify_forwarded, ConsumeError};
 pub use forwarder::{Broker, ForwardError, Forwarder, Published};
 pub use message::{header, Message};
 pub use url::{from_url, UrlError};

@@ -1,6 +1,8 @@
 //! The forwarder against real brokers: `nats-server -js` and
 //! `redis-server` from Debian's packages, started by each test.
 
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use ricloud_webhook::{Enqueued, EventQueue, Secret, VerifiedEvent, Verifier};
@@ -226,4 +228,112 @@ async fn a_missing_stream_is_refused_unless_the_forwarder_creates_it() {
     let forwarded = brokers::read_jetstream(&nats.url(), "OTHER").await;
     assert_eq!(forwarded.len(), 1);
     assert_eq!(forwarded[0].place, "other.task.succeeded");
+}
+
+#[path = "../../examples/consume_nats.rs"]
+#[allow(dead_code, reason = "its main is the example's, not the test's")]
+mod consume_nats;
+#[path = "../../examples/consume_redis.rs"]
+#[allow(dead_code, reason = "its main is the example's, not the test's")]
+mod consume_redis;
+
+/// The ids of the events the consumer examples handed over.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+/// A handler for the consumer examples that records each event's id and
+/// stops at the `count`th.
+fn collect(count: usize) -> (Seen, impl FnMut(&ricloud_webhook::Event) -> ControlFlow<()>) {
+    let seen = Seen::default();
+    let sink = Arc::clone(&seen);
+    let handle = move |event: &ricloud_webhook::Event| {
+        let mut seen = sink.lock().expect("lock");
+        seen.push(event.id.clone());
+        if seen.len() == count {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    (seen, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server and redis-server: scripts/test.sh installs them"]
+async fn the_consumer_examples_verify_what_was_forwarded_and_refuse_a_forgery() {
+    let verifier = Verifier::new(Secret::new("testkit-secret").expect("a secret"));
+    let events = events(3);
+    let ids: Vec<String> = events.iter().map(|e| e.event().id.clone()).collect();
+    let now = SystemTime::now();
+
+    // NATS: a forged message between genuine ones, with a genuine
+    // message's headers and another body.
+    let nats = BrokerServer::nats();
+    let forwarder = Forwarder::new(
+        JetStream::connect(&nats.url())
+            .await
+            .expect("a client")
+            .create_stream(StreamSpec::new("RICLOUD")),
+    );
+    forwarder.enqueue(&events[0], now).await.expect("forwarded");
+    let genuine = &brokers::read_jetstream(&nats.url(), "RICLOUD").await[0];
+    let client = async_nats::connect(nats.url()).await.expect("a client");
+    let mut headers = async_nats::HeaderMap::new();
+    for (name, value) in &genuine.headers {
+        headers.insert(name.as_str(), value.as_str());
+    }
+    headers.insert("Nats-Msg-Id", "forged");
+    let forged = String::from_utf8(genuine.body.clone())
+        .expect("UTF-8")
+        .replace("task", "poll");
+    async_nats::jetstream::new(client)
+        .publish_with_headers("ricloud.poll.succeeded", headers, forged.into())
+        .await
+        .expect("published")
+        .await
+        .expect("stored");
+    for event in &events[1..] {
+        forwarder.enqueue(event, now).await.expect("forwarded");
+    }
+    let (seen, handle) = collect(3);
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        consume_nats::consume(&nats.url(), &verifier, handle),
+    )
+    .await
+    .expect("three events within 30 s")
+    .expect("consumed");
+    assert_eq!(*seen.lock().expect("lock"), ids);
+
+    // Redis: the same, with an entry added by hand.
+    let redis = BrokerServer::redis();
+    let forwarder = Forwarder::new(RedisStreams::open(&redis.url()).expect("a client"));
+    forwarder.enqueue(&events[0], now).await.expect("forwarded");
+    let genuine = &brokers::read_redis_streams(&redis.url(), &["ricloud:events"]).await[0];
+    let mut connection = ::redis::Client::open(redis.url())
+        .expect("a URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection");
+    let mut add = ::redis::cmd("XADD");
+    add.arg("ricloud:events").arg("*");
+    for (name, value) in &genuine.headers {
+        add.arg(name).arg(value);
+    }
+    let forged = String::from_utf8(genuine.body.clone())
+        .expect("UTF-8")
+        .replace("task", "poll");
+    add.arg("body").arg(forged);
+    let _: String = add.query_async(&mut connection).await.expect("XADD");
+    for event in &events[1..] {
+        forwarder.enqueue(event, now).await.expect("forwarded");
+    }
+    let (seen, handle) = collect(3);
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        consume_redis::consume(&redis.url(), &verifier, handle),
+    )
+    .await
+    .expect("three events within 30 s")
+    .expect("consumed");
+    assert_eq!(*seen.lock().expect("lock"), ids);
 }
