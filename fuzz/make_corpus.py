@@ -454,6 +454,37 @@ def http_seeds(vectors: list) -> dict:
     return seeds
 
 
+FORWARDED_SECRET = "fuzz-forwarded-secret"
+
+
+def forwarded_input(flags: int, signature: str, received: str, body: bytes) -> bytes:
+    """fuzz/checks/forwarded.rs's framing."""
+    sig, rec = signature.encode(), received.encode()
+    return bytes([flags, len(sig)]) + sig + bytes([len(rec)]) + rec + body
+
+
+def forwarded_seeds(vectors: list) -> dict:
+    seeds = {}
+    t = 1_700_000_000
+    body = json.dumps(event("task", "succeeded", {"id": "t1", "state": "succeeded"})).encode()
+    sig = sign(FORWARDED_SECRET, t, body)
+    seeds["valid"] = forwarded_input(3, sig, str(t * 1000 + 1500), body)
+    seeds["window-old-edge"] = forwarded_input(3, sig, str((t + 600) * 1000 + 999), body)
+    seeds["stale"] = forwarded_input(3, sig, str((t + 601) * 1000), body)
+    seeds["ahead-edge"] = forwarded_input(3, sig, str((t - 300) * 1000), body)
+    seeds["no-received-at"] = forwarded_input(1, sig, "", body)
+    seeds["no-signature"] = forwarded_input(2, "", str(t * 1000), body)
+    seeds["received-not-a-number"] = forwarded_input(3, sig, "soon", body)
+    seeds["forged-body"] = forwarded_input(3, sig, str(t * 1000), body.replace(b"task", b"poll"))
+    seeds["other-secret"] = forwarded_input(3, sign("another", t, body), str(t * 1000), body)
+    for i, v in enumerate(vectors[:4]):
+        b = v["body"].encode()
+        if len(b) < MAX_SEED - 200:
+            seeds[f"vector-{i}"] = forwarded_input(3, sign(FORWARDED_SECRET, t, b), str(t * 1000), b)
+    seeds["not-an-event"] = forwarded_input(3, "t=1,s=AAAA", "12", b"[1,2]")
+    return seeds
+
+
 def main() -> None:
     vectors = load_vectors()
     write("signature_header", header_seeds(vectors))
@@ -461,6 +492,7 @@ def main() -> None:
     write("event", event_seeds(vectors))
     write("receiver", receiver_seeds())
     write("http", http_seeds(vectors))
+    write("forwarded", forwarded_seeds(vectors))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(signature_header verify event receiver http)
+ALL_TARGETS=(signature_header verify event receiver http forwarded)
 secs=30
 merge=0
 targets=()
