@@ -13,9 +13,9 @@ use ricloud_webhook::{
 
 use crate::{telemetry, Message};
 
-/// A broker that takes [`Message`]s: NATS JetStream
-/// ([`JetStream`](crate::nats::JetStream)) or Redis Streams
-/// ([`RedisStreams`](crate::redis::RedisStreams)), or one of your own.
+/// A broker that takes [`Message`]s: NATS JetStream (`nats::JetStream`,
+/// feature `nats`) or Redis Streams (`redis::RedisStreams`, feature
+/// `redis`), or one of your own.
 pub trait Broker: Send + Sync + 'static {
     /// A short name for metrics and logs (`nats`, `redis`).
     fn name(&self) -> &'static str;
