@@ -130,6 +130,8 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // Direct forwarding: the broker takes the deliveries, so readiness asks it.
+    let mut direct_broker = None;
     let receiver = match (forward, database.as_str(), mode.as_deref()) {
         (Some(_), _, Some(mode)) => {
             bail!(
@@ -141,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
                 broker = forwarder.broker_name(),
                 "forwarding: an event is answered 200 once the broker acknowledged it"
             );
+            direct_broker = Some(forwarder.clone());
             Receiver::queued(verifiers, forwarder)
         }
         (Some(forwarder), url, None) => {
@@ -222,6 +225,13 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     });
+    let admin = match direct_broker {
+        Some(forwarder) => admin.ready_when("broker", move || {
+            let forwarder = forwarder.clone();
+            async move { forwarder.ping().await.map_err(|e| e.to_string()) }
+        }),
+        None => admin,
+    };
     let mut console_login = None;
     let admin = match inbox {
         Some(inbox) => {

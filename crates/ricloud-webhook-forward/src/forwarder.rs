@@ -30,6 +30,15 @@ pub trait Broker: Send + Sync + 'static {
         &'a self,
         message: &'a Message,
     ) -> Pin<Box<dyn Future<Output = Result<Published, ForwardError>> + Send + 'a>>;
+
+    /// Whether the broker answers now, for a readiness check (`/readyz`).
+    /// The default claims it does.
+    ///
+    /// # Errors
+    /// [`ForwardError`] when it does not.
+    fn ping(&self) -> Pin<Box<dyn Future<Output = Result<(), ForwardError>> + Send + '_>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// What a broker answered to a publish.
@@ -56,7 +65,7 @@ pub enum ForwardError {
         timeout: Duration,
     },
     /// The broker could not be reached, or refused the message.
-    #[error("{broker} did not take the message: {source}")]
+    #[error("{broker}: {source}")]
     Broker {
         /// The broker's name.
         broker: &'static str,
@@ -133,6 +142,21 @@ impl Forwarder {
     /// The broker's name (`nats`, `redis`).
     pub fn broker_name(&self) -> &'static str {
         self.broker.name()
+    }
+
+    /// Whether the broker answers within the publish timeout, for a
+    /// readiness check.
+    ///
+    /// # Errors
+    /// [`ForwardError`] when it does not.
+    pub async fn ping(&self) -> Result<(), ForwardError> {
+        let broker = self.broker.name();
+        tokio::time::timeout(self.timeout, self.broker.ping())
+            .await
+            .unwrap_or(Err(ForwardError::TimedOut {
+                broker,
+                timeout: self.timeout,
+            }))
     }
 
     /// Publishes `event` (received at `now` unless it says otherwise),

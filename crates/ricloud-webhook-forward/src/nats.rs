@@ -192,6 +192,20 @@ impl Broker for JetStream {
     ) -> Pin<Box<dyn Future<Output = Result<Published, ForwardError>> + Send + 'a>> {
         Box::pin(self.publish_one(message))
     }
+
+    /// A JetStream API request (`$JS.API.INFO`, its answer not read: its
+    /// shape varies between server versions): the server is connected and
+    /// JetStream answers.
+    fn ping(&self) -> Pin<Box<dyn Future<Output = Result<(), ForwardError>> + Send + '_>> {
+        Box::pin(async move {
+            self.context
+                .client()
+                .request("$JS.API.INFO", bytes::Bytes::new())
+                .await
+                .map(|_| ())
+                .map_err(|e| ForwardError::broker("nats", e))
+        })
+    }
 }
 
 fn subject_token(part: &str) -> String {

@@ -165,4 +165,15 @@ impl Broker for RedisStreams {
     ) -> Pin<Box<dyn Future<Output = Result<Published, ForwardError>> + Send + 'a>> {
         Box::pin(self.publish_one(message))
     }
+
+    /// `PING`.
+    fn ping(&self) -> Pin<Box<dyn Future<Output = Result<(), ForwardError>> + Send + '_>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            redis::cmd("PING")
+                .query_async::<()>(&mut connection)
+                .await
+                .map_err(|e| ForwardError::broker("redis", e))
+        })
+    }
 }

@@ -309,6 +309,11 @@ async fn a_broker_stopped_mid_load_gets_503s_not_200s_and_the_receiver_recovers_
         let dir = TempDir::new("forward-outage");
         let url = forward_url(&server);
         let receiver = Process::start(dir.path(), &[("RICLOUD_WEBHOOK_FORWARD", &url)]);
+        let admin = receiver.admin.clone().expect("an admin listener");
+        assert_eq!(
+            crate::ops::get(&admin, "/readyz").await,
+            (200, "ready\n".to_owned())
+        );
         let load = Load::start(&api, &receiver.base(), &bodies);
         load.until_acked(100).await;
         server.kill();
@@ -334,9 +339,21 @@ async fn a_broker_stopped_mid_load_gets_503s_not_200s_and_the_receiver_recovers_
             "{kind:?}: {} acknowledged after the broker was killed",
             during - before
         );
+        // Not ready while the broker does not answer.
+        eventually("/readyz answers 503", Duration::from_secs(20), || async {
+            let (status, body) = crate::ops::get(&admin, "/readyz").await;
+            status == 503 && body.contains("broker: ")
+        })
+        .await;
         server.start_again();
         // No restart of the receiver: it reconnects by itself.
         load.until_acked(before + 200).await;
+        eventually(
+            "/readyz answers 200 again",
+            Duration::from_secs(30),
+            || async { crate::ops::get(&admin, "/readyz").await.0 == 200 },
+        )
+        .await;
         let (acked, refused) = load.finish().await;
         assert!(
             refused > 0,
