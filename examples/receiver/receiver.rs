@@ -133,12 +133,14 @@ async fn main() -> anyhow::Result<()> {
     // Direct forwarding: the broker takes the deliveries, so readiness asks it.
     let mut direct_broker = None;
     let receiver = match (forward, database.as_str(), mode.as_deref()) {
-        (Some(_), _, Some(mode)) => {
+        // Forwarding is queued either way: into the broker, or into the
+        // inbox and then the broker.
+        (Some(_), _, Some(mode)) if mode != "queued" => {
             bail!(
-                "RICLOUD_WEBHOOK_MODE={mode:?} does not apply to RICLOUD_WEBHOOK_FORWARD: unset it"
+                "RICLOUD_WEBHOOK_MODE={mode:?} does not apply to RICLOUD_WEBHOOK_FORWARD: events are queued (unset it, or set queued)"
             )
         }
-        (Some(forwarder), url, None) if !database_set || url == "memory" => {
+        (Some(forwarder), url, _) if !database_set || url == "memory" => {
             tracing::info!(
                 broker = forwarder.broker_name(),
                 "forwarding: an event is answered 200 once the broker acknowledged it"
@@ -146,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
             direct_broker = Some(forwarder.clone());
             Receiver::queued(verifiers, forwarder)
         }
-        (Some(forwarder), url, None) => {
+        (Some(forwarder), url, _) => {
             // Inbox first: the inbox acknowledges, its workers publish, and
             // a broker outage is pending rows rather than failed deliveries.
             let opened = open_inbox(url).await?;

@@ -165,6 +165,21 @@ impl Forwarder {
     /// # Errors
     /// [`ForwardError`] when the broker did not acknowledge it in time.
     pub async fn forward(&self, event: &Event, now: SystemTime) -> Result<Published, ForwardError> {
+        let result = self.publish(event, now).await;
+        if let Err(e) = &result {
+            tracing::warn!(
+                event_id = %event.id.escape_debug(),
+                slug = %event.slug_label(),
+                config = event.config().unwrap_or(""),
+                reason = %e,
+                "forward failed; the event is not acknowledged"
+            );
+        }
+        result
+    }
+
+    /// [`forward`](Self::forward) without its log line.
+    async fn publish(&self, event: &Event, now: SystemTime) -> Result<Published, ForwardError> {
         let message = Message::new(event, now);
         let broker = self.broker.name();
         let started = Instant::now();
@@ -176,15 +191,6 @@ impl Forwarder {
             }),
         };
         telemetry::published(broker, result.as_ref().ok().copied(), started.elapsed());
-        if let Err(e) = &result {
-            tracing::warn!(
-                event_id = %event.id.escape_debug(),
-                slug = %event.slug_label(),
-                config = event.config().unwrap_or(""),
-                reason = %e,
-                "forward failed; the event is not acknowledged"
-            );
-        }
         result
     }
 }
@@ -209,7 +215,8 @@ impl Handler<Arc<Event>> for Forwarder {
     fn call(&self, event: Arc<Event>) -> BoxFuture<HandlerResult> {
         let this = self.clone();
         Box::pin(async move {
-            this.forward(&event, SystemTime::now())
+            // The inbox's worker logs the failure, with the retry it makes.
+            this.publish(&event, SystemTime::now())
                 .await
                 .map(|_| ())
                 .map_err(HandlerError::retry)

@@ -397,6 +397,7 @@ async fn inbox_first_acknowledges_through_a_broker_outage_and_drains_after_it() 
                 ("RICLOUD_WEBHOOK_FORWARD", &url),
                 ("RICLOUD_WEBHOOK_DATABASE_URL", &database),
                 ("RICLOUD_WEBHOOK_RETRY_MAX_MS", "500"),
+                ("RICLOUD_WEBHOOK_MODE", "queued"),
             ],
         );
         assert!(receiver.logged(&["forwarding, inbox first"]));
@@ -429,7 +430,45 @@ async fn inbox_first_acknowledges_through_a_broker_outage_and_drains_after_it() 
         })
         .await;
         assert_each_once(&forwarded(kind, &server).await, &bodies);
+        // The outage is logged once per attempt, by the inbox's worker.
+        assert!(receiver.logged(&["handlers failed; the event will be retried", "reason="]));
+        assert!(!receiver.logged(&["forward failed"]));
         eprintln!("{kind:?}: inbox first: {EVENTS} acknowledged through the outage, drained once each after it");
         receiver.terminate();
     }
+}
+
+/// Runs the receiver with `env` and expects it to refuse to start; what it
+/// said on stderr.
+fn refused(dir: &TempDir, env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_receiver"))
+        .current_dir(dir.path())
+        .env("RICLOUD_WEBHOOK_SECRET", SECRET)
+        .env("RICLOUD_WEBHOOK_ADMIN_ADDR", "off")
+        .env("RICLOUD_WEBHOOK_ADDR", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the receiver");
+    assert!(!out.status.success(), "started with {env:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn forwarding_settings_that_cannot_work_are_refused_at_start() {
+    let dir = TempDir::new("forward-settings");
+    let inline = refused(
+        &dir,
+        &[
+            ("RICLOUD_WEBHOOK_FORWARD", "redis://127.0.0.1:1"),
+            ("RICLOUD_WEBHOOK_MODE", "inline"),
+        ],
+    );
+    assert!(inline.contains("events are queued"), "{inline}");
+    let option = refused(
+        &dir,
+        &[("RICLOUD_WEBHOOK_FORWARD", "redis://127.0.0.1:1?streem=x")],
+    );
+    assert!(option.contains("unknown option \"streem\""), "{option}");
+    let scheme = refused(&dir, &[("RICLOUD_WEBHOOK_FORWARD", "amqp://127.0.0.1")]);
+    assert!(scheme.contains("expected nats:// or redis://"), "{scheme}");
 }
