@@ -18,37 +18,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# install_packages WHAT PACKAGE...: Debian's packages, as root, for the tests of WHAT.
+install_packages() {
+    local what=$1
+    shift
+    if [[ $(id -u) != 0 ]]; then
+        echo "$* not installed: run this as root to install them, or apt-get install $*" >&2
+        exit 1
+    fi
+    echo "installing $* (apt-get) for the $what tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "$@"
+}
+
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
-    if [[ $(id -u) != 0 ]]; then
-        echo "PostgreSQL's binaries are missing: run this as root to install them, or apt-get install postgresql" >&2
-        exit 1
-    fi
-    echo "installing postgresql (apt-get) for the PostgreSQL tests"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends postgresql
+    install_packages PostgreSQL postgresql
 fi
-
 if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
-    if [[ $(id -u) != 0 ]]; then
-        echo "Chromium and ChromeDriver are missing: run this as root to install them, or apt-get install chromium chromium-driver" >&2
-        exit 1
-    fi
-    echo "installing chromium and chromium-driver (apt-get) for the browser tests"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium chromium-driver
+    install_packages browser chromium chromium-driver
 fi
-
 if ! command -v nats-server >/dev/null || ! command -v redis-server >/dev/null; then
-    if [[ $(id -u) != 0 ]]; then
-        echo "nats-server and redis-server are missing: run this as root to install them, or apt-get install nats-server redis-server" >&2
-        exit 1
-    fi
-    echo "installing nats-server and redis-server (apt-get) for the forwarding tests"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends nats-server redis-server
+    install_packages forwarding nats-server redis-server
 fi
 
 exec cargo test --workspace "$@" -- --include-ignored

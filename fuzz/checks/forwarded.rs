@@ -97,7 +97,7 @@ pub(crate) fn check(data: &[u8]) {
             .headers()
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     };
     let again = verify_forwarded(&verifier, lookup, message.body().clone())
         .expect("a forwarded event verifies again");

@@ -16,7 +16,7 @@ use ricloud_webhook_api::{
 use serde_json::{json, Value};
 
 use crate::args::{API_URL_ENV, SECRET_ENV, TOKEN_ENV};
-use crate::time::parse_time;
+use ricloud_webhook_inbox::time::parse_time;
 
 /// Exit status of a command that ran to a good end.
 pub(crate) const OK: u8 = 0;

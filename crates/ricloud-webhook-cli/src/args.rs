@@ -268,7 +268,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
             Duration::try_from_secs_f64(secs).map_err(|_| "the timeout is too large".to_owned())?
         }
         Ok(_) => return Err("the timeout must be more than 0 seconds".to_owned()),
-        Err(_) => crate::time::parse_duration(text)
+        Err(_) => ricloud_webhook_inbox::time::parse_duration(text)
             .map_err(|_| "expected seconds (10, 0.5) or a duration (10s, 500ms)".to_owned())?,
     };
     if timeout.is_zero() {

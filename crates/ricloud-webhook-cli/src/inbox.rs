@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use ricloud_webhook_cli::printable;
 
-use crate::time::{iso, parse_time};
+use ricloud_webhook_inbox::time::{iso, parse_time};
 
 /// Runs `inbox <command>`; the exit status.
 pub(crate) fn run(mut m: ArgMatches) -> anyhow::Result<u8> {

@@ -9,7 +9,6 @@ mod catch_up;
 mod commands;
 mod inbox;
 mod listen;
-mod time;
 
 use std::process::ExitCode;
 

@@ -28,7 +28,7 @@ pub trait Broker: Send + Sync + 'static {
     /// [`ForwardError`] when the broker did not acknowledge it.
     fn publish<'a>(
         &'a self,
-        message: &'a Message,
+        message: &'a Message<'_>,
     ) -> Pin<Box<dyn Future<Output = Result<Published, ForwardError>> + Send + 'a>>;
 
     /// Whether the broker answers now, for a readiness check (`/readyz`).

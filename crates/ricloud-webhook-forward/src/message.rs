@@ -1,6 +1,7 @@
 //! What a forwarded message carries: the verified bytes, unchanged, and
 //! the delivery's facts as named headers (NATS headers, stream fields).
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -27,88 +28,80 @@ pub mod header {
     pub const BODY: &str = "body";
 }
 
-/// One event as it goes to a broker.
+/// One event as it goes to a broker: the event, borrowed, and the
+/// headers made for it.
 ///
 /// The body is [`Event::raw`]: the bytes whose signature matched, never
 /// re-serialised, so that a consumer holding the secret can verify
 /// `HMAC-SHA256(secret, "<Ricloud-Signature-Timestamp>.<body>")` against
 /// the forwarded `Ricloud-Signature` exactly as a receiver does.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Message {
-    event_id: String,
-    kind: String,
-    action: String,
-    body: Bytes,
-    headers: Vec<(&'static str, String)>,
+pub struct Message<'a> {
+    event: &'a Event,
+    headers: Vec<(&'static str, Cow<'a, str>)>,
 }
 
-impl Message {
+impl<'a> Message<'a> {
     /// The message for `event`, received at `received_at` unless the event
     /// carries its own received time ([`Event::received_at`]).
-    pub fn new(event: &Event, received_at: SystemTime) -> Self {
+    pub fn new(event: &'a Event, received_at: SystemTime) -> Self {
         let received_at = event.received_at().unwrap_or(received_at);
         let millis = received_at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         let mut headers = vec![
-            (header::EVENT_ID, event.id.clone()),
-            (header::SLUG, event.slug()),
-            (header::RECEIVED_AT, millis.to_string()),
+            (header::EVENT_ID, Cow::Borrowed(event.id.as_str())),
+            (header::SLUG, Cow::Owned(event.slug())),
+            (header::RECEIVED_AT, Cow::Owned(millis.to_string())),
         ];
         if let Some(signature) = event.signature() {
-            headers.push((header::SIGNATURE, signature.to_string()));
+            headers.push((header::SIGNATURE, Cow::Owned(signature.to_string())));
             headers.push((
                 header::SIGNATURE_TIMESTAMP,
-                signature.timestamp().to_string(),
+                Cow::Owned(signature.timestamp().to_string()),
             ));
         }
         if let Some(config) = event.config() {
-            headers.push((header::CONFIG, config.to_owned()));
+            headers.push((header::CONFIG, Cow::Borrowed(config)));
         }
-        Self {
-            event_id: event.id.clone(),
-            kind: event.kind.clone(),
-            action: event.action.clone(),
-            body: event.raw().clone(),
-            headers,
-        }
+        Self { event, headers }
     }
 
     /// The event's id, the broker's deduplication id.
-    pub fn event_id(&self) -> &str {
-        &self.event_id
+    pub fn event_id(&self) -> &'a str {
+        &self.event.id
     }
 
     /// The event's type (`task`, `poll`, ...).
-    pub fn kind(&self) -> &str {
-        &self.kind
+    pub fn kind(&self) -> &'a str {
+        &self.event.kind
     }
 
     /// The event's action (`succeeded`, ...).
-    pub fn action(&self) -> &str {
-        &self.action
+    pub fn action(&self) -> &'a str {
+        &self.event.action
     }
 
     /// The verified body, byte for byte as received.
-    pub fn body(&self) -> &Bytes {
-        &self.body
+    pub fn body(&self) -> &'a Bytes {
+        self.event.raw()
     }
 
     /// The headers, in a fixed order: id, slug, received time, then the
     /// signature and its timestamp and the config when present.
-    pub fn headers(&self) -> &[(&'static str, String)] {
+    pub fn headers(&self) -> &[(&'static str, Cow<'a, str>)] {
         &self.headers
     }
 }
 
-impl std::fmt::Debug for Message {
+impl std::fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The body may hold personal data; the signature invites copying.
         f.debug_struct("Message")
-            .field("event_id", &self.event_id)
-            .field("kind", &self.kind)
-            .field("action", &self.action)
-            .field("body_len", &self.body.len())
+            .field("event_id", &self.event.id)
+            .field("kind", &self.event.kind)
+            .field("action", &self.event.action)
+            .field("body_len", &self.event.raw().len())
             .finish_non_exhaustive()
     }
 }

@@ -110,7 +110,7 @@ impl JetStream {
     /// The subject an event goes to. Characters that NATS gives a meaning
     /// in subjects (`.`, `*`, `>`, white space) become `_`, so an event
     /// type cannot add tokens or wildcards.
-    pub fn subject(&self, message: &Message) -> String {
+    pub fn subject(&self, message: &Message<'_>) -> String {
         format!(
             "{}.{}.{}",
             self.prefix,
@@ -144,11 +144,11 @@ impl JetStream {
         Ok(())
     }
 
-    async fn publish_one(&self, message: &Message) -> Result<Published, ForwardError> {
+    async fn publish_one(&self, message: &Message<'_>) -> Result<Published, ForwardError> {
         self.ensure_stream().await?;
         let mut headers = async_nats::HeaderMap::new();
         for (name, value) in message.headers() {
-            headers.insert(*name, value.as_str());
+            headers.insert(*name, value.as_ref());
         }
         let publish = jetstream::message::PublishMessage::build()
             .payload(message.body().clone())
@@ -188,7 +188,7 @@ impl Broker for JetStream {
 
     fn publish<'a>(
         &'a self,
-        message: &'a Message,
+        message: &'a Message<'_>,
     ) -> Pin<Box<dyn Future<Output = Result<Published, ForwardError>> + Send + 'a>> {
         Box::pin(self.publish_one(message))
     }

@@ -115,7 +115,7 @@ impl RedisStreams {
     }
 
     /// The stream a message goes to.
-    pub fn stream_for(&self, message: &Message) -> String {
+    pub fn stream_for(&self, message: &Message<'_>) -> String {
         if self.per_slug {
             format!("{}:{}.{}", self.stream, message.kind(), message.action())
         } else {
@@ -128,7 +128,7 @@ impl RedisStreams {
         format!("{}:seen:{event_id}", self.stream)
     }
 
-    async fn publish_one(&self, message: &Message) -> Result<Published, ForwardError> {
+    async fn publish_one(&self, message: &Message<'_>) -> Result<Published, ForwardError> {
         let window_ms = u64::try_from(self.dedup_window.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -138,7 +138,7 @@ impl RedisStreams {
             .key(self.stream_for(message))
             .arg(window_ms);
         for (name, value) in message.headers() {
-            invocation.arg(*name).arg(value.as_str());
+            invocation.arg(*name).arg(value.as_ref());
         }
         invocation.arg(header::BODY).arg(message.body().as_ref());
         let mut connection = self.connection.clone();
@@ -161,7 +161,7 @@ impl Broker for RedisStreams {
 
     fn publish<'a>(
         &'a self,
-        message: &'a Message,
+        message: &'a Message<'_>,
     ) -> Pin<Box<dyn Future<Output = Result<Published, ForwardError>> + Send + 'a>> {
         Box::pin(self.publish_one(message))
     }

@@ -32,7 +32,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
+
+use crate::time::{iso, parse_time};
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -298,10 +300,10 @@ impl Filters {
             filter = filter.event_id(self.id.trim().to_owned());
         }
         if !self.since.is_empty() {
-            filter = filter.since(parse_time(&self.since, now)?);
+            filter = filter.since(parse_time(&self.since, now).map_err(|e| e.to_string())?);
         }
         if !self.until.is_empty() {
-            filter = filter.until(parse_time(&self.until, now)?);
+            filter = filter.until(parse_time(&self.until, now).map_err(|e| e.to_string())?);
         }
         if !self.after.is_empty() {
             filter = filter.after(self.after.parse::<Cursor>().map_err(|e| e.to_string())?);
@@ -328,42 +330,17 @@ impl Filters {
     }
 }
 
-/// Percent-encodes a query value.
+/// What a query value or a path segment keeps as it is: RFC 3986's
+/// unreserved characters.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a query value or a path segment.
 fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// An ISO 8601 time, or an age before `now` (`30s`, `15m`, `2h`, `7d`).
-fn parse_time(text: &str, now: SystemTime) -> Result<SystemTime, String> {
-    let text = text.trim();
-    let unit = match text.chars().last() {
-        Some('s') => Some(1),
-        Some('m') => Some(60),
-        Some('h') => Some(3600),
-        Some('d') => Some(86_400),
-        _ => None,
-    };
-    if let (Some(unit), Ok(n)) = (unit, text[..text.len() - 1].parse::<u64>()) {
-        return Ok(now - Duration::from_secs(n.saturating_mul(unit)));
-    }
-    let at: jiff::Timestamp = text
-        .parse()
-        .map_err(|_| format!("{text:?} is neither an ISO 8601 time nor an age such as 15m"))?;
-    Ok(SystemTime::from(at))
-}
-
-fn iso(time: SystemTime) -> String {
-    jiff::Timestamp::try_from(time)
-        .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
-        .unwrap_or_default()
+    percent_encoding::utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
 fn state_badge(state: RowState) -> Markup {
@@ -742,7 +719,7 @@ async fn purge(
     }
     let before = match parse_time(&form.done_before, SystemTime::now()) {
         Ok(before) => before,
-        Err(e) => return bad_request(&e),
+        Err(e) => return bad_request(&e.to_string()),
     };
     match shared.inbox.purge_done_before(before).await {
         Ok(n) => page(

@@ -161,6 +161,7 @@ mod error;
 mod inbox;
 mod rows;
 pub mod telemetry;
+pub mod time;
 mod worker;
 
 pub use error::InboxError;
