@@ -87,21 +87,45 @@ async fn until_state(inbox: &Inbox, id: &str, state: RowState) {
     .await;
 }
 
-/// Where the test saves the README's screenshots.
-fn docs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs")
+/// Where the test saves its screenshots: the README's `docs/` when
+/// `RICLOUD_WEBHOOK_SCREENSHOTS=docs` asks it to refresh them, else `dir`,
+/// so an ordinary run leaves the work tree as it was.
+fn screenshots(dir: &Path) -> PathBuf {
+    if std::env::var_os("RICLOUD_WEBHOOK_SCREENSHOTS").is_some_and(|v| v == "docs") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs")
+    } else {
+        dir.to_path_buf()
+    }
 }
 
+/// Saves a screenshot of the page as `name`, checking it is a PNG.
+async fn screenshot(browser: &Client, dir: &Path, name: &str) {
+    let png = browser.screenshot().await.expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    let dir = screenshots(dir);
+    std::fs::create_dir_all(&dir).expect("the screenshots' directory");
+    std::fs::write(dir.join(name), png).expect("save the screenshot");
+}
+
+/// Waits until `css` is on the page and returns its text. A navigation in
+/// progress (after a submit or a click) can abort a find or stale the
+/// element found ("aborted by navigation"): then it looks again, as a
+/// person would once the page has loaded.
 async fn text(browser: &Client, css: &str) -> String {
-    browser
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .expect("text")
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let found = match browser.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await,
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(text) => return text,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 async fn rows(browser: &Client) -> usize {
@@ -173,11 +197,7 @@ async fn an_operator_finds_a_dead_event_replays_it_and_watches_new_ones_arrive()
         .expect("the filters");
     form.set_by_name("state", "dead").await.expect("state");
     form.submit().await.expect("submit");
-    browser
-        .wait()
-        .for_element(Locator::Css("option[value=dead][selected]"))
-        .await
-        .expect("filtered");
+    text(&browser, "option[value=dead][selected]").await;
     assert_eq!(rows(&browser).await, 4);
 
     // By id: one; open it and read why it failed.
@@ -189,11 +209,7 @@ async fn an_operator_finds_a_dead_event_replays_it_and_watches_new_ones_arrive()
     form.set_by_name("state", "").await.expect("state");
     form.set_by_name("id", &dead).await.expect("id");
     form.submit().await.expect("submit");
-    browser
-        .wait()
-        .for_element(Locator::Css(&format!("input[name=id][value='{dead}']")))
-        .await
-        .expect("searched");
+    text(&browser, &format!("input[name=id][value='{dead}']")).await;
     assert_eq!(rows(&browser).await, 1);
     browser
         .find(Locator::LinkText(&dead))
@@ -205,12 +221,7 @@ async fn an_operator_finds_a_dead_event_replays_it_and_watches_new_ones_arrive()
     let reason = text(&browser, "#last-error").await;
     assert!(reason.contains("downstream refused task"), "{reason}");
     assert!(text(&browser, "#body").await.contains(&dead));
-    std::fs::create_dir_all(docs()).expect("docs/");
-    std::fs::write(
-        docs().join("console-detail.png"),
-        browser.screenshot().await.expect("a screenshot"),
-    )
-    .expect("save the screenshot");
+    screenshot(&browser, dir.path(), "console-detail.png").await;
 
     // The handler may succeed now: replay it and watch it turn done.
     std::fs::remove_file(&fail).expect("the failing switch");
@@ -271,11 +282,7 @@ async fn an_operator_finds_a_dead_event_replays_it_and_watches_new_ones_arrive()
         .for_element(Locator::Css(&format!("tr[data-id='{fresh}']")))
         .await
         .expect("the new event in the list, without a reload");
-    std::fs::write(
-        docs().join("console-list.png"),
-        browser.screenshot().await.expect("a screenshot"),
-    )
-    .expect("save the screenshot");
+    screenshot(&browser, dir.path(), "console-list.png").await;
     browser.close().await.expect("close");
 }
 
