@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
 use futures_util::TryStreamExt as _;
-use ricloud_webhook::{Enqueued, Event, Secret};
+use ricloud_webhook::{sign, Enqueued, Event, Secret};
 use ricloud_webhook_api::{ApiEvent, Client, EventFilter, Pages};
 use ricloud_webhook_cli::Sender;
 use serde_json::json;
@@ -28,8 +28,13 @@ enum Target {
         secret: Arc<Secret>,
         sender: Sender,
     },
-    /// Written straight into a receiver's inbox.
-    Inbox(ricloud_webhook_inbox::Inbox),
+    /// Written straight into a receiver's inbox, signed with the secret
+    /// when there is one (so that a forwarder passes on a signature its
+    /// consumers can verify).
+    Inbox {
+        inbox: ricloud_webhook_inbox::Inbox,
+        secret: Option<Secret>,
+    },
 }
 
 /// What one event's hand-over came to.
@@ -77,12 +82,17 @@ pub(crate) async fn run(
         return Err(anyhow!("pass one of --to and --database-url, not both"));
     }
     let target = if let (None, Some(url)) = (&to, database) {
+        let secret = m
+            .remove_one::<String>("secret")
+            .map(|s| Secret::new(s).map_err(|e| anyhow!("{e}: pass a non-empty --secret")))
+            .transpose()?;
         // An inbox the receiver made: a missing SQLite file is an error.
-        Target::Inbox(
-            ricloud_webhook_inbox::Inbox::connect_existing(&url)
+        Target::Inbox {
+            inbox: ricloud_webhook_inbox::Inbox::connect_existing(&url)
                 .await
                 .context("cannot open the inbox")?,
-        )
+            secret,
+        }
     } else {
         let url = to.ok_or_else(|| {
             anyhow!(
@@ -226,14 +236,25 @@ async fn hand_over(target: &Target, event: ApiEvent) -> Handed {
             Ok(answer) => Handed::Failed(format!("the receiver answered {}", answer.status())),
             Err(e) => Handed::Failed(e.to_string()),
         },
-        Target::Inbox(inbox) => {
+        Target::Inbox { inbox, secret } => {
             // Fetched from the API itself, over its authenticated channel:
             // as trustworthy as a verified delivery.
             let event = match Event::from_json(body) {
                 Ok(event) => event,
                 Err(e) => return Handed::Failed(format!("not an event: {e}")),
             };
-            match inbox.enqueue_fetched(&event, SystemTime::now()).await {
+            let now = SystemTime::now();
+            let stored = match secret {
+                Some(secret) => {
+                    let seconds = now
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    let signature = sign(secret, seconds, event.raw());
+                    inbox.enqueue_fetched_signed(&event, &signature, now).await
+                }
+                None => inbox.enqueue_fetched(&event, now).await,
+            };
+            match stored {
                 Ok(Enqueued::New) => Handed::Delivered,
                 Ok(_) => Handed::Skipped,
                 Err(e) => Handed::Failed(e.to_string()),

@@ -445,6 +445,73 @@ fn catch_up_into_the_inbox_skips_what_is_there_and_reports_an_api_that_stops() {
 }
 
 #[test]
+fn catch_up_into_the_inbox_signs_with_the_secret_for_consumers_to_verify() {
+    let api = MockApi::start(TOKEN);
+    let mut fetched = api.add_events(12, "failed", Duration::from_secs(60));
+    let dir = TempDir::new("catch-up-signed");
+    let database = format!("sqlite://{}", dir.path().join("inbox.db").display());
+    let secret = "catch-up-inbox-secret";
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let inbox = runtime
+        .block_on(ricloud_webhook_inbox::Inbox::connect(&database))
+        .expect("create the inbox");
+
+    let run = output(
+        cli(&api)
+            .args([
+                "catch-up",
+                "--since",
+                "1h",
+                "--state",
+                "failed",
+                "--database-url",
+                &database,
+            ])
+            .env("RICLOUD_WEBHOOK_SECRET", secret),
+    );
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(counts(&text(&run.stdout)), (12, 12, 0, 0));
+
+    // What the workers hand a handler (a forwarder, say) verifies with the
+    // secret, at the time the row was received.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let dispatcher =
+        ricloud_webhook::Dispatcher::new().on("*", move |event: Arc<ricloud_webhook::Event>| {
+            s.lock().expect("lock").push(event);
+            async { Ok(()) }
+        });
+    let verifier = ricloud_webhook::Verifier::new(Secret::new(secret).expect("a secret"));
+    let seen = runtime.block_on(async {
+        let workers = inbox.workers(dispatcher).spawn();
+        ricloud_webhook_testkit::eventually("every event handled", Duration::from_secs(30), || {
+            let n = seen.lock().expect("lock").len();
+            async move { n == 12 }
+        })
+        .await;
+        workers.shutdown().await;
+        seen.lock().expect("lock").clone()
+    });
+    let mut ids = Vec::new();
+    for event in &seen {
+        let header = event.signature().expect("signed by catch-up").to_string();
+        let at = event.received_at().expect("received");
+        let verified = verifier
+            .verify_at(Some(header.as_bytes()), event.raw().clone(), at)
+            .expect("the catch-up's signature verifies");
+        assert_eq!(verified.body(), event.raw());
+        ids.push(event.id.clone());
+    }
+    ids.sort();
+    fetched.sort();
+    assert_eq!(ids, fetched);
+}
+
+#[test]
 fn listen_receives_until_sigterm_and_leaves_no_config_behind() {
     listen_receives_until("TERM");
 }

@@ -12,8 +12,8 @@ use crate::header;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConsumeError {
-    /// A header the check needs is missing (an event fetched from the API
-    /// by a catch-up has no signature to check).
+    /// A header the check needs is missing (an event a catch-up fetched
+    /// from the API without the secret has no signature to check).
     #[error("the message has no {0} header")]
     Missing(&'static str),
     /// `Ricloud-Received-At` is not Unix milliseconds.

@@ -17,7 +17,8 @@ pub mod header {
     /// When the receiver received the event: Unix time in milliseconds.
     pub const RECEIVED_AT: &str = "Ricloud-Received-At";
     /// The `Ricloud-Signature` header value the event was verified with,
-    /// as received; absent for an event fetched from the API by a catch-up.
+    /// as received, or the one a catch-up made with the secret for an event
+    /// it fetched from the API; absent for one fetched without a secret.
     pub const SIGNATURE: &str = "Ricloud-Signature";
     /// The signature's timestamp (`t=`), in Unix seconds.
     pub const SIGNATURE_TIMESTAMP: &str = "Ricloud-Signature-Timestamp";

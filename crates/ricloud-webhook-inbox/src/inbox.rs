@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ricloud_webhook::{
-    Claim, DeliveryStore, Enqueued, Event, EventQueue, StoreError, StoreFuture, VerifiedEvent,
+    Claim, DeliveryStore, Enqueued, Event, EventQueue, SignatureHeader, StoreError, StoreFuture,
+    VerifiedEvent,
 };
 use sqlx::Row as _;
 use tokio::sync::Notify;
@@ -386,12 +387,31 @@ impl Inbox {
         event: &Event,
         now: SystemTime,
     ) -> Result<Enqueued, InboxError> {
-        let new = self
-            .inner
-            .committer
-            .enqueue(new_row(event, None, now))
-            .await?;
-        Ok(if new {
+        self.commit_fetched(new_row(event, None, now)).await
+    }
+
+    /// [`enqueue_fetched`](Self::enqueue_fetched), with `signature` (made
+    /// for the body with the webhook config's secret by
+    /// [`sign`](ricloud_webhook::sign)) kept as its `Ricloud-Signature`,
+    /// as a delivery's is: handlers get it as [`Event::signature`], so a
+    /// forwarder passes on a signature that its consumers can verify with
+    /// the secret.
+    ///
+    /// # Errors
+    /// When the event could not be made durable.
+    pub async fn enqueue_fetched_signed(
+        &self,
+        event: &Event,
+        signature: &SignatureHeader,
+        now: SystemTime,
+    ) -> Result<Enqueued, InboxError> {
+        let mut row = new_row(event, None, now);
+        row.signature = Some(signature.to_string());
+        self.commit_fetched(row).await
+    }
+
+    async fn commit_fetched(&self, row: NewRow) -> Result<Enqueued, InboxError> {
+        Ok(if self.inner.committer.enqueue(row).await? {
             Enqueued::New
         } else {
             Enqueued::AlreadyQueued

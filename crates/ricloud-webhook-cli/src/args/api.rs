@@ -217,7 +217,9 @@ pub(super) fn catch_up() -> Command {
                 "Fetch from the API the events created since T in the given delivery states \
                  and hand each to the receiver: re-signed with the secret and POSTed to \
                  <URL>/<event id> (--to), or written straight into its inbox \
-                 (--database-url, for a receiver in queued mode). Events the receiver has \
+                 (--database-url, for a receiver in queued mode), signed with the secret \
+                 when one is given so that a receiver that forwards to a broker passes on \
+                 a signature its consumers can verify. Events the receiver has \
                  already are skipped by its own deduplication. Prints how many events were \
                  fetched, delivered, skipped and failed; exit status 1 when any failed or \
                  the API stopped answering.",

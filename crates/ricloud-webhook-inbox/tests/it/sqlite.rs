@@ -3,10 +3,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ricloud_webhook::{Claim, DeliveryStore, Dispatcher, Enqueued, Event, EventQueue};
+use ricloud_webhook::{
+    sign, Claim, DeliveryStore, Dispatcher, Enqueued, Event, EventQueue, Secret, Verifier,
+};
 use ricloud_webhook_inbox::{Inbox, ListFilter, Replay, RowState};
 
-use crate::{dispatcher, enqueue, event, eventually, fast, id, misfit, until_state, Runs, TempDir};
+use crate::{
+    body, dispatcher, enqueue, event, eventually, fast, id, misfit, until_state, Runs, TempDir,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_event_is_committed_once_and_run_by_the_workers() {
@@ -333,6 +337,56 @@ async fn listing_pages_by_cursor_counts_and_replays_what_a_filter_selects() {
     }
     assert_eq!(runs.of(&id(6)), 1, "the filter left the poll alone");
     workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetched_event_keeps_the_signature_it_was_given_and_one_without_has_none() {
+    let dir = TempDir::new("fetched-signature");
+    let inbox = Inbox::connect(&dir.sqlite_url()).await.expect("inbox");
+    let secret = Secret::new("the config's secret").expect("a secret");
+    let signed = Event::from_json(body(&id(1), "task.succeeded")).expect("an event");
+    let signature = sign(&secret, 1_700_000_000, signed.raw());
+    let received = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    assert_eq!(
+        inbox
+            .enqueue_fetched_signed(&signed, &signature, received)
+            .await
+            .expect("committed"),
+        Enqueued::New
+    );
+    let unsigned = Event::from_json(body(&id(2), "task.succeeded")).expect("an event");
+    inbox
+        .enqueue_fetched(&unsigned, received)
+        .await
+        .expect("committed");
+
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let dispatcher = Dispatcher::new().on("*", move |event: Arc<Event>| {
+        s.lock()
+            .expect("lock")
+            .push((event.id.clone(), event.signature().map(ToString::to_string)));
+        async { Ok(()) }
+    });
+    let workers = inbox.workers(dispatcher).config(fast()).spawn();
+    until_state(&inbox, &id(1), RowState::Done).await;
+    until_state(&inbox, &id(2), RowState::Done).await;
+    workers.shutdown().await;
+    let mut seen = seen.lock().expect("lock").clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![(id(1), Some(signature.to_string())), (id(2), None)]
+    );
+    // What the handler got verifies with the secret, at the time received.
+    let verifier = Verifier::new(secret);
+    verifier
+        .verify_at(
+            Some(signature.to_string().as_bytes()),
+            signed.raw().clone(),
+            received,
+        )
+        .expect("the stored signature verifies");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
