@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
+use tracing::instrument::WithSubscriber as _;
 
 use crate::{Broker, ForwardError, Message, Published};
 
@@ -21,6 +22,9 @@ use crate::{Broker, ForwardError, Message, Published};
 /// give the stream a window that covers that span
 /// ([`StreamSpec::duplicate_window`], default 24 hours here), or put the
 /// inbox in front (inbox first), whose own deduplication has no window.
+/// After its first acknowledged publish, a `JetStream` reads the window of
+/// the stream that took it and logs a warning when it is shorter than a
+/// day (a stream made elsewhere, with the default window, say).
 #[derive(Debug)]
 pub struct JetStream {
     context: jetstream::Context,
@@ -28,6 +32,7 @@ pub struct JetStream {
     create: Option<StreamSpec>,
     created: AtomicBool,
     creating: tokio::sync::Mutex<()>,
+    window_checked: AtomicBool,
 }
 
 /// The stream [`JetStream::create_stream`] creates when it is missing.
@@ -87,6 +92,7 @@ impl JetStream {
             create: None,
             created: AtomicBool::new(false),
             creating: tokio::sync::Mutex::new(()),
+            window_checked: AtomicBool::new(false),
         }
     }
 
@@ -154,13 +160,21 @@ impl JetStream {
             .payload(message.body().clone())
             .headers(headers)
             .message_id(message.event_id());
+        let subject = self.subject(message);
         let ack = self
             .context
-            .send_publish(self.subject(message), publish)
+            .send_publish(subject.clone(), publish)
             .await
             .map_err(|e| self.failed(e.kind(), e))?
             .await
             .map_err(|e| self.failed(e.kind(), e))?;
+        if !self.window_checked.swap(true, Ordering::AcqRel) {
+            // Once, beside the first acknowledged publish, not in its way.
+            tokio::spawn(
+                check_duplicate_window(self.context.clone(), ack.stream, subject)
+                    .with_current_subscriber(),
+            );
+        }
         Ok(if ack.duplicate {
             Published::Duplicate
         } else {
@@ -205,6 +219,38 @@ impl Broker for JetStream {
                 .map(|_| ())
                 .map_err(|e| ForwardError::broker("nats", e))
         })
+    }
+}
+
+/// Warns when the stream that took the first message deduplicates for a
+/// shorter time than the API's retries can span: a redelivery after its
+/// window would be stored twice (unless the inbox is in front, which
+/// deduplicates for good). A lookup that fails is not the publish's
+/// business; it is logged at DEBUG.
+async fn check_duplicate_window(context: jetstream::Context, stream: String, subject: String) {
+    match context.get_stream(&stream).await {
+        Ok(handle) => {
+            let window = handle.cached_info().config.duplicate_window;
+            if window >= StreamSpec::DEFAULT_DUPLICATE_WINDOW {
+                tracing::debug!(
+                    stream = %stream,
+                    duplicate_window_secs = window.as_secs(),
+                    "the stream's duplicate window covers the API's retries"
+                );
+            } else {
+                tracing::warn!(
+                    stream = %stream,
+                    subject = %subject,
+                    duplicate_window_secs = window.as_secs(),
+                    "the stream's duplicate window is shorter than a day: the API's \
+                     redelivery of an event after it is stored again; give the stream a \
+                     longer duplicate_window, or put the inbox first"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::debug!(stream = %stream, "cannot read the stream's duplicate window: {e}")
+        }
     }
 }
 

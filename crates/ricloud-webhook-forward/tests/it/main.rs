@@ -230,6 +230,66 @@ async fn a_missing_stream_is_refused_unless_the_forwarder_creates_it() {
     assert_eq!(forwarded[0].place, "other.task.succeeded");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server and redis-server: scripts/test.sh installs them"]
+async fn a_stream_made_elsewhere_with_a_short_duplicate_window_is_warned_about() {
+    let nats = BrokerServer::nats();
+    let client = async_nats::connect(nats.url()).await.expect("a client");
+    let context = async_nats::jetstream::new(client.clone());
+    for (name, window) in [
+        ("LONG", Duration::from_secs(2 * 86_400)),
+        ("SHORT", Duration::ZERO),
+    ] {
+        context
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: name.to_owned(),
+                subjects: vec![format!("{}.>", name.to_lowercase())],
+                // Zero is the server's default: 2 minutes.
+                duplicate_window: window,
+                ..Default::default()
+            })
+            .await
+            .expect("a stream made elsewhere");
+    }
+    let logged = ricloud_webhook_testkit::Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logged.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let event = &events(1)[0];
+
+    let long = Forwarder::new(JetStream::new(client.clone()).prefix("long"));
+    long.enqueue(event, SystemTime::now())
+        .await
+        .expect("published");
+    eventually("the long window read", Duration::from_secs(10), || async {
+        logged.text().contains("covers the API's retries")
+    })
+    .await;
+    assert!(!logged.text().contains("WARN"), "{}", logged.text());
+
+    let short = Forwarder::new(JetStream::new(client).prefix("short"));
+    short
+        .enqueue(event, SystemTime::now())
+        .await
+        .expect("published: the warning does not refuse");
+    eventually(
+        "the short window warned about",
+        Duration::from_secs(10),
+        || async {
+            let text = logged.text();
+            text.lines().any(|line| {
+                line.contains("WARN")
+                    && line.contains("stream=SHORT")
+                    && line.contains("duplicate_window_secs=120")
+            })
+        },
+    )
+    .await;
+}
+
 #[path = "../../examples/consume_nats.rs"]
 #[allow(dead_code, reason = "its main is the example's, not the test's")]
 mod consume_nats;
