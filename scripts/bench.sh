@@ -97,7 +97,7 @@ start_pg() {
         -o "-k $PG_DIR -p $PG_PORT -c listen_addresses= -c fsync=on -c synchronous_commit=on -c max_connections=100" \
         start >/dev/null
 }
-# The brokers for the forwarding runs, fresh for each round, on the
+# The brokers for the forwarding runs, fresh for each run, on the
 # server CPU, data in a temporary directory.
 BROKER_PID=""
 BROKER_DIR=""
@@ -290,15 +290,21 @@ if [[ "$FORWARD" == 1 ]]; then
         stop_server
         rm -f "$OUT"/inbox.db*
         for broker in "${BROKERS[@]}"; do
-            start_broker "$broker"
+            # Each run on a fresh broker: a stream (and a duplicate
+            # window) that earlier runs filled would slow the later ones.
             # The broker's own rate with its client where the receiver
             # runs (the server CPU, shared with the broker: the budget
             # forwarding has), and with its client on the load CPU.
             echo "== publish-$broker (round $round of $ROUNDS: the broker's own rate, client on the server CPU)"
+            start_broker "$broker"
             publish_rate "publish-$broker" "${SERVER_CPU[@]}"
+            stop_broker
             echo "== publish-$broker-loadcpu (round $round of $ROUNDS: client on the load CPU)"
+            start_broker "$broker"
             publish_rate "publish-$broker-loadcpu" "${LOAD_CPU[@]}"
+            stop_broker
             echo "== forward-$broker (round $round of $ROUNDS)"
+            start_broker "$broker"
             start_server "forward-$broker" --mode ours --forward "$BROKER_URL"
             loadgen "forward-$broker" "http://$ADDR/webhooks"
             stop_server

@@ -154,7 +154,8 @@ impl JetStream {
         self.ensure_stream().await?;
         let mut headers = async_nats::HeaderMap::new();
         for (name, value) in message.headers() {
-            headers.insert(*name, value.as_ref());
+            // The names are constants: no copy of each per message.
+            headers.insert(async_nats::HeaderName::from_static(name), value.as_ref());
         }
         let publish = jetstream::message::PublishMessage::build()
             .payload(message.body().clone())
