@@ -243,9 +243,9 @@ async fn check_duplicate_window(context: jetstream::Context, stream: String, sub
                     stream = %stream,
                     subject = %subject,
                     duplicate_window_secs = window.as_secs(),
-                    "the stream's duplicate window is shorter than a day: the API's \
-                     redelivery of an event after it is stored again; give the stream a \
-                     longer duplicate_window, or put the inbox first"
+                    "the stream's duplicate window is shorter than a day: an event the \
+                     API delivers again after the window is stored twice; give the stream \
+                     a longer duplicate_window, or put the inbox first"
                 );
             }
         }
