@@ -113,16 +113,64 @@ pub fn verified_event(body: impl Into<Vec<u8>>) -> VerifiedEvent {
 }
 
 /// A log writer for a test's tracing subscriber: everything written,
-/// shared with the test.
-///
-/// ```
-/// let logged = ricloud_webhook_testkit::Captured::default();
-/// let subscriber = tracing_subscriber::fmt().with_writer(logged.clone()).with_ansi(false).finish();
-/// tracing::subscriber::with_default(subscriber, || tracing::warn!("said"));
-/// assert!(logged.text().contains("WARN"));
-/// ```
+/// shared with the test. [`LogCapture`] installs one for a test.
 #[derive(Clone, Default)]
 pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+/// This thread's log lines, up to `max`, written without colour to a
+/// [`Captured`] until the capture is dropped. Futures keep it where they
+/// are spawned with `tracing::instrument::WithSubscriber`.
+///
+/// tracing decides once per process whether a log line is wanted, and
+/// while exactly one subscriber is registered it asks the thread that
+/// first reaches the line (tokio-rs/tracing#3611): a sibling test with no
+/// subscriber would switch the line off for this test too. A capture keeps
+/// a second subscriber registered while it lives, so that every registered
+/// subscriber is asked.
+///
+/// ```
+/// let logs = ricloud_webhook_testkit::LogCapture::start(tracing::Level::INFO);
+/// tracing::warn!("said");
+/// assert!(logs.text().contains("WARN"));
+/// ```
+#[must_use = "the capture ends when it is dropped"]
+pub struct LogCapture {
+    logged: Captured,
+    // Dropped in this order: the thread's default first.
+    _default: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+impl std::fmt::Debug for LogCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogCapture").finish_non_exhaustive()
+    }
+}
+
+impl LogCapture {
+    /// Starts capturing this thread's log lines up to `max`.
+    pub fn start(max: tracing::Level) -> Self {
+        // Registered before the capture, whose registration then asks
+        // again about every line already reached.
+        let second = tracing::Dispatch::new(tracing_subscriber::registry());
+        let logged = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logged.clone())
+            .with_max_level(max)
+            .with_ansi(false)
+            .finish();
+        Self {
+            logged,
+            _default: tracing::subscriber::set_default(subscriber),
+            _second: second,
+        }
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        self.logged.text()
+    }
+}
 
 impl Captured {
     /// What was written so far.

@@ -251,13 +251,7 @@ async fn a_stream_made_elsewhere_with_a_short_duplicate_window_is_warned_about()
             .await
             .expect("a stream made elsewhere");
     }
-    let logged = ricloud_webhook_testkit::Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logged.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let logged = ricloud_webhook_testkit::LogCapture::start(tracing::Level::DEBUG);
     let event = &events(1)[0];
 
     let long = Forwarder::new(JetStream::new(client.clone()).prefix("long"));
@@ -275,19 +269,22 @@ async fn a_stream_made_elsewhere_with_a_short_duplicate_window_is_warned_about()
         .enqueue(event, SystemTime::now())
         .await
         .expect("published: the warning does not refuse");
-    eventually(
-        "the short window warned about",
-        Duration::from_secs(10),
-        || async {
-            let text = logged.text();
-            text.lines().any(|line| {
-                line.contains("WARN")
-                    && line.contains("stream=SHORT")
-                    && line.contains("duplicate_window_secs=120")
-            })
-        },
-    )
-    .await;
+    let warned = || {
+        logged.text().lines().any(|line| {
+            line.contains("WARN")
+                && line.contains("stream=SHORT")
+                && line.contains("duplicate_window_secs=120")
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !warned() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no warning about the short window; the log:\n{}",
+            logged.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[path = "../../examples/consume_nats.rs"]

@@ -75,12 +75,7 @@ async fn a_route_outside_the_prefix_is_404_and_said_once_at_warn() {
     // does not match.
     let probe = Arc::new(Probe::default());
     let app = Router::new().route_service("/hooks/{id}", WebhookService::new(receiver(&probe)));
-    let logged = ricloud_webhook_testkit::Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logged.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logged = ricloud_webhook_testkit::LogCapture::start(tracing::Level::INFO);
     for _ in 0..3 {
         let response = app
             .clone()

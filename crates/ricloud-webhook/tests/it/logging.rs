@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Method};
 use ricloud_webhook::{sign, Delivery, Dispatcher, Event, HandlerError, Receiver, Verifier};
-use ricloud_webhook_testkit::Captured;
+use ricloud_webhook_testkit::LogCapture;
 use tracing::Level;
 
 use crate::{at, block_on, secret, NOW};
@@ -26,30 +26,23 @@ fn body(action: &str) -> Vec<u8> {
 /// Runs `deliveries` (body, signing secret) through `receiver` with a
 /// subscriber at `max`, and returns what it wrote.
 fn logged(receiver: &Receiver, max: Level, deliveries: &[(Vec<u8>, &str)]) -> String {
-    let out = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(out.clone())
-        .with_max_level(max)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        for (body, key) in deliveries {
-            let mut headers = HeaderMap::new();
-            let header = sign(&secret(key), NOW, body).to_string();
-            headers.insert(
-                "Ricloud-Signature",
-                HeaderValue::from_str(&header).expect("ascii"),
-            );
-            let path = format!("/webhooks/{ID}");
-            let delivery = Delivery {
-                method: &Method::POST,
-                path: &path,
-                headers: &headers,
-                body: body.clone().into(),
-            };
-            block_on(receiver.receive_at(delivery, at(NOW)));
-        }
-    });
+    let out = LogCapture::start(max);
+    for (body, key) in deliveries {
+        let mut headers = HeaderMap::new();
+        let header = sign(&secret(key), NOW, body).to_string();
+        headers.insert(
+            "Ricloud-Signature",
+            HeaderValue::from_str(&header).expect("ascii"),
+        );
+        let path = format!("/webhooks/{ID}");
+        let delivery = Delivery {
+            method: &Method::POST,
+            path: &path,
+            headers: &headers,
+            body: body.clone().into(),
+        };
+        block_on(receiver.receive_at(delivery, at(NOW)));
+    }
     out.text()
 }
 
