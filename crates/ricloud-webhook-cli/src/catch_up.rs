@@ -11,7 +11,7 @@ use clap::ArgMatches;
 use futures_util::TryStreamExt as _;
 use ricloud_webhook::{sign, Enqueued, Event, Secret};
 use ricloud_webhook_api::{ApiEvent, Client, EventFilter, Pages};
-use ricloud_webhook_cli::Sender;
+use ricloud_webhook_cli::{unix_seconds, Sender};
 use serde_json::json;
 
 use crate::api::{event_filter, is_loopback, FAILED, OK};
@@ -246,10 +246,7 @@ async fn hand_over(target: &Target, event: ApiEvent) -> Handed {
             let now = SystemTime::now();
             let stored = match secret {
                 Some(secret) => {
-                    let seconds = now
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
-                    let signature = sign(secret, seconds, event.raw());
+                    let signature = sign(secret, unix_seconds(now), event.raw());
                     inbox.enqueue_fetched_signed(&event, &signature, now).await
                 }
                 None => inbox.enqueue_fetched(&event, now).await,
